@@ -1,0 +1,118 @@
+/**
+ * Kong's entities as the double holds them after validation (defaults filled), and plugin info as Kong keeps it
+ * after its load checks. Shared by the configuration side (declarative loading, Admin API, schema validation)
+ * and the runtime side (router, instances, PDK, proxy).
+ */
+
+export type Phase = "certificate" | "rewrite" | "access" | "response" | "preread" | "log";
+
+/** A schema field as Kong's metaschema sees it: a one-key map `{ name: { type, ... } }`. */
+export type SchemaField = Record<string, FieldDef>;
+export interface FieldDef {
+  type: string;
+  required?: boolean;
+  default?: unknown;
+  description?: string;
+  elements?: FieldDef;
+  keys?: FieldDef;
+  values?: FieldDef;
+  fields?: SchemaField[];
+  [attribute: string]: unknown;
+}
+
+/** A plugin Kong has accepted: external (from a plugin server's query command) or bundled (emulated). */
+export interface PluginInfo {
+  name: string;
+  version: string;
+  priority: number;
+  phases: Phase[];
+  /** The fields of `config` (the `Schema` array the plugin exports). */
+  configFields: SchemaField[];
+  /** Name of the plugin server that serves it; absent for bundled plugins emulated by the double. */
+  server?: string;
+}
+
+export interface Ref {
+  id: string;
+}
+
+export interface ServiceEntity {
+  id: string;
+  name?: string;
+  protocol: "http" | "https";
+  host: string;
+  port: number;
+  path?: string;
+  retries: number;
+  connect_timeout: number;
+  write_timeout: number;
+  read_timeout: number;
+  enabled: boolean;
+  tags?: string[];
+}
+
+export interface RouteEntity {
+  id: string;
+  name?: string;
+  service?: Ref;
+  protocols: string[];
+  methods?: string[];
+  hosts?: string[];
+  paths?: string[];
+  headers?: Record<string, string[]>;
+  strip_path: boolean;
+  preserve_host: boolean;
+  regex_priority: number;
+  path_handling: "v0" | "v1";
+  https_redirect_status_code: number;
+  request_buffering: boolean;
+  response_buffering: boolean;
+  tags?: string[];
+}
+
+export interface ConsumerEntity {
+  id: string;
+  username?: string;
+  custom_id?: string;
+  tags?: string[];
+}
+
+export interface KeyAuthCredentialEntity {
+  id: string;
+  consumer: Ref;
+  key: string;
+}
+
+export interface PluginEntity {
+  id: string;
+  name: string;
+  instance_name?: string;
+  /** Validated config: schema defaults filled, unset optionals absent. */
+  config: Record<string, unknown>;
+  enabled: boolean;
+  protocols: string[];
+  service?: Ref;
+  route?: Ref;
+  consumer?: Ref;
+  created_at: number;
+  tags?: string[];
+}
+
+export interface KongConfig {
+  services: ServiceEntity[];
+  routes: RouteEntity[];
+  consumers: ConsumerEntity[];
+  keyauth_credentials: KeyAuthCredentialEntity[];
+  plugins: PluginEntity[];
+}
+
+/** An Admin API error: the HTTP status and the JSON body Kong sends. */
+export class KongApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: Record<string, unknown>,
+  ) {
+    super(typeof body.message === "string" ? body.message : `Kong Admin API error ${status}`);
+    this.name = "KongApiError";
+  }
+}

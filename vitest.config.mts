@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["spec/**/*.test.ts"],
+    // Integration tests spawn the real kong-js-pluginserver and listen on real sockets:
+    // separate processes keep one file's servers from sharing a module registry with another's.
+    pool: "forks",
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
+});
