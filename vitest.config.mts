@@ -3,6 +3,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["spec/**/*.test.ts"],
+    globalSetup: ["spec/setup/build.ts"],
     // Integration tests spawn the real kong-js-pluginserver and listen on real sockets:
     // separate processes keep one file's servers from sharing a module registry with another's.
     pool: "forks",

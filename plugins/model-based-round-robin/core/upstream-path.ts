@@ -9,7 +9,11 @@
  *   endpoint http://azure.example/openai/deployments/gpt-4o, service path /, $upstream_uri /chat/completions
  *   → /openai/deployments/gpt-4o/chat/completions
  */
-export function upstreamPath(upstreamUri: string, servicePath: string | null | undefined, basePath: string): string {
+export function upstreamPath(
+  upstreamUri: string,
+  servicePath: string | null | undefined,
+  basePath: string,
+): string {
   const relative = relativeToService(upstreamUri, servicePath);
   const joined = basePath + relative;
   return joined === "" ? "/" : joined;

@@ -1,0 +1,92 @@
+/**
+ * Rotation and suspension state for one plugin configuration, kept outside the plugin instance: Kong starts a
+ * new instance on every configuration reload, so the state is looked up by the plugin's id (`__plugin_id`) and
+ * environment. When the model list changes, entries that remain keep their place and suspension, new ones
+ * start level (current weight 0), removed ones are dropped: no burst either way.
+ */
+import type { Entry, Environment, RoundRobinConfig } from "./config";
+import { pickSmooth, type Slot } from "./selection";
+import { SuspensionStore } from "./suspension";
+
+export type Pick =
+  | { kind: "picked"; entry: Entry }
+  | { kind: "all-suspended"; retryAfterMs: number }
+  | { kind: "no-list" };
+
+export interface Balancer {
+  pick(env: Environment, nowMs?: number): Pick;
+  suspend(env: Environment, entryKey: string, durationMs: number, nowMs?: number): void;
+  /** When a suspended entry returns (ms since epoch), for logs and tests. */
+  resumesAt(env: Environment, entryKey: string, nowMs?: number): number | undefined;
+}
+
+interface Rotation {
+  entries: Entry[];
+  slots: (Slot & { key: string })[];
+}
+
+const suspensions = new SuspensionStore();
+const rotations = new Map<string, Rotation>();
+
+export function balancerFor(config: RoundRobinConfig): Balancer {
+  const lists: Record<Environment, Entry[] | undefined> = {
+    production: config.production,
+    sandbox: config.sandbox,
+  };
+  const rotationOf = (env: Environment): Rotation | undefined => {
+    const entries = lists[env];
+    if (entries === undefined) return undefined;
+    return reshape(`${config.pluginId}|${env}`, entries);
+  };
+  const suspensionKey = (env: Environment, entryKey: string) => `${config.pluginId}|${env}|${entryKey}`;
+
+  return {
+    pick(env, nowMs = Date.now()) {
+      const rotation = rotationOf(env);
+      if (rotation === undefined) return { kind: "no-list" };
+      const { entries, slots } = rotation;
+      const index = pickSmooth(
+        slots,
+        (i) => !suspensions.isSuspended(suspensionKey(env, slots[i]?.key ?? ""), nowMs),
+      );
+      if (index !== -1) return { kind: "picked", entry: entries[index] as Entry };
+      let first = Number.POSITIVE_INFINITY;
+      for (const slot of slots)
+        first = Math.min(first, suspensions.resumesAt(suspensionKey(env, slot.key), nowMs) ?? nowMs);
+      return { kind: "all-suspended", retryAfterMs: Math.max(1, first - nowMs) };
+    },
+    suspend(env, entryKey, durationMs, nowMs = Date.now()) {
+      suspensions.suspend(suspensionKey(env, entryKey), durationMs, nowMs);
+    },
+    resumesAt(env, entryKey, nowMs = Date.now()) {
+      return suspensions.resumesAt(suspensionKey(env, entryKey), nowMs);
+    },
+  };
+}
+
+/** The rotation for this state key, rebuilt only when the entry list differs from the one it was built for. */
+function reshape(stateKey: string, entries: Entry[]): Rotation {
+  const existing = rotations.get(stateKey);
+  if (existing !== undefined && existing.entries === entries) return existing;
+  if (existing !== undefined && sameEntries(existing.entries, entries)) {
+    existing.entries = entries;
+    return existing;
+  }
+  const previous = new Map(existing?.slots.map((slot) => [slot.key, slot.current]));
+  const rotation: Rotation = {
+    entries,
+    slots: entries.map((entry) => ({
+      key: entry.key,
+      weight: entry.weight,
+      current: previous.get(entry.key) ?? 0,
+    })),
+  };
+  rotations.set(stateKey, rotation);
+  return rotation;
+}
+
+function sameEntries(a: Entry[], b: Entry[]): boolean {
+  return (
+    a.length === b.length && a.every((entry, i) => entry.key === b[i]?.key && entry.weight === b[i]?.weight)
+  );
+}

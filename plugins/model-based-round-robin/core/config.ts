@@ -1,0 +1,205 @@
+/**
+ * Turns the configuration Kong sends (already checked against schema.ts, defaults filled) into what the
+ * request path needs, computed once per configuration: parsed endpoints, entry keys, lookup sets. It checks
+ * again with ajv, because a plugin must not trust its input blindly (a config can reach the plugin server from
+ * an older schema or a hand-written test), and adds the rules Kong's schema language cannot say: duplicate
+ * entries, endpoint URLs that parse, min <= max.
+ */
+import { createHash } from "node:crypto";
+import Ajv, { type ErrorObject } from "ajv";
+
+export type Environment = "production" | "sandbox";
+
+export interface Entry {
+  /** Identifies the entry's rotation and suspension state: canonical endpoint + "#" + model. */
+  key: string;
+  model: string;
+  weight: number;
+  scheme: "http" | "https";
+  host: string;
+  port: number;
+  /** The endpoint's path without a trailing slash; "" for the root. */
+  basePath: string;
+  authHeader?: { name: string; value: string };
+}
+
+export interface RoundRobinConfig {
+  pluginId: string;
+  production: Entry[];
+  sandbox?: Entry[];
+  suspendSeconds: number;
+  sandboxHosts: { exact: Set<string>; suffixes: string[] };
+  sandboxConsumers: Set<string>;
+  allSuspendedStatus: 503 | 429;
+  suspendOnStatuses: Set<number>;
+  hints: { honor: boolean; minSeconds: number; maxSeconds: number };
+  maxBodyBytes: number;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const entrySchema = {
+  type: "object",
+  required: ["model", "endpoint"],
+  properties: {
+    model: { type: "string", minLength: 1 },
+    endpoint: { type: "string", minLength: 1 },
+    weight: { type: "integer", minimum: 1, maximum: 65535 },
+    auth_header_name: { type: "string", minLength: 1 },
+    auth_header_value: { type: "string" },
+  },
+};
+
+const configSchema = {
+  type: "object",
+  required: ["production_models"],
+  properties: {
+    production_models: { type: "array", minItems: 1, items: entrySchema },
+    sandbox_models: { type: "array", items: entrySchema },
+    on_quota_exceed_suspend_duration: { type: "integer", minimum: 0, maximum: 86400 },
+    sandbox_hosts: { type: "array", items: { type: "string", minLength: 1 } },
+    sandbox_consumers: { type: "array", items: { type: "string", minLength: 1 } },
+    all_suspended_status: { enum: [503, 429] },
+    suspend_on_statuses: { type: "array", items: { type: "integer", minimum: 400, maximum: 599 } },
+    honor_retry_hints: { type: "boolean" },
+    min_suspend_duration: { type: "number", minimum: 0, maximum: 86400 },
+    max_suspend_duration: { type: "number", minimum: 0, maximum: 86400 },
+    max_request_body_size: { type: "integer", minimum: 1, maximum: 1073741824 },
+  },
+};
+
+const validate = new Ajv({ allErrors: false, strict: true }).compile(configSchema);
+
+interface RawEntry {
+  model: string;
+  endpoint: string;
+  weight?: number;
+  auth_header_name?: string;
+  auth_header_value?: string;
+}
+
+interface RawConfig {
+  __plugin_id?: unknown;
+  production_models: RawEntry[];
+  sandbox_models?: RawEntry[];
+  on_quota_exceed_suspend_duration?: number;
+  sandbox_hosts?: string[];
+  sandbox_consumers?: string[];
+  all_suspended_status?: 503 | 429;
+  suspend_on_statuses?: number[];
+  honor_retry_hints?: boolean;
+  min_suspend_duration?: number;
+  max_suspend_duration?: number;
+  max_request_body_size?: number;
+}
+
+export function normalizeConfig(raw: unknown): RoundRobinConfig {
+  if (!validate(raw)) throw new ConfigError(describeAjvError(validate.errors?.[0]));
+  const config = raw as unknown as RawConfig;
+  const minSeconds = config.min_suspend_duration ?? 1;
+  const maxSeconds = config.max_suspend_duration ?? 3600;
+  if (minSeconds > maxSeconds) {
+    throw new ConfigError(
+      `min_suspend_duration (${minSeconds}) must not exceed max_suspend_duration (${maxSeconds})`,
+    );
+  }
+  if (config.sandbox_models !== undefined && config.sandbox_models.length === 0) {
+    throw new ConfigError("sandbox_models: must have at least one entry; omit it to refuse sandbox requests");
+  }
+  const production = entriesOf(config.production_models, "production_models");
+  const sandbox = config.sandbox_models && entriesOf(config.sandbox_models, "sandbox_models");
+  return {
+    pluginId: typeof config.__plugin_id === "string" ? config.__plugin_id : anonymousId(config),
+    production,
+    ...(sandbox && { sandbox }),
+    suspendSeconds: config.on_quota_exceed_suspend_duration ?? 60,
+    sandboxHosts: hostMatcher(config.sandbox_hosts ?? []),
+    sandboxConsumers: new Set(config.sandbox_consumers ?? []),
+    allSuspendedStatus: config.all_suspended_status ?? 503,
+    suspendOnStatuses: new Set(config.suspend_on_statuses ?? [429]),
+    hints: { honor: config.honor_retry_hints ?? true, minSeconds, maxSeconds },
+    maxBodyBytes: config.max_request_body_size ?? 8388608,
+  };
+}
+
+function entriesOf(raw: RawEntry[], field: string): Entry[] {
+  const seen = new Map<string, number>();
+  return raw.map((item, index) => {
+    const path = `${field}[${index + 1}]`;
+    const endpoint = parseEndpoint(item.endpoint, `${path}.endpoint`);
+    const key = `${endpoint.scheme}://${endpoint.host}:${endpoint.port}${endpoint.basePath}#${item.model}`;
+    const earlier = seen.get(key);
+    if (earlier !== undefined) {
+      throw new ConfigError(
+        `${path}: same endpoint and model as ${field}[${earlier}] (${item.model} at ${item.endpoint})`,
+      );
+    }
+    seen.set(key, index + 1);
+    const entry: Entry = { key, model: item.model, weight: item.weight ?? 1, ...endpoint };
+    // An unresolved vault reference reaches the plugin as "" (or absent): send no header rather than an empty one.
+    if (item.auth_header_name !== undefined && item.auth_header_value) {
+      entry.authHeader = { name: item.auth_header_name, value: item.auth_header_value };
+    }
+    return entry;
+  });
+}
+
+function parseEndpoint(text: string, path: string): Pick<Entry, "scheme" | "host" | "port" | "basePath"> {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(`${path}: "${text}" is not a URL (expected http(s)://host[:port][/path])`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfigError(`${path}: "${text}" must use http or https`);
+  }
+  if (url.username !== "" || url.password !== "") {
+    throw new ConfigError(
+      `${path}: "${text}" must not carry credentials; use auth_header_name/auth_header_value`,
+    );
+  }
+  if (url.search !== "" || url.hash !== "") {
+    throw new ConfigError(`${path}: "${text}" must not carry a query or fragment`);
+  }
+  const scheme = url.protocol === "https:" ? "https" : "http";
+  const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+  const port = url.port === "" ? (scheme === "https" ? 443 : 80) : Number(url.port);
+  const basePath = url.pathname.replace(/\/+$/, "");
+  return { scheme, host, port, basePath };
+}
+
+function hostMatcher(hosts: string[]): RoundRobinConfig["sandboxHosts"] {
+  const exact = new Set<string>();
+  const suffixes: string[] = [];
+  for (const host of hosts) {
+    const lower = host.toLowerCase();
+    if (lower.startsWith("*.")) suffixes.push(lower.slice(1));
+    else exact.add(lower);
+  }
+  return { exact, suffixes };
+}
+
+/** Without Kong's __plugin_id (tests, tools), a configuration is its own identity. */
+function anonymousId(config: RawConfig): string {
+  return `anonymous-${createHash("sha256")
+    .update(JSON.stringify([config.production_models, config.sandbox_models]))
+    .digest("hex")
+    .slice(0, 16)}`;
+}
+
+function describeAjvError(error: ErrorObject | undefined): string {
+  if (error === undefined) return "invalid configuration";
+  const path = error.instancePath
+    .split("/")
+    .slice(1)
+    .map((part) => (/^\d+$/.test(part) ? `[${Number(part) + 1}]` : `.${part}`))
+    .join("")
+    .replace(/^\./, "");
+  const where = path === "" ? "config" : path;
+  if (error.keyword === "required")
+    return `${where}: missing required field ${String(error.params.missingProperty)}`;
+  return `${where}: ${error.message ?? "is invalid"}`;
+}

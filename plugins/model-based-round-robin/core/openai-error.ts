@@ -1,0 +1,56 @@
+/**
+ * The bodies and headers of the answers the plugin gives itself, in OpenAI's error shape so that OpenAI
+ * clients surface the message: `{"error":{"message","type","param","code"}}`.
+ */
+import type { Environment } from "./config";
+
+export interface OpenAiError {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+function openAiError(
+  message: string,
+  type: string,
+  code: string | null,
+  param: string | null = null,
+): OpenAiError {
+  return { error: { message, type, param, code } };
+}
+
+export function invalidBodyError(problem: string): OpenAiError {
+  return openAiError(problem, "invalid_request_error", "invalid_body");
+}
+
+export function bodyTooLargeError(size: number, limit: number): OpenAiError {
+  return openAiError(
+    `request body of ${size} bytes is larger than the ${limit} bytes this route accepts (max_request_body_size)`,
+    "invalid_request_error",
+    "request_too_large",
+  );
+}
+
+export function sandboxNotConfiguredError(): OpenAiError {
+  return openAiError(
+    "this API has no sandbox models configured; sandbox requests are not sent to production",
+    "invalid_request_error",
+    "sandbox_not_configured",
+  );
+}
+
+export function allSuspendedError(env: Environment, retryAfterMs: number): OpenAiError {
+  return openAiError(
+    `every ${env} model is suspended after exceeding its quota; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+    "rate_limit_error",
+    "all_models_suspended",
+  );
+}
+
+export function internalError(message: string): OpenAiError {
+  return openAiError(message, "server_error", "gateway_plugin_error");
+}
+
+/** Retry-After in whole seconds (rounded up, at least 1) and OpenAI's retry-after-ms, for the same instant. */
+export function retryHeaders(retryAfterMs: number): Record<string, string> {
+  const ms = Math.max(1, Math.ceil(retryAfterMs));
+  return { "Retry-After": String(Math.max(1, Math.ceil(ms / 1000))), "retry-after-ms": String(ms) };
+}

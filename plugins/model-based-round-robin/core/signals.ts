@@ -1,0 +1,111 @@
+/**
+ * How long a provider's answer takes an entry out of rotation. Providers say when capacity returns; a fixed
+ * suspension is only the fallback. First hint found wins:
+ *   retry-after-ms (OpenAI), x-ms-retry-after-ms (Azure OpenAI), retry-after (delta seconds or HTTP date),
+ *   x-ratelimit-reset-requests / -tokens (OpenAI durations such as 6m0s, 1s, 12ms) when the matching
+ *   x-ratelimit-remaining-* is 0, anthropic-ratelimit-*-reset (RFC 3339) when the matching remaining is 0.
+ * Malformed values are skipped, never thrown.
+ */
+import type { RoundRobinConfig } from "./config";
+
+export type Headers = Record<string, string | string[] | undefined>;
+export interface Suspension {
+  durationMs: number;
+  reason: string;
+}
+
+type SignalConfig = Pick<RoundRobinConfig, "suspendSeconds" | "suspendOnStatuses" | "hints">;
+
+/** True when the response's status makes its headers worth a PDK round trip. */
+export function needsHeaders(status: number, config: SignalConfig): boolean {
+  return config.suspendSeconds > 0 && config.suspendOnStatuses.has(status);
+}
+
+export function suspensionFromResponse(
+  status: number,
+  headers: Headers,
+  config: SignalConfig,
+  nowMs: number,
+): Suspension | null {
+  if (config.suspendSeconds <= 0 || !config.suspendOnStatuses.has(status)) return null;
+  if (config.hints.honor) {
+    const hint = providerHint(headers, nowMs);
+    if (hint !== null) {
+      const min = config.hints.minSeconds * 1000;
+      const max = config.hints.maxSeconds * 1000;
+      return {
+        durationMs: Math.min(max, Math.max(min, hint.durationMs)),
+        reason: `HTTP ${status}, ${hint.reason}`,
+      };
+    }
+  }
+  return { durationMs: config.suspendSeconds * 1000, reason: `HTTP ${status}, no provider hint` };
+}
+
+/** The provider's own statement of when capacity returns, or null. */
+export function providerHint(headers: Headers, nowMs: number): Suspension | null {
+  for (const name of ["retry-after-ms", "x-ms-retry-after-ms"]) {
+    const ms = nonNegativeNumber(header(headers, name));
+    if (ms !== undefined) return { durationMs: ms, reason: `${name}: ${ms}` };
+  }
+  const retryAfter = header(headers, "retry-after");
+  const fromRetryAfter = retryAfter === undefined ? undefined : parseRetryAfter(retryAfter, nowMs);
+  if (fromRetryAfter !== undefined)
+    return { durationMs: fromRetryAfter, reason: `retry-after: ${retryAfter}` };
+
+  for (const kind of ["requests", "tokens"]) {
+    if (nonNegativeNumber(header(headers, `x-ratelimit-remaining-${kind}`)) !== 0) continue;
+    const reset = header(headers, `x-ratelimit-reset-${kind}`);
+    const ms = reset === undefined ? undefined : parseGoDuration(reset);
+    if (ms !== undefined) return { durationMs: ms, reason: `x-ratelimit-reset-${kind}: ${reset}` };
+  }
+  for (const kind of ["requests", "tokens", "input-tokens", "output-tokens"]) {
+    if (nonNegativeNumber(header(headers, `anthropic-ratelimit-${kind}-remaining`)) !== 0) continue;
+    const reset = header(headers, `anthropic-ratelimit-${kind}-reset`);
+    const at = reset === undefined ? Number.NaN : Date.parse(reset);
+    if (Number.isFinite(at) && reset !== undefined && /^\d{4}-\d\d-\d\dT/.test(reset)) {
+      return { durationMs: Math.max(0, at - nowMs), reason: `anthropic-ratelimit-${kind}-reset: ${reset}` };
+    }
+  }
+  return null;
+}
+
+function header(headers: Headers, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function nonNegativeNumber(text: string | undefined): number | undefined {
+  if (text === undefined || !/^\s*\d+(\.\d+)?\s*$/.test(text)) return undefined;
+  return Number(text);
+}
+
+/** RFC 9110 Retry-After: delay-seconds or an HTTP date. */
+export function parseRetryAfter(value: string, nowMs: number): number | undefined {
+  const seconds = nonNegativeNumber(value);
+  if (seconds !== undefined) return seconds * 1000;
+  if (!/[a-z]{3},? /i.test(value)) return undefined;
+  const at = Date.parse(value);
+  return Number.isFinite(at) ? Math.max(0, at - nowMs) : undefined;
+}
+
+const DURATION_UNITS: Record<string, number> = {
+  h: 3_600_000,
+  m: 60_000,
+  s: 1000,
+  ms: 1,
+  us: 0.001,
+  µs: 0.001,
+  ns: 1e-6,
+};
+
+/** Go-style durations as OpenAI sends them: "6m0s", "1s", "12ms", "1h2m3.5s". */
+export function parseGoDuration(value: string): number | undefined {
+  const text = value.trim();
+  if (!/^(\d+(\.\d+)?(h|ms|m|s|us|µs|ns))+$/.test(text)) return undefined;
+  let total = 0;
+  for (const [, amount, , unit] of text.matchAll(/(\d+(\.\d+)?)(h|ms|m|s|us|µs|ns)/g)) {
+    total += Number(amount) * (DURATION_UNITS[unit as string] ?? Number.NaN);
+  }
+  return Number.isFinite(total) ? total : undefined;
+}

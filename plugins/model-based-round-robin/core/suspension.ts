@@ -1,0 +1,35 @@
+/**
+ * Which entries are out of rotation, and until when. node-cache evicts expired keys (its TTL is in whole
+ * seconds and its check period coarse), while the deadline stored with each key gives millisecond precision:
+ * a suspension of 1500 ms ends after 1500 ms, not after node-cache's next sweep.
+ */
+import NodeCache from "node-cache";
+
+export class SuspensionStore {
+  private readonly cache = new NodeCache({ checkperiod: 60, useClones: false });
+
+  suspend(key: string, durationMs: number, nowMs: number): void {
+    if (!(durationMs > 0)) return;
+    const until = nowMs + durationMs;
+    const existing = this.resumesAt(key, nowMs);
+    // Two signals for one entry (concurrent 429s): the later deadline wins, a shorter hint never shortens it.
+    if (existing !== undefined && existing >= until) return;
+    this.cache.set(key, until, Math.ceil(durationMs / 1000) + 1);
+  }
+
+  /** When the entry returns, or undefined when it is not suspended. */
+  resumesAt(key: string, nowMs: number): number | undefined {
+    const until = this.cache.get<number>(key);
+    if (until === undefined || until <= nowMs) return undefined;
+    return until;
+  }
+
+  isSuspended(key: string, nowMs: number): boolean {
+    return this.resumesAt(key, nowMs) !== undefined;
+  }
+
+  /** Drops every key that starts with prefix (a plugin's state when its configuration goes away). */
+  clear(prefix = ""): void {
+    for (const key of this.cache.keys()) if (key.startsWith(prefix)) this.cache.del(key);
+  }
+}

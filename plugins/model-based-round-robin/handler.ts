@@ -1,0 +1,167 @@
+/**
+ * The thin layer between Kong and the pure core: it reads what Kong knows about the request, asks the core
+ * what to do, and tells Kong. Every PDK call is a round trip to Kong (~140 µs on the JS side alone), so each
+ * phase reads only what its decision needs, and every argument is checked before the call because Kong never
+ * answers a call it rejects (the request would hang until Kong's 500).
+ */
+import { type Balancer, balancerFor } from "./core/balancer";
+import { ConfigError, type Entry, normalizeConfig, type RoundRobinConfig } from "./core/config";
+import { type Environment, environmentOf } from "./core/environment";
+import {
+  allSuspendedError,
+  bodyTooLargeError,
+  internalError,
+  invalidBodyError,
+  retryHeaders,
+  sandboxNotConfiguredError,
+} from "./core/openai-error";
+import { rewriteModel } from "./core/request-body";
+import { needsHeaders, suspensionFromResponse } from "./core/signals";
+import { upstreamPath } from "./core/upstream-path";
+import type { HeaderMap, Pdk } from "./pdk";
+
+/** Where `access` leaves the choice for `log`, in the request's kong.ctx.shared. */
+const CHOICE_KEY = "model_based_round_robin";
+
+export class ModelBasedRoundRobinHandler {
+  private readonly config: RoundRobinConfig | undefined;
+  private readonly configProblem: string | undefined;
+  private readonly balancer: Balancer | undefined;
+
+  /** Kong starts one instance per plugin configuration (and again on every reload); all derivation is done here. */
+  constructor(rawConfig: unknown) {
+    try {
+      this.config = normalizeConfig(rawConfig);
+      this.balancer = balancerFor(this.config);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      this.configProblem = error.message;
+    }
+  }
+
+  async access(kong: Pdk): Promise<void> {
+    if (this.config === undefined || this.balancer === undefined) {
+      // Kong's schema should make this impossible; never send traffic to the service's placeholder instead.
+      await kong.log.err(`invalid configuration: ${this.configProblem ?? "unknown problem"}`);
+      kong.response.exit(500, internalError("the model-based-round-robin plugin is misconfigured"));
+      return;
+    }
+    try {
+      await this.route(kong, this.config, this.balancer);
+    } catch (error) {
+      await kong.log.err(`access failed: ${describe(error)}`);
+      kong.response.exit(500, internalError("the model-based-round-robin plugin failed on this request"));
+    }
+  }
+
+  async log(kong: Pdk): Promise<void> {
+    if (this.config === undefined || this.balancer === undefined) return;
+    try {
+      await this.observe(kong, this.config, this.balancer);
+    } catch (error) {
+      await kong.log.err(`log failed: ${describe(error)}`);
+    }
+  }
+
+  private async route(kong: Pdk, config: RoundRobinConfig, balancer: Balancer): Promise<void> {
+    const headers = (await kong.request.getHeaders()) ?? {};
+    const contentLength = first(headers, "content-length");
+    if (contentLength === undefined && first(headers, "transfer-encoding") === undefined) {
+      return; // no body (GET /models and the like): the request goes to the service unchanged
+    }
+    const declaredSize = contentLength === undefined ? undefined : Number(contentLength);
+    if (declaredSize !== undefined && declaredSize > config.maxBodyBytes) {
+      kong.response.exit(413, bodyTooLargeError(declaredSize, config.maxBodyBytes));
+      return;
+    }
+
+    const env = environmentOf(config, {
+      host: first(headers, "host"),
+      consumer: config.sandboxConsumers.size > 0 ? await kong.client.getConsumer() : undefined,
+    });
+    const choice = balancer.pick(env);
+    if (choice.kind === "no-list") {
+      kong.response.exit(404, sandboxNotConfiguredError());
+      return;
+    }
+    if (choice.kind === "all-suspended") {
+      kong.response.exit(
+        config.allSuspendedStatus,
+        allSuspendedError(env, choice.retryAfterMs),
+        retryHeaders(choice.retryAfterMs),
+      );
+      return;
+    }
+
+    const raw = await kong.request.getRawBody(config.maxBodyBytes);
+    const rewritten = rewriteModel(toBuffer(raw), choice.entry.model);
+    if (!rewritten.ok) {
+      kong.response.exit(400, invalidBodyError(rewritten.problem));
+      return;
+    }
+    await this.sendTo(kong, choice.entry, rewritten.body);
+    await kong.ctx.shared.set(CHOICE_KEY, encodeChoice(env, choice.entry));
+  }
+
+  private async sendTo(kong: Pdk, entry: Entry, body: Buffer): Promise<void> {
+    const upstreamUri = (await kong.nginx.getVar("upstream_uri")) ?? "/";
+    const service = await kong.router.getService();
+    // set_target also makes Kong send exactly this host as Host and TLS SNI (it sets $upstream_host).
+    await kong.service.setTarget(entry.host, entry.port);
+    if (service?.protocol !== entry.scheme) await kong.service.request.setScheme(entry.scheme);
+    await kong.service.request.setPath(upstreamPath(upstreamUri, service?.path, entry.basePath));
+    await kong.service.request.setRawBody(body);
+    if (entry.authHeader !== undefined) {
+      await kong.service.request.setHeader(entry.authHeader.name, entry.authHeader.value);
+    }
+  }
+
+  private async observe(kong: Pdk, config: RoundRobinConfig, balancer: Balancer): Promise<void> {
+    const status = await kong.response.getStatus();
+    if (status === undefined || !needsHeaders(status, config)) return;
+    const choice = decodeChoice(await kong.ctx.shared.get(CHOICE_KEY));
+    if (choice === undefined) return; // this plugin did not route the request (no body, or it answered itself)
+    // A 429 made by Kong itself (rate-limiting, another plugin's exit) says nothing about the model's quota.
+    if ((await kong.response.getSource()) !== "service") return;
+    const headers = flatten((await kong.response.getHeaders()) ?? {});
+    const suspension = suspensionFromResponse(status, headers, config, Date.now());
+    if (suspension === null) return;
+    balancer.suspend(choice.env, choice.entryKey, suspension.durationMs);
+    await kong.log.warn(
+      `suspended ${choice.entryKey} (${choice.env}) for ${suspension.durationMs} ms: ${suspension.reason}`,
+    );
+  }
+}
+
+function encodeChoice(env: Environment, entry: Entry): string {
+  return `${env} ${entry.key}`;
+}
+
+function decodeChoice(value: unknown): { env: Environment; entryKey: string } | undefined {
+  if (typeof value !== "string") return undefined;
+  const space = value.indexOf(" ");
+  const env = value.slice(0, space);
+  if (env !== "production" && env !== "sandbox") return undefined;
+  return { env, entryKey: value.slice(space + 1) };
+}
+
+function first(headers: HeaderMap, name: string): string | undefined {
+  return headers[name]?.[0];
+}
+
+function flatten(headers: HeaderMap): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [name, values] of Object.entries(headers)) out[name.toLowerCase()] = values?.[0];
+  return out;
+}
+
+function toBuffer(raw: Buffer | string | undefined): Buffer {
+  if (raw === undefined) return Buffer.alloc(0);
+  return typeof raw === "string"
+    ? Buffer.from(raw, "utf8")
+    : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}

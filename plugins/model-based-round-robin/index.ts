@@ -1,0 +1,20 @@
+/**
+ * Entry module read by Kong's JavaScript plugin server (kong-pdk): it exports the plugin's name, version,
+ * priority, configuration schema and handler class. The server derives the phases from the class's methods:
+ * `access` and `log` only. There is deliberately no `response` handler: Kong switches every request of a plugin
+ * that has one to buffered proxying, which would hold a streamed (SSE) answer until the provider finished.
+ */
+import { ModelBasedRoundRobinHandler } from "./handler";
+import { Schema } from "./schema";
+
+export const Name = "model-based-round-robin";
+export const Version = "0.1.0";
+/**
+ * 769: after authentication (key-auth 1250, jwt 1450, basic-auth 1100, hmac-auth 1030, ...) so the consumer is
+ * known; after acl (950), request-size-limiting (951) and rate-limiting (910), so refused requests never take a
+ * turn in the rotation; after request-transformer (801) and the AI prompt plugins (771-777), which rewrite the
+ * body before the model is set; just below ai-proxy (770), whose stage it takes.
+ */
+export const Priority = 769;
+export { Schema };
+export const Plugin = ModelBasedRoundRobinHandler;

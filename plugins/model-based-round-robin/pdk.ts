@@ -1,0 +1,71 @@
+/**
+ * The part of Kong's PDK this plugin calls, typed as it behaves against a real Kong rather than as kong-pdk's
+ * generated .d.ts says: Kong sends back only the first Lua return value (so `(nil, err)` arrives as
+ * `undefined`), header maps arrive with every value as an array of strings, and a call Kong rejects is never
+ * answered at all (so arguments are checked here before every call, not after).
+ *
+ * kong-pdk turns a camelCase property path into Kong's snake_case method name
+ * (`kong.request.getRawBody` → `kong.request.get_raw_body`).
+ */
+
+/** A header map after Kong's multimap fix: lower-case names, every value a list. */
+export type HeaderMap = Record<string, string[] | undefined>;
+
+/** The fields of Kong's service entity this plugin reads. */
+export interface ServiceEntity {
+  protocol?: string;
+  host?: string;
+  port?: number;
+  path?: string | null;
+}
+
+/** The fields of Kong's consumer entity this plugin reads. */
+export interface ConsumerEntity {
+  id?: string;
+  username?: string;
+  custom_id?: string;
+}
+
+export interface Pdk {
+  request: {
+    getHeaders(): Promise<HeaderMap | undefined>;
+    /** Kong 3.8+ reads bodies over client_body_buffer_size from the temp file up to `maxAllowedFileSize`. */
+    getRawBody(maxAllowedFileSize: number): Promise<Buffer | string | undefined>;
+  };
+  nginx: {
+    getVar(name: string): Promise<string | undefined>;
+  };
+  router: {
+    getService(): Promise<ServiceEntity | undefined>;
+  };
+  client: {
+    getConsumer(): Promise<ConsumerEntity | undefined>;
+  };
+  service: {
+    setTarget(host: string, port: number): Promise<void>;
+    request: {
+      setScheme(scheme: "http" | "https"): Promise<void>;
+      setPath(path: string): Promise<void>;
+      setRawBody(body: Buffer): Promise<void>;
+      setHeader(name: string, value: string): Promise<void>;
+    };
+  };
+  response: {
+    /** Not awaited by kong-pdk and never answered by Kong: return right after calling it. */
+    exit(status: number, body?: unknown, headers?: Record<string, string>): Promise<void>;
+    getStatus(): Promise<number | undefined>;
+    getSource(): Promise<string | undefined>;
+    getHeaders(): Promise<HeaderMap | undefined>;
+  };
+  ctx: {
+    shared: {
+      get(key: string): Promise<unknown>;
+      set(key: string, value: string): Promise<void>;
+    };
+  };
+  log: {
+    err(...message: string[]): Promise<void>;
+    warn(...message: string[]): Promise<void>;
+    debug(...message: string[]): Promise<void>;
+  };
+}

@@ -1,0 +1,172 @@
+/**
+ * The configuration schema Kong sees, in Kong's own schema language (the counterpart of a bundled plugin's
+ * schema.lua). kong-pdk wraps it as `{ name, fields: [{ config: { type: "record", fields: Schema } }] }` and Kong
+ * checks it against its metaschema at start: only Kong's types and validators, and every description 10-500
+ * characters, or Kong refuses to start. Kong validates every configuration against it (Admin API, decK, DB-less
+ * kong.yml) and answers 400 naming the field; core/config.ts checks what this language cannot say.
+ */
+
+export interface FieldDef {
+  type: "string" | "number" | "integer" | "boolean" | "array" | "set" | "map" | "record";
+  description: string;
+  required?: boolean;
+  default?: unknown;
+  elements?: ElementDef;
+  fields?: SchemaField[];
+  between?: [number, number];
+  one_of?: (string | number)[];
+  len_min?: number;
+  match?: string;
+  referenceable?: boolean;
+}
+/** Array/set elements carry no description of their own in Kong's schemas; the field's describes them. */
+export type ElementDef = Omit<FieldDef, "description"> & { description?: string };
+export type SchemaField = Record<string, FieldDef>;
+
+const modelEntry: ElementDef = {
+  type: "record",
+  fields: [
+    {
+      model: {
+        type: "string",
+        required: true,
+        description: "Model name written into the request body's `model` field when this entry is chosen.",
+      },
+    },
+    {
+      endpoint: {
+        type: "string",
+        required: true,
+        match: "^https?://",
+        description:
+          "Base URL of the OpenAI-compatible endpoint serving this model (http or https, may carry a path such as /v1); the request path relative to the route is appended to it.",
+      },
+    },
+    {
+      weight: {
+        type: "integer",
+        default: 1,
+        between: [1, 65535],
+        description:
+          "Relative share of requests this entry receives; weights 5:1:1 send 5 of every 7 requests to the first entry, interleaved.",
+      },
+    },
+    {
+      auth_header_name: {
+        type: "string",
+        description:
+          "Name of the request header that carries the provider's API key for this entry, for example Authorization or api-key.",
+      },
+    },
+    {
+      auth_header_value: {
+        type: "string",
+        referenceable: true,
+        description:
+          "Value sent in auth_header_name, as is (for example `Bearer sk-...`); may be a Kong vault reference such as {vault://env/openai-key}, resolved by Kong.",
+      },
+    },
+  ],
+};
+
+export const Schema: SchemaField[] = [
+  {
+    production_models: {
+      type: "array",
+      required: true,
+      len_min: 1,
+      elements: modelEntry,
+      description:
+        "Models and endpoints that serve production traffic, chosen by smooth weighted round robin; an entry is the pair (endpoint, model).",
+    },
+  },
+  {
+    sandbox_models: {
+      type: "array",
+      len_min: 1,
+      elements: modelEntry,
+      description:
+        "Models and endpoints that serve sandbox traffic, with rotation and suspensions of their own; omit it and sandbox requests are refused.",
+    },
+  },
+  {
+    on_quota_exceed_suspend_duration: {
+      type: "integer",
+      default: 60,
+      between: [0, 86400],
+      description:
+        "Seconds an entry is taken out of rotation after a quota signal (HTTP 429 by default) when the provider gives no hint of its own; 0 turns suspension off.",
+    },
+  },
+  {
+    sandbox_hosts: {
+      type: "set",
+      default: [],
+      elements: { type: "string" },
+      description:
+        "Request hosts that select the sandbox list, compared without port and case; a leading `*.` matches any subdomain.",
+    },
+  },
+  {
+    sandbox_consumers: {
+      type: "set",
+      default: [],
+      elements: { type: "string" },
+      description:
+        "Consumers (username, custom_id or id) whose authenticated requests use the sandbox list; needs an authentication plugin on the route or service.",
+    },
+  },
+  {
+    all_suspended_status: {
+      type: "integer",
+      default: 503,
+      one_of: [503, 429],
+      description:
+        "Status the plugin answers with, in OpenAI's error shape and with Retry-After, when every entry of the environment is suspended.",
+    },
+  },
+  {
+    suspend_on_statuses: {
+      type: "set",
+      default: [429],
+      elements: { type: "integer", between: [400, 599] },
+      description:
+        "Upstream response statuses that suspend the entry that answered them; add 500, 502, 503 or 529 to bench failing endpoints too.",
+    },
+  },
+  {
+    honor_retry_hints: {
+      type: "boolean",
+      default: true,
+      description:
+        "Use the provider's own hint (retry-after-ms, retry-after, x-ratelimit-reset-*) for the suspension length instead of on_quota_exceed_suspend_duration.",
+    },
+  },
+  {
+    min_suspend_duration: {
+      type: "number",
+      default: 1,
+      between: [0, 86400],
+      description:
+        "Shortest suspension, in seconds, taken from a provider's hint; shorter hints are raised to it.",
+    },
+  },
+  {
+    max_suspend_duration: {
+      type: "number",
+      default: 3600,
+      between: [0, 86400],
+      description:
+        "Longest suspension, in seconds, taken from a provider's hint; longer hints are cut to it.",
+    },
+  },
+  {
+    max_request_body_size: {
+      type: "integer",
+      default: 8388608,
+      between: [1, 1073741824],
+      description:
+        "Largest request body, in bytes, the plugin reads; larger ones get 413. Kong 3.8+ reads bodies over client_body_buffer_size from its temp file up to this size.",
+    },
+  },
+];

@@ -1,0 +1,108 @@
+/**
+ * What every integration test of the plugin needs: the built plugin in the real kong-js-pluginserver behind
+ * the Kong double, and mock OpenAI-compatible providers on real sockets.
+ */
+import { resolve } from "node:path";
+import { request } from "undici";
+import { KongDouble } from "../support/kong-double";
+import { type MockProvider, startMockProvider } from "../support/mock-provider";
+
+export const PLUGIN_NAME = "model-based-round-robin";
+export const PLUGIN_DIR = resolve(process.cwd(), "dist/plugins");
+export const PRODUCTION_HOST = "api.example.test";
+export const SANDBOX_HOST = "sandbox.example.test";
+
+export interface Bed {
+  kong: KongDouble;
+  providers: MockProvider[];
+  stop(): Promise<void>;
+}
+
+export async function startBed(
+  opts: { providers?: number; kongOptions?: Record<string, unknown> } = {},
+): Promise<Bed> {
+  const providers = await Promise.all(
+    Array.from({ length: opts.providers ?? 2 }, (_, i) =>
+      startMockProvider({ name: `provider-${"abcdefgh"[i]}` }),
+    ),
+  );
+  const kong = await KongDouble.start({
+    pluginServers: [{ name: PLUGIN_NAME, pluginsDirectory: PLUGIN_DIR }],
+    ...opts.kongOptions,
+  });
+  return {
+    kong,
+    providers,
+    async stop() {
+      await kong.stop();
+      await Promise.all(providers.map((p) => p.close()));
+    },
+  };
+}
+
+/** A declarative config with one service and route for the OpenAI API, the plugin on the service. */
+export function llmService(
+  pluginConfig: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): object {
+  return {
+    _format_version: "3.0",
+    services: [
+      {
+        name: "llm",
+        url: "http://placeholder.invalid:9/v1",
+        routes: [{ name: "chat", paths: ["/openai/v1"], strip_path: true }],
+        plugins: [{ name: PLUGIN_NAME, config: pluginConfig }],
+      },
+    ],
+    ...extra,
+  };
+}
+
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  // biome-ignore lint/suspicious/noExplicitAny: tests read OpenAI-shaped bodies by path
+  json: any;
+}
+
+/** One request through the proxy port. undici's request, not fetch: fetch does not let a caller set Host. */
+export async function send(
+  kong: KongDouble,
+  opts: {
+    method?: string;
+    path?: string;
+    host?: string;
+    headers?: Record<string, string>;
+    body?: unknown;
+  } = {},
+): Promise<Reply> {
+  const body =
+    opts.body === undefined || typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
+  const res = await request(`${kong.proxyUrl}${opts.path ?? "/openai/v1/chat/completions"}`, {
+    method: (opts.method ?? "POST") as "POST",
+    headers: {
+      host: opts.host ?? PRODUCTION_HOST,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+      ...opts.headers,
+    },
+    body,
+  });
+  const text = await res.body.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.statusCode, headers: res.headers, text, json };
+}
+
+export function chat(
+  kong: KongDouble,
+  body: unknown,
+  opts: { host?: string; headers?: Record<string, string> } = {},
+) {
+  return send(kong, { ...opts, body });
+}

@@ -1,0 +1,133 @@
+/**
+ * The two bundled Lua plugins the double emulates, because this project's configurations use them: key-auth
+ * (priority 1250: authenticates a consumer by key, so plugins after it see kong.client.get_consumer()) and
+ * request-transformer (priority 801: header add/remove/replace/rename/append, the target of converted APK
+ * header policies). Schemas follow Kong 3.9.3's schema.lua for the fields modelled.
+ */
+import type { KongConfig, PluginEntity, PluginInfo, SchemaField } from "./model";
+import type { ExitResponse, RequestState } from "./request-state";
+
+const d = "bundled plugin field";
+const strings: SchemaField[string] = {
+  type: "array",
+  default: [],
+  elements: { type: "string" },
+  description: d,
+};
+const transform = (fields: string[]): SchemaField[string] => ({
+  type: "record",
+  description: d,
+  fields: fields.map((f) => ({ [f]: { ...strings } })),
+});
+
+export const BUNDLED_PLUGINS: PluginInfo[] = [
+  {
+    name: "key-auth",
+    version: "3.9.3",
+    priority: 1250,
+    phases: ["access"],
+    configFields: [
+      { key_names: { type: "array", default: ["apikey"], elements: { type: "string" }, description: d } },
+      { hide_credentials: { type: "boolean", default: false, description: d } },
+      { anonymous: { type: "string", description: d } },
+      { key_in_header: { type: "boolean", default: true, description: d } },
+      { key_in_query: { type: "boolean", default: true, description: d } },
+      { key_in_body: { type: "boolean", default: false, description: d } },
+      { run_on_preflight: { type: "boolean", default: true, description: d } },
+      { realm: { type: "string", description: d } },
+    ],
+  },
+  {
+    name: "request-transformer",
+    version: "3.9.3",
+    priority: 801,
+    phases: ["access"],
+    configFields: [
+      { http_method: { type: "string", description: d } },
+      { remove: transform(["body", "headers", "querystring"]) },
+      { rename: transform(["body", "headers", "querystring"]) },
+      { replace: transform(["body", "headers", "querystring"]) },
+      { add: transform(["body", "headers", "querystring"]) },
+      { append: transform(["body", "headers", "querystring"]) },
+    ],
+  },
+];
+
+function json(
+  status: number,
+  message: string,
+  id: string,
+  headers: Record<string, string> = {},
+): ExitResponse {
+  const body = Buffer.from(`{\n  "message":"${message}",\n  "request_id":"${id}"\n}`);
+  return {
+    status,
+    body,
+    headers: { "Content-Type": "application/json; charset=utf-8", ...headers },
+    source: "error",
+  };
+}
+
+/** Runs a bundled plugin's access phase; returns the response when it ends the request. */
+export function emulatedAccess(
+  plugin: PluginEntity,
+  state: RequestState,
+  config: KongConfig,
+): ExitResponse | undefined {
+  if (plugin.name === "key-auth") return keyAuth(plugin.config, state, config);
+  if (plugin.name === "request-transformer") requestTransformer(plugin.config, state);
+  return undefined;
+}
+
+function keyAuth(
+  conf: Record<string, unknown>,
+  state: RequestState,
+  config: KongConfig,
+): ExitResponse | undefined {
+  const names = conf.key_names as string[];
+  const query = new URLSearchParams(state.client.query ?? "");
+  let key: string | undefined;
+  for (const name of names) {
+    key =
+      (conf.key_in_header ? state.client.headers[name.toLowerCase()]?.[0] : undefined) ??
+      (conf.key_in_query ? (query.get(name) ?? undefined) : undefined);
+    if (key !== undefined) {
+      if (conf.hide_credentials) delete state.upstream.headers[name.toLowerCase()];
+      break;
+    }
+  }
+  const challenge = { "WWW-Authenticate": `Key${conf.realm ? ` realm="${conf.realm}"` : ""}` };
+  if (key === undefined) return json(401, "No API key found in request", state.id, challenge);
+  const credential = config.keyauth_credentials.find((c) => c.key === key);
+  const consumer = credential && config.consumers.find((c) => c.id === credential.consumer.id);
+  if (credential === undefined || consumer === undefined)
+    return json(401, "Unauthorized", state.id, challenge);
+  state.consumer = consumer;
+  state.credential = credential;
+  state.upstream.headers["x-consumer-id"] = [consumer.id];
+  if (consumer.username) state.upstream.headers["x-consumer-username"] = [consumer.username];
+  if (consumer.custom_id) state.upstream.headers["x-consumer-custom-id"] = [consumer.custom_id];
+  state.upstream.headers["x-credential-identifier"] = [credential.id];
+  return undefined;
+}
+
+function requestTransformer(conf: Record<string, unknown>, state: RequestState): void {
+  const headers = state.upstream.headers;
+  const list = (section: string) =>
+    ((conf[section] as Record<string, string[]> | undefined)?.headers ?? []) as string[];
+  const pair = (s: string) => {
+    const i = s.indexOf(":");
+    return [s.slice(0, i).trim().toLowerCase(), s.slice(i + 1).trim()] as const;
+  };
+  for (const name of list("remove")) delete headers[name.toLowerCase()];
+  for (const [from, to] of list("rename").map(pair)) {
+    if (headers[from] !== undefined) {
+      headers[to] = headers[from];
+      delete headers[from];
+    }
+  }
+  for (const [name, value] of list("replace").map(pair))
+    if (headers[name] !== undefined) headers[name] = [value];
+  for (const [name, value] of list("add").map(pair)) headers[name] ??= [value];
+  for (const [name, value] of list("append").map(pair)) headers[name] = [...(headers[name] ?? []), value];
+}

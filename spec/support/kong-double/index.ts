@@ -1,0 +1,140 @@
+/**
+ * The Kong double: Kong's side of the external plugin protocol, run against the real kong-js-pluginserver.
+ *
+ *   const kong = await KongDouble.start({ pluginServers: [{ name, pluginsDirectory: "dist/plugins" }] });
+ *   await kong.loadConfig(declarativeConfig);     // as POST /config on a DB-less Kong
+ *   fetch(`${kong.proxyUrl}/...`);                 // the proxy port
+ *   await kong.settled();                          // every log phase started so far has finished
+ *   kong.pdkCalls.byPhase("access");               // PDK calls counted per phase and method
+ *   await kong.stop();
+ *
+ * It is test code: nothing in plugins/ may import it.
+ */
+import { randomUUID } from "node:crypto";
+import { startAdmin } from "./admin";
+import { BUNDLED_PLUGINS } from "./bundled";
+import { parseDeclarativeConfig } from "./declarative";
+import type { KongConfig, PluginInfo } from "./model";
+import type { KongVersion } from "./plugin-info";
+import { PdkCallCounter, PluginServer } from "./plugin-server";
+import { type Runtime, startProxy } from "./proxy";
+import { Router } from "./router";
+
+export type { KongConfig, PluginInfo } from "./model";
+export { KongApiError } from "./model";
+
+export interface KongDoubleOptions {
+  pluginServers: { name: string; pluginsDirectory: string }[];
+  kongVersion?: KongVersion;
+  config?: string | object;
+  /** nginx's client_body_buffer_size; Kong's default is 8k. */
+  clientBodyBufferSize?: number;
+  /** What Kong's env vault sees. */
+  env?: Record<string, string | undefined>;
+}
+
+export interface LogLine {
+  level: string;
+  message: string;
+  source: "server" | "kong" | "pdk";
+  plugin?: string;
+}
+
+export class KongDouble {
+  readonly logs: LogLine[] = [];
+  readonly pdkCalls = new PdkCallCounter();
+  proxyUrl = "";
+  adminUrl = "";
+  readonly servers = new Map<string, PluginServer>();
+  readonly plugins = new Map<string, PluginInfo>();
+  private runtime: Runtime = { config: emptyConfig(), router: new Router([], []), seq: 0 };
+  private readonly pending = new Set<Promise<unknown>>();
+  private closers: (() => Promise<void>)[] = [];
+
+  private constructor(private readonly options: KongDoubleOptions) {}
+
+  static async start(options: KongDoubleOptions): Promise<KongDouble> {
+    const kong = new KongDouble(options);
+    try {
+      await kong.boot();
+    } catch (error) {
+      await kong.stop();
+      throw error;
+    }
+    return kong;
+  }
+
+  private async boot(): Promise<void> {
+    const log = (level: string, message: string, source: LogLine["source"], plugin?: string) => {
+      this.logs.push({ level, message, source, ...(plugin !== undefined && { plugin }) });
+      if (process.env.KONG_DOUBLE_DEBUG) process.stderr.write(`[${source}] ${level}: ${message}\n`);
+    };
+    for (const info of BUNDLED_PLUGINS) this.plugins.set(info.name, info);
+    for (const def of this.options.pluginServers) {
+      const server = new PluginServer(def.name, def.pluginsDirectory, this.options.kongVersion ?? "3.9", log);
+      this.servers.set(def.name, server);
+      await server.start();
+      for (const info of server.plugins) {
+        if (this.plugins.has(info.name)) throw new Error(`plugin ${info.name} is served twice`);
+        this.plugins.set(info.name, info);
+      }
+    }
+    const proxy = await startProxy({
+      runtime: () => this.runtime,
+      plugins: this.plugins,
+      servers: this.servers,
+      counter: this.pdkCalls,
+      log,
+      env: this.options.env ?? process.env,
+      clientBodyBufferSize: this.options.clientBodyBufferSize ?? 8192,
+      nodeId: randomUUID(),
+      track: (p) => {
+        this.pending.add(p);
+        void p.finally(() => this.pending.delete(p));
+      },
+    });
+    this.closers.push(proxy.close);
+    this.proxyUrl = proxy.url;
+    const admin = await startAdmin({
+      plugins: this.plugins,
+      current: () => this.runtime.config,
+      apply: (c) => this.apply(c),
+    });
+    this.closers.push(admin.close);
+    this.adminUrl = admin.url;
+    if (this.options.config !== undefined) await this.loadConfig(this.options.config);
+  }
+
+  /** Loads a declarative configuration as `POST /config` does; throws KongApiError with Kong's 400 body. */
+  async loadConfig(input: string | object): Promise<KongConfig> {
+    const config = parseDeclarativeConfig(input, this.plugins);
+    this.apply(config);
+    return config;
+  }
+
+  /** A new configuration rebuilds the router and bumps __seq__, so the next request starts new instances. */
+  private apply(config: KongConfig): void {
+    this.runtime = { config, router: new Router(config.routes, config.services), seq: this.runtime.seq + 1 };
+  }
+
+  /** Resolves when every log phase started so far has finished. */
+  async settled(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+
+  server(name: string): PluginServer {
+    const server = this.servers.get(name);
+    if (server === undefined) throw new Error(`no plugin server ${name}`);
+    return server;
+  }
+
+  async stop(): Promise<void> {
+    for (const close of this.closers.reverse()) await close().catch(() => undefined);
+    this.closers = [];
+    await Promise.all([...this.servers.values()].map((s) => s.stop()));
+  }
+}
+
+function emptyConfig(): KongConfig {
+  return { services: [], routes: [], consumers: [], keyauth_credentials: [], plugins: [] };
+}

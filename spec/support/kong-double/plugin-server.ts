@@ -1,0 +1,291 @@
+/**
+ * One external plugin server as Kong runs it (kong/runloop/plugin_servers/{process,plugin,rpc/mp_rpc}.lua,
+ * 3.9.3): the query command first, then the start command as a child whose output becomes log lines, respawned
+ * at most once a second when it dies; per plugin id one instance, reused while `__seq__` is unchanged; the
+ * HandleEvent/Step loop with the exact Step method names; and "no plugin instance" errors answered by dropping
+ * the plugin's instances and retrying.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import {
+  type PluginServerSettings,
+  queryArgv,
+  socketPath,
+  startArgv,
+} from "../../../scripts/lib/pluginserver-settings";
+import { LuaError } from "./lua-error";
+import type { PluginInfo } from "./model";
+import { PDK_SURFACE, type PdkContext, type StepMethod } from "./pdk";
+import { type KongVersion, runQueryCommand } from "./plugin-info";
+import { RpcClient, RpcError } from "./rpc";
+
+export type LogFn = (
+  level: string,
+  message: string,
+  source: "server" | "kong" | "pdk",
+  plugin?: string,
+) => void;
+
+export interface PhaseOutcome {
+  /** "ret": the handler finished; "exit": kong.response.exit/error; "lua-error": Kong raised; "rpc-error": fail-open. */
+  kind: "ret" | "exit" | "lua-error" | "rpc-error";
+  message?: string;
+}
+
+/** Counts PDK calls per phase and method. */
+export class PdkCallCounter {
+  private counts: Record<string, Record<string, number>> = {};
+  events: Record<string, number> = {};
+
+  count(phase: string, method: string): void {
+    const byPhase = this.counts[phase] ?? {};
+    byPhase[method] = (byPhase[method] ?? 0) + 1;
+    this.counts[phase] = byPhase;
+  }
+
+  event(phase: string): void {
+    this.events[phase] = (this.events[phase] ?? 0) + 1;
+  }
+
+  byPhase(phase: string): Record<string, number> {
+    return { ...this.counts[phase] };
+  }
+
+  total(phase: string): number {
+    return Object.values(this.counts[phase] ?? {}).reduce((a, b) => a + b, 0);
+  }
+
+  reset(): void {
+    this.counts = {};
+    this.events = {};
+  }
+}
+
+function accepts(path: string): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const socket = connect(path);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolvePromise(true);
+    });
+    socket.once("error", () => resolvePromise(false));
+  });
+}
+
+const KONG_PDK_BIN = resolve(__dirname, "../../../node_modules/kong-pdk/bin/kong-js-pluginserver");
+
+export class PluginServer {
+  readonly settings: PluginServerSettings;
+  plugins: PluginInfo[] = [];
+  rpc: RpcClient;
+  private child: ChildProcess | undefined;
+  private stopping = false;
+  private lastStart = 0;
+  private respawnTimer: NodeJS.Timeout | undefined;
+  private readonly instances = new Map<
+    string,
+    { id: number; seq: number } | Promise<{ id: number; seq: number }>
+  >();
+  /** Every instance id started, for tests that follow instance recovery. */
+  readonly started: number[] = [];
+
+  constructor(
+    readonly name: string,
+    pluginsDirectory: string,
+    private readonly kongVersion: KongVersion,
+    private readonly log: LogFn,
+  ) {
+    const prefix = mkdtempSync(join(tmpdir(), "kong-double-"));
+    this.settings = {
+      name,
+      kongPrefix: prefix,
+      sockName: `${name}.sock`,
+      pluginsDirectory: resolve(pluginsDirectory),
+      serverBin: KONG_PDK_BIN,
+    };
+    this.rpc = new RpcClient(socketPath(this.settings));
+  }
+
+  async start(): Promise<void> {
+    this.plugins = await runQueryCommand([process.execPath, ...queryArgv(this.settings)], {
+      kongVersion: this.kongVersion,
+      server: this.name,
+    });
+    await this.spawn();
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  private async spawn(): Promise<void> {
+    this.lastStart = Date.now();
+    const [bin, ...args] = startArgv(this.settings);
+    const child = spawn(process.execPath, [bin as string, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    this.child = child;
+    const pid = child.pid;
+    for (const stream of [child.stdout, child.stderr]) {
+      let rest = "";
+      stream?.on("data", (data: Buffer) => {
+        const lines = (rest + data.toString("utf8")).split("\n");
+        rest = lines.pop() ?? "";
+        for (const line of lines)
+          if (line.trim() !== "") this.log("info", `[${this.name}:${pid}] ${line}`, "server");
+      });
+    }
+    child.on("exit", (code, signal) => {
+      if (this.child !== child) return;
+      this.log(
+        "notice",
+        `external pluginserver '${this.name}' terminated: ${signal ? `signal ${signal}` : `exit ${code}`}`,
+        "kong",
+      );
+      this.child = undefined;
+      if (this.stopping || code === 127) return;
+      const wait = Math.max(0, 1000 - (Date.now() - this.lastStart));
+      this.respawnTimer = setTimeout(() => void this.spawn().catch(() => undefined), wait);
+    });
+    await this.waitForSocket();
+  }
+
+  private async waitForSocket(): Promise<void> {
+    const path = socketPath(this.settings);
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      if (existsSync(path) && (await accepts(path))) return;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`plugin server ${this.name} did not listen on ${path}`);
+  }
+
+  /** Kong's get_instance_id: one instance per plugin id, replaced when __seq__ changes. */
+  async instanceFor(
+    pluginName: string,
+    pluginId: string,
+    seq: number,
+    config: () => Record<string, unknown>,
+  ): Promise<number> {
+    const existing = this.instances.get(pluginId);
+    if (existing !== undefined) {
+      const entry = await existing;
+      if (entry.seq === seq) return entry.id;
+    }
+    const previous = existing === undefined ? undefined : await existing;
+    const starting = (async () => {
+      const reply = (await this.rpc.call("plugin.StartInstance", {
+        Name: pluginName,
+        Config: JSON.stringify(config()),
+      })) as { Id: number };
+      this.started.push(reply.Id);
+      if (previous !== undefined) {
+        this.rpc.call("plugin.CloseInstance", previous.id).catch(() => undefined);
+      }
+      return { id: reply.Id, seq };
+    })();
+    this.instances.set(pluginId, starting);
+    try {
+      const entry = await starting;
+      this.instances.set(pluginId, entry);
+      return entry.id;
+    } catch (error) {
+      this.instances.delete(pluginId);
+      throw error;
+    }
+  }
+
+  resetInstances(): void {
+    this.instances.clear();
+  }
+
+  /**
+   * Runs one phase of one plugin for one request: HandleEvent, then a Step per PDK call until "ret". A PDK
+   * call Kong would reject stops the loop without a reply (the JS side waits forever, as against Kong).
+   */
+  async runPhase(
+    instance: () => Promise<number>,
+    ctx: PdkContext,
+    counter: PdkCallCounter,
+  ): Promise<PhaseOutcome> {
+    let reply: { Data?: unknown; EventId?: number };
+    for (let attempt = 0; ; attempt++) {
+      // A StartInstance failure is not caught here: Kong raises it, and the request ends in a 500.
+      const instanceId = await instance();
+      try {
+        reply = (await this.rpc.call("plugin.HandleEvent", {
+          InstanceId: instanceId,
+          EventName: ctx.phase,
+        })) as typeof reply;
+        break;
+      } catch (error) {
+        if (!(error instanceof RpcError)) throw error;
+        if (/no plugin instance/i.test(error.message) && attempt < 10) {
+          this.log("warn", `${error.message}, resetting instances of ${this.name}`, "kong");
+          this.resetInstances();
+          await new Promise((r) => setTimeout(r, 50 * attempt));
+          continue;
+        }
+        // Any other RPC failure: Kong logs it and the request goes on without the plugin (fail-open).
+        this.log("err", `plugin server error in ${ctx.phase}: ${error.message}`, "kong");
+        return { kind: "rpc-error", message: error.message };
+      }
+    }
+    counter.event(ctx.phase);
+    const eventId = reply.EventId;
+    while (reply.Data !== "ret") {
+      const call = reply.Data as { Method?: string; Args?: unknown } | undefined;
+      const method = call?.Method ?? "";
+      const args = Array.isArray(call?.Args) ? call.Args : call?.Args === undefined ? [] : [call.Args];
+      counter.count(ctx.phase, method);
+      const def = PDK_SURFACE[method];
+      let result: unknown;
+      let step: StepMethod = "plugin.Step";
+      if (def === undefined) {
+        this.log("err", `could not find pdk method: ${method}`, "kong");
+      } else {
+        step = def.step ?? "plugin.Step";
+        try {
+          if (!def.phases.includes(ctx.phase)) {
+            throw new LuaError(
+              `function cannot be called in ${ctx.phase} phase (only in: ${def.phases.join(", ")})`,
+            );
+          }
+          result = def.fn(ctx, args);
+        } catch (error) {
+          if (!(error instanceof LuaError)) throw error;
+          this.log("err", `${method}: ${error.message}`, "kong", this.name);
+          return { kind: "lua-error", message: `${method}: ${error.message}` };
+        }
+      }
+      if (ctx.exit !== undefined) return { kind: "exit" };
+      try {
+        reply = (await this.rpc.call(
+          step,
+          result === undefined ? { EventId: eventId } : { EventId: eventId, Data: result },
+        )) as typeof reply;
+      } catch (error) {
+        this.log("err", `plugin server error in ${ctx.phase}: ${(error as Error).message}`, "kong");
+        return { kind: "rpc-error", message: (error as Error).message };
+      }
+    }
+    return { kind: "ret" };
+  }
+
+  kill(signal: NodeJS.Signals = "SIGKILL"): void {
+    this.child?.kill(signal);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.respawnTimer);
+    this.rpc.close();
+    const child = this.child;
+    if (child === undefined || child.exitCode !== null) return;
+    await new Promise<void>((r) => {
+      child.once("exit", () => r());
+      child.kill("SIGTERM");
+    });
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * What Kong knows about one proxied request (its ngx.ctx, ngx.var and ngx.req, as far as the PDK exposes
+ * them): the client's request, the route match, the upstream state the PDK changes, the response, and the
+ * per-request kong.ctx.shared table.
+ */
+import type { ConsumerEntity, KeyAuthCredentialEntity, RouteEntity, ServiceEntity } from "./model";
+
+export type HeaderValues = Record<string, string[]>;
+
+export interface ExitResponse {
+  status: number;
+  body: Buffer;
+  headers: Record<string, string | string[]>;
+  source: "exit" | "error";
+}
+
+export interface RequestState {
+  id: string;
+  startedAt: number;
+  client: {
+    method: string;
+    /** Raw path as received, percent-escapes intact. */
+    path: string;
+    /** Raw query string without "?"; undefined when the request line had none. */
+    query: string | undefined;
+    headers: HeaderValues;
+    body: Buffer;
+    ip: string;
+    port: number;
+    scheme: "http";
+    host: string;
+  };
+  route: RouteEntity;
+  service: ServiceEntity | undefined;
+  consumer?: ConsumerEntity;
+  credential?: KeyAuthCredentialEntity;
+  upstream: {
+    scheme: string;
+    host: string;
+    port: number;
+    /** $upstream_uri without the query (Kong appends `?args` after the access phase). */
+    uri: string;
+    query: string | undefined;
+    method: string;
+    /** $upstream_host: set by set_target, a Host header, or preserve_host. */
+    hostVar: string | undefined;
+    headers: HeaderValues;
+    body: Buffer;
+    buffered: boolean;
+  };
+  response: {
+    status?: number;
+    headers: HeaderValues;
+    /** Headers plugins set in access, added to whatever the client gets. */
+    extraHeaders: HeaderValues;
+    source?: "service" | "exit" | "error";
+    upstreamStatus?: string;
+  };
+  exit?: ExitResponse;
+  shared: Map<string, unknown>;
+  ngxCtx: Map<string, unknown>;
+}
