@@ -283,8 +283,11 @@ class Builder {
     return uuidV5(uuidV5(ENTITIES_NAMESPACE, entity), key);
   }
 
+  /** A message for a field goes on the field; one for a whole entity under "@entity", as Kong reports them. */
   private fail(where: (string | number)[], message: string): void {
-    this.failTree(where, { "@entity": message } as FieldErrors);
+    const last = where[where.length - 1];
+    if (typeof last === "string") this.failTree(where.slice(0, -1), { [last]: message });
+    else this.failTree(where, { "@entity": [message] } as unknown as FieldErrors);
   }
 
   private failTree(where: (string | number)[], errors: FieldErrors): void {

@@ -93,8 +93,11 @@ export function escapeUri(path: string): string {
   );
 }
 
-function firstValues(headers: HeaderValues): Record<string, string[]> {
-  return headers;
+/** A header table as ngx.req.get_headers returns it: one value as a string, repeated ones as a list. */
+function luaHeaders(headers: HeaderValues): Record<string, string | string[]> {
+  return Object.fromEntries(
+    Object.entries(headers).map(([k, v]) => [k, v.length === 1 ? (v[0] as string) : v]),
+  );
 }
 
 function getHeader(headers: HeaderValues, name: unknown): string | undefined {
@@ -102,8 +105,9 @@ function getHeader(headers: HeaderValues, name: unknown): string | undefined {
   return headers[key]?.[0];
 }
 
-function parseQuery(query: string | undefined): Record<string, string[] | true> {
-  const out: Record<string, string[] | true> = {};
+/** ngx.req.get_uri_args: one value as a string, repeated ones as a list, a bare flag as true. */
+function parseQuery(query: string | undefined): Record<string, string | string[] | true> {
+  const out: Record<string, string | string[] | true> = {};
   if (!query) return out;
   for (const part of query.split("&")) {
     if (part === "") continue;
@@ -115,7 +119,10 @@ function parseQuery(query: string | undefined): Record<string, string[] | true> 
     }
     const value = decodeURIComponent(part.slice(eq + 1).replace(/\+/g, " "));
     const existing = out[key];
-    out[key] = existing === undefined || existing === true ? [value] : [...existing, value];
+    out[key] =
+      existing === undefined || existing === true
+        ? value
+        : [...(Array.isArray(existing) ? existing : [existing]), value];
   }
   return out;
 }
@@ -177,7 +184,7 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
   "kong.request.get_headers": {
     phases: ALL,
     step: "plugin.StepMultiMap",
-    fn: (ctx) => firstValues(ctx.state.client.headers),
+    fn: (ctx) => luaHeaders(ctx.state.client.headers),
   },
   "kong.request.get_host": { phases: BEFORE_PROXY, fn: (ctx) => ctx.state.client.host },
   "kong.request.get_port": { phases: BEFORE_PROXY, fn: (ctx) => ctx.state.client.port },
@@ -200,7 +207,7 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
     phases: BEFORE_PROXY,
     fn(ctx, [name]) {
       const v = parseQuery(ctx.state.client.query)[str(name, "query argument name")];
-      return v === true ? true : v?.[0];
+      return Array.isArray(v) ? v[0] : v;
     },
   },
   "kong.request.get_forwarded_host": { phases: BEFORE_PROXY, fn: (ctx) => ctx.state.client.host },
@@ -354,7 +361,7 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
   "kong.response.get_headers": {
     phases: ALL,
     step: "plugin.StepMultiMap",
-    fn: (ctx) => ({ ...ctx.state.response.headers, ...ctx.state.response.extraHeaders }),
+    fn: (ctx) => luaHeaders({ ...ctx.state.response.headers, ...ctx.state.response.extraHeaders }),
   },
   "kong.response.get_source": {
     phases: ALL,
@@ -379,6 +386,10 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
       return undefined;
     },
   },
+
+  // kong.service.response: only for header_filter/body_filter/response, and in the log timer it reads
+  // ngx.var.upstream_status, which raises; with no response handler, no phase the double runs may call it.
+  "kong.service.response.get_status": { phases: [], fn: (ctx) => ctx.state.response.status },
 
   // kong.ctx.shared
   "kong.ctx.shared.get": {

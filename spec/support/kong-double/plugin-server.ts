@@ -64,6 +64,19 @@ export class PdkCallCounter {
   }
 }
 
+/**
+ * mp_rpc.lua's fix_mmap for header and query maps: every value becomes an array of strings, a flag (`true`)
+ * becomes an empty array, and an empty result an empty map.
+ */
+function fixMultimap(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
+  const out: Record<string, string[]> = {};
+  for (const [key, v] of Object.entries(value)) {
+    out[key] = v === true ? [] : Array.isArray(v) ? v.map(String) : [String(v)];
+  }
+  return out;
+}
+
 function accepts(path: string): Promise<boolean> {
   return new Promise((resolvePromise) => {
     const socket = connect(path);
@@ -121,7 +134,19 @@ export class PluginServer {
     return this.child?.pid;
   }
 
-  private async spawn(): Promise<void> {
+  /** Resolves when the current (or respawned) server listens on its socket. */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  private ready: Promise<void> = Promise.resolve();
+
+  private spawn(): Promise<void> {
+    this.ready = this.spawnOnce();
+    return this.ready;
+  }
+
+  private async spawnOnce(): Promise<void> {
     this.lastStart = Date.now();
     const [bin, ...args] = startArgv(this.settings);
     const child = spawn(process.execPath, [bin as string, ...args], { stdio: ["ignore", "pipe", "pipe"] });
@@ -260,6 +285,7 @@ export class PluginServer {
         }
       }
       if (ctx.exit !== undefined) return { kind: "exit" };
+      if (step === "plugin.StepMultiMap") result = fixMultimap(result);
       try {
         reply = (await this.rpc.call(
           step,

@@ -1,0 +1,203 @@
+/**
+ * The Kong double against the real kong-js-pluginserver, with a fixture plugin that reports what the PDK
+ * returned: Kong's encodings, exits, calls Kong rejects, the log snapshot, and instance recovery.
+ */
+import { resolve } from "node:path";
+import { request } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KongDouble } from "../support/kong-double";
+import { type MockProvider, startMockProvider } from "../support/mock-provider";
+
+const FIXTURES = resolve(process.cwd(), "spec/fixtures/plugins");
+
+describe("the Kong double speaking Kong's side of the plugin protocol", () => {
+  let kong: KongDouble;
+  let upstream: MockProvider;
+
+  beforeAll(async () => {
+    upstream = await startMockProvider({ name: "upstream" });
+    kong = await KongDouble.start({
+      pluginServers: [{ name: "probe", pluginsDirectory: `${FIXTURES}/probe` }],
+    });
+    await kong.loadConfig({
+      _format_version: "3.0",
+      services: [
+        {
+          name: "svc",
+          url: `${upstream.url}/base`,
+          routes: [{ name: "r", paths: ["/probe"] }],
+          plugins: [{ name: "probe", config: { message: "configured" } }],
+        },
+      ],
+    });
+  });
+  afterAll(async () => {
+    await kong?.stop();
+    await upstream?.close();
+  });
+
+  const call = async (
+    probe: string,
+    opts: { path?: string; body?: string; headers?: Record<string, string> } = {},
+  ) => {
+    const res = await request(`${kong.proxyUrl}${opts.path ?? "/probe/x"}`, {
+      method: opts.body === undefined ? "GET" : "POST",
+      headers: { "x-probe": probe, ...opts.headers },
+      body: opts.body,
+    });
+    const text = await res.body.text();
+    return { status: res.statusCode, headers: res.headers, text, json: safeJson(text) };
+  };
+
+  it("sends raw bodies as binary, header maps with array values, only the first return value, nil as undefined", async () => {
+    const reply = await call("encodings", {
+      path: "/probe/x?a=1&a=2&flag",
+      body: "raw ✓ body",
+      headers: { "x-multi": "one" },
+    });
+    expect(reply.status).toBe(200);
+    expect(reply.json).toMatchObject({
+      bodyIsBuffer: true,
+      bodyText: "raw ✓ body",
+      missing: "undefined",
+      upstream: "undefined", // (nil, "could not find an Upstream ...") arrives as nil: the error is lost
+      query: { a: ["1", "2"], flag: [] },
+      config: { message: "configured" },
+    });
+    expect(reply.json.headers["x-multi"]).toEqual(["one"]);
+    expect(reply.json.headers["x-probe"]).toEqual(["encodings"]);
+  });
+
+  it("starts the instance with Kong's config: defaults, __plugin_id, __seq__, service_id", async () => {
+    const reply = await call("encodings", { body: "" });
+    const config = reply.json.config;
+    expect(config.__plugin_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(typeof config.__seq__).toBe("number");
+    expect(config.__key__).toContain("plugins:probe:");
+    expect(config.service_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(config).not.toHaveProperty("route_id");
+  });
+
+  it("ends the event on kong.response.exit and never answers a later call", async () => {
+    const reply = await call("exit-then-continue");
+    expect(reply.status).toBe(418);
+    expect(reply.json).toEqual({ teapot: true });
+    expect(reply.headers["x-exit"]).toBe("yes");
+    expect(reply.headers["content-type"]).toMatch(/application\/json/);
+  });
+
+  it.each([
+    ["nil-header", /invalid header value/],
+    ["wrong-phase", /cannot be called in access phase/],
+  ])("turns a call Kong rejects (%s) into Kong's 500 and a logged Lua error", async (probe, logged) => {
+    const reply = await call(probe);
+    expect(reply.status).toBe(500);
+    expect(reply.json).toEqual({ message: "An unexpected error occurred" });
+    expect(kong.logs.some((l) => l.source === "kong" && logged.test(l.message))).toBe(true);
+  });
+
+  it("logs an unknown PDK method and answers it with nil", async () => {
+    const reply = await call("unknown-method");
+    expect(reply.json).toEqual({ undefined: true });
+    expect(kong.logs.some((l) => /could not find pdk method: kong.nosuch.thing/.test(l.message))).toBe(true);
+  });
+
+  it("applies set_target, set_path, set_raw_body and headers to the real upstream request", async () => {
+    upstream.clearRequests();
+    const target = { host: "127.0.0.1", port: upstream.port, path: "/elsewhere" };
+    const reply = await call("rewrite-upstream", {
+      path: "/probe/x?keep=1",
+      body: "original",
+      headers: { "x-target": JSON.stringify(target) },
+    });
+    expect(reply.status).toBe(404); // the mock answers 404 to unknown paths: what matters is what it received
+    const seen = upstream.requests[0];
+    expect(seen?.path).toBe("/elsewhere");
+    expect(seen?.query).toBe("keep=1");
+    expect(seen?.body.toString()).toBe("rewritten body");
+    expect(seen?.headers["content-length"]).toBe("14");
+    expect(seen?.headers["x-added"]).toBe("by-probe");
+    expect(seen?.headers.host).toBe("127.0.0.1"); // exactly the target host, no port
+  });
+
+  it("computes $upstream_uri from the service path and the stripped request path", async () => {
+    upstream.clearRequests();
+    await call("none", { path: "/probe/chat/completions" });
+    expect(upstream.requests[0]?.path).toBe("/base/chat/completions");
+  });
+
+  it("runs log after the response, with the saved status and ctx.shared; ngx.var getters there never answer", async () => {
+    await call("log-ngx-var");
+    await kong.settled();
+    const notices = kong.logs.filter((l) => l.source === "pdk" && l.level === "notice").map((l) => l.message);
+    const last = notices.findLast((m) => m.includes('"tryPath":true'));
+    expect(last).toContain('"status":404');
+    expect(last).toContain('"upstream_status":"404"');
+    expect(notices.some((m) => m.includes("unreachable"))).toBe(false);
+    expect(
+      kong.logs.some((l) => /kong.request.get_path: function cannot be called in log phase/.test(l.message)),
+    ).toBe(true);
+  });
+
+  it("counts PDK calls per phase and method", async () => {
+    await kong.settled();
+    kong.pdkCalls.reset();
+    await call("none");
+    await kong.settled();
+    expect(kong.pdkCalls.byPhase("access")).toEqual({
+      "kong.request.get_header": 1,
+      "kong.nginx.get_var": 1,
+      "kong.ctx.shared.set": 1,
+    });
+    expect(kong.pdkCalls.total("log")).toBe(4);
+  });
+
+  it("starts a new instance after a config reload (a new __seq__)", async () => {
+    const before = (await call("encodings", { body: "" })).json.config.__seq__;
+    const startedBefore = kong.server("probe").started.length;
+    await kong.loadConfig({
+      _format_version: "3.0",
+      services: [
+        {
+          name: "svc",
+          url: `${upstream.url}/base`,
+          routes: [{ name: "r", paths: ["/probe"] }],
+          plugins: [{ name: "probe", config: { message: "reloaded" } }],
+        },
+      ],
+    });
+    const after = (await call("encodings", { body: "" })).json.config;
+    expect(after.__seq__).toBeGreaterThan(before);
+    expect(after.message).toBe("reloaded");
+    expect(kong.server("probe").started.length).toBe(startedBefore + 1);
+  });
+
+  it("respawns a killed plugin server and recovers through the 'no plugin instance' path", async () => {
+    const server = kong.server("probe");
+    const oldPid = server.pid;
+    server.kill("SIGKILL");
+    await waitFor(() => server.pid !== undefined && server.pid !== oldPid, 5000);
+    await server.whenReady();
+    // Kong still holds the old instance id; the new server answers "no plugin instance", Kong restarts it.
+    const reply = await call("encodings", { body: "" });
+    expect(reply.status).toBe(200);
+    expect(kong.logs.some((l) => /no plugin instance/.test(l.message))).toBe(true);
+    expect(kong.logs.some((l) => /external pluginserver 'probe' terminated/.test(l.message))).toBe(true);
+  });
+});
+
+function safeJson(text: string) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
