@@ -1,0 +1,87 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, normalizeConfig } from "../../../plugins/model-based-round-robin/core/config";
+import { environmentOf } from "../../../plugins/model-based-round-robin/core/environment";
+
+const entry = (extra: Record<string, unknown> = {}) => ({
+  model: "m",
+  endpoint: "https://api.example.test/v1/",
+  ...extra,
+});
+
+describe("configuration normalisation", () => {
+  it("parses endpoints once: scheme, host, default port, path without trailing slash", () => {
+    const c = normalizeConfig({
+      __plugin_id: "p",
+      production_models: [entry({ auth_header_name: "api-key", auth_header_value: "k" })],
+    });
+    expect(c.production[0]).toEqual({
+      key: "https://api.example.test:443/v1#m",
+      model: "m",
+      weight: 1,
+      scheme: "https",
+      host: "api.example.test",
+      port: 443,
+      basePath: "/v1",
+      authHeader: { name: "api-key", value: "k" },
+    });
+    expect(c.pluginId).toBe("p");
+    expect(c.allSuspendedStatus).toBe(503);
+  });
+
+  it.each([
+    [{ production_models: [] }, /production_models: must NOT have fewer than 1 items/],
+    [{}, /missing required field production_models/],
+    [{ production_models: [entry({ weight: 0 })] }, /production_models\[1\]\.weight: must be >= 1/],
+    [
+      { production_models: [entry({ endpoint: "api.example.test" })] },
+      /production_models\[1\]\.endpoint: "api.example.test" is not a URL/,
+    ],
+    [{ production_models: [entry({ endpoint: "ftp://x.test" })] }, /must use http or https/],
+    [{ production_models: [entry({ endpoint: "https://u:p@x.test" })] }, /must not carry credentials/],
+    [
+      { production_models: [entry(), entry({ endpoint: "https://api.example.test/v1" })] },
+      /production_models\[2\]: same endpoint and model as production_models\[1\]/,
+    ],
+    [
+      { production_models: [entry()], sandbox_models: [] },
+      /sandbox_models: must have at least one entry; omit it/,
+    ],
+    [
+      { production_models: [entry()], min_suspend_duration: 10, max_suspend_duration: 5 },
+      /min_suspend_duration \(10\) must not exceed/,
+    ],
+    [{ production_models: [entry()], all_suspended_status: 500 }, /all_suspended_status/],
+  ])("refuses %j with a message naming the field", (raw, message) => {
+    expect(() => normalizeConfig(raw)).toThrow(ConfigError);
+    expect(() => normalizeConfig(raw)).toThrow(message);
+  });
+
+  it("sends no auth header when a vault reference resolved to nothing", () => {
+    const c = normalizeConfig({
+      production_models: [entry({ auth_header_name: "Authorization", auth_header_value: "" })],
+    });
+    expect(c.production[0]?.authHeader).toBeUndefined();
+  });
+});
+
+describe("production or sandbox", () => {
+  const c = normalizeConfig({
+    production_models: [entry()],
+    sandbox_models: [entry()],
+    sandbox_hosts: ["Sandbox.Example.test", "*.sbx.test"],
+    sandbox_consumers: ["tester"],
+  });
+
+  it("is sandbox by host, compared without port and case, with a leading wildcard", () => {
+    expect(environmentOf(c, { host: "sandbox.example.test:8000" })).toBe("sandbox");
+    expect(environmentOf(c, { host: "team.sbx.test" })).toBe("sandbox");
+    expect(environmentOf(c, { host: "sbx.test" })).toBe("production");
+    expect(environmentOf(c, { host: "api.example.test" })).toBe("production");
+  });
+
+  it("is sandbox for a listed consumer by username, custom_id or id", () => {
+    expect(environmentOf(c, { consumer: { id: "1", username: "tester" } })).toBe("sandbox");
+    expect(environmentOf(c, { consumer: { id: "tester" } })).toBe("sandbox");
+    expect(environmentOf(c, { consumer: { id: "2", username: "someone" } })).toBe("production");
+  });
+});

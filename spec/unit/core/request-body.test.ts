@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import { rewriteModel } from "../../../plugins/model-based-round-robin/core/request-body";
+
+const rewrite = (text: string, model = "gpt-4o") => {
+  const r = rewriteModel(Buffer.from(text, "utf8"), model);
+  return r.ok ? r.body.toString("utf8") : r;
+};
+
+describe("rewriting the body's model byte for byte", () => {
+  it("replaces only the top-level model's value", () => {
+    expect(rewrite('{"model":"gpt-4.5","input":"Hello"}')).toBe('{"model":"gpt-4o","input":"Hello"}');
+  });
+
+  it("leaves whitespace, number spellings, escapes and big integers as the client wrote them", () => {
+    const body =
+      '{ "temperature" : 1.0,\n "n": 1e0, "seed": 12345678901234567890, "x": "\\u00e9",\n "model" : "a" }';
+    expect(rewrite(body)).toBe(body.replace('"model" : "a"', '"model" : "gpt-4o"'));
+  });
+
+  it("leaves nested model keys alone", () => {
+    expect(rewrite('{"tools":[{"model":"x"}],"meta":{"model":"y"},"model":"z"}')).toBe(
+      '{"tools":[{"model":"x"}],"meta":{"model":"y"},"model":"gpt-4o"}',
+    );
+  });
+
+  it("replaces a model that is not a string, and an escaped key that means model", () => {
+    expect(rewrite('{"model":{"a":[1,2]},"b":1}')).toBe('{"model":"gpt-4o","b":1}');
+    expect(rewrite('{"mod\\u0065l":null}')).toBe('{"mod\\u0065l":"gpt-4o"}');
+  });
+
+  it("replaces every duplicate top-level model (JSON.parse would keep the last)", () => {
+    expect(rewrite('{"model":"a","model":"b"}')).toBe('{"model":"gpt-4o","model":"gpt-4o"}');
+  });
+
+  it("inserts the model when the body has none", () => {
+    expect(rewrite('{"input":"hi"}')).toBe('{"model":"gpt-4o","input":"hi"}');
+    expect(rewrite("{}")).toBe('{"model":"gpt-4o"}');
+    expect(rewrite(" { } ")).toBe(' {"model":"gpt-4o" } ');
+  });
+
+  it("escapes the model name as JSON", () => {
+    expect(rewrite('{"model":"x"}', 'we"ird')).toBe('{"model":"we\\"ird"}');
+  });
+
+  it.each([
+    ["", /empty/],
+    ["not json", /not valid JSON/],
+    ["[1]", /must be a JSON object, got an array/],
+    ['"s"', /got a string/],
+    ["null", /got null/],
+    ["42", /got a number/],
+  ])("refuses %j with a message naming the problem", (text, message) => {
+    const r = rewriteModel(Buffer.from(text), "m");
+    expect(r.ok).toBe(false);
+    expect(r.ok ? "" : r.problem).toMatch(message);
+  });
+
+  it("refuses bytes that are not UTF-8", () => {
+    const r = rewriteModel(Buffer.from([0x7b, 0xff, 0x7d]), "m");
+    expect(r).toEqual({ ok: false, problem: "request body is not valid UTF-8" });
+  });
+});
