@@ -322,7 +322,7 @@ describe("model-based-round-robin behind the Kong double", () => {
     expect(JSON.stringify(body)).toMatch(/between 1 and 65535/);
   });
 
-  it("reads headers in log only when the status suspends (one PDK call in log for a 200)", async () => {
+  it("makes 8 PDK calls in access and 1 in log for a 200 (headers are read in log only when the status suspends)", async () => {
     await configure({ production_models: [{ model: "gpt-4o", endpoint: a.url }] });
     await chat(bed.kong, HELLO);
     await bed.kong.settled();
@@ -331,6 +331,17 @@ describe("model-based-round-robin behind the Kong double", () => {
     await bed.kong.settled();
     const log = bed.kong.pdkCalls.byPhase("log");
     expect(log).toEqual({ "kong.response.get_status": 1 });
+    // access: one read of the headers, one of the body, two of the route's upstream, four writes, the hand-off.
+    expect(bed.kong.pdkCalls.byPhase("access")).toEqual({
+      "kong.request.get_headers": 1,
+      "kong.request.get_raw_body": 1,
+      "kong.nginx.get_var": 1,
+      "kong.router.get_service": 1,
+      "kong.service.set_target": 1,
+      "kong.service.request.set_path": 1,
+      "kong.service.request.set_raw_body": 1,
+      "kong.ctx.shared.set": 1,
+    });
   });
 
   it("works with the official openai client through the proxy port", async () => {

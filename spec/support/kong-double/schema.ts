@@ -35,7 +35,10 @@ export interface RecordSchema {
   shorthand_fields?: readonly ShorthandField[];
 }
 export type EntityCheck = Record<string, unknown>;
-export type ShorthandField = Record<string, FieldDef & { func: (value: unknown) => Record<string, unknown> | undefined }>;
+export type ShorthandField = Record<
+  string,
+  FieldDef & { func: (value: unknown) => Record<string, unknown> | undefined }
+>;
 
 export type Context = "insert" | "update" | "select";
 
@@ -179,11 +182,14 @@ function adjustForContext(def: FieldDef, value: unknown, context: Context, opts:
   if (def.abstract === true) return value;
   if (def.type === "record") {
     const recurse =
-      context === "update" ? value !== null && value !== undefined : value !== null && (value !== undefined || def.required === true);
+      context === "update"
+        ? value !== null && value !== undefined
+        : value !== null && (value !== undefined || def.required === true);
     if (recurse) {
       const v = value ?? handleMissing(def, opts);
       if (isPlainObject(v)) return processAutoFields(recordSchemaOf(def), v, context, opts);
-      if (Array.isArray(v) && v.length === 0) return processAutoFields(recordSchemaOf(def), {}, context, opts);
+      if (Array.isArray(v) && v.length === 0)
+        return processAutoFields(recordSchemaOf(def), {}, context, opts);
       return v;
     }
   } else if (def.type === "array" || def.type === "set") {
@@ -192,14 +198,17 @@ function adjustForContext(def: FieldDef, value: unknown, context: Context, opts:
     if (Array.isArray(list)) {
       if (def.type === "set") list = dedupe(list);
       const elements = def.elements;
-      if (elements !== undefined) list = (list as unknown[]).map((v) => adjustForContext(elements, v, context, opts));
+      if (elements !== undefined)
+        list = (list as unknown[]).map((v) => adjustForContext(elements, v, context, opts));
       value = list;
     }
   } else if (def.type === "map") {
     const values = def.values;
     if (Array.isArray(value) && value.length === 0) value = {};
     if (isPlainObject(value) && values !== undefined) {
-      value = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, adjustForContext(values, v, context, opts)]));
+      value = Object.fromEntries(
+        Object.entries(value).map(([k, v]) => [k, adjustForContext(values, v, context, opts)]),
+      );
     }
   }
   if (value === undefined && context !== "update") return handleMissing(def, opts);
@@ -209,9 +218,12 @@ function adjustForContext(def: FieldDef, value: unknown, context: Context, opts:
 function handleMissing(def: FieldDef, opts: AutoFieldOptions): unknown {
   if (def.default !== undefined) {
     const copy = structuredClone(def.default);
-    if ((def.type === "array" || def.type === "set") && isPlainObject(copy) && Object.keys(copy).length === 0) return [];
+    if ((def.type === "array" || def.type === "set") && isPlainObject(copy) && Object.keys(copy).length === 0)
+      return [];
     return copy;
   }
+  // `nilable` (metaschema only): absent stays absent
+  if (def.nilable === true) return undefined;
   if (def.required !== true) return null;
   if (def.type === "record") return processAutoFields(recordSchemaOf(def), {}, "insert", opts);
   return undefined;
@@ -251,12 +263,14 @@ type Validator = (value: never, arg: never, def: FieldDef) => true | string | un
 
 const VALIDATORS: Record<string, Validator> = {
   eq: (value: unknown, wanted: unknown) => (value === wanted ? true : `value must be ${luaString(wanted)}`),
-  ne: (value: unknown, wanted: unknown) => (value !== wanted ? true : `value must not be ${luaString(value)}`),
+  ne: (value: unknown, wanted: unknown) =>
+    value !== wanted ? true : `value must not be ${luaString(value)}`,
   not_one_of: (value: unknown, options: unknown[]) =>
     options.includes(value) ? `must not be one of: ${options.map(luaString).join(", ")}` : true,
   one_of: (value: unknown, options: unknown[]) =>
     options.includes(value) ? true : `expected one of: ${options.map(luaString).join(", ")}`,
-  gt: (value: number, limit: number) => (value > limit ? true : `value must be greater than ${luaString(limit)}`),
+  gt: (value: number, limit: number) =>
+    value > limit ? true : `value must be greater than ${luaString(limit)}`,
   timestamp: (value: number) => (value > 0 ? true : undefined),
   uuid: (value: string) =>
     /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value) ? true : undefined,
@@ -278,12 +292,15 @@ const VALIDATORS: Record<string, Validator> = {
   not_match: (value: string, pattern: string) =>
     luaPatternMatches(value, pattern) ? `invalid value: ${value}` : true,
   match_none: (value: string, list: { pattern: string; err?: string }[]) => {
-    for (const item of list) if (luaPatternMatches(value, item.pattern)) return item.err ?? `invalid value: ${value}`;
+    for (const item of list)
+      if (luaPatternMatches(value, item.pattern)) return item.err ?? `invalid value: ${value}`;
     return true;
   },
-  match: (value: string, pattern: string) => (luaPatternMatches(value, pattern) ? true : `invalid value: ${value}`),
+  match: (value: string, pattern: string) =>
+    luaPatternMatches(value, pattern) ? true : `invalid value: ${value}`,
   match_all: (value: string, list: { pattern: string; err?: string }[]) => {
-    for (const item of list) if (!luaPatternMatches(value, item.pattern)) return item.err ?? `invalid value: ${value}`;
+    for (const item of list)
+      if (!luaPatternMatches(value, item.pattern)) return item.err ?? `invalid value: ${value}`;
     return true;
   },
   match_any: (value: string, arg: { patterns: string[]; err?: string }) =>
@@ -437,7 +454,11 @@ function trimTrailingNulls(list: (FieldError | null)[]): (FieldError | null)[] {
 // validate (validate_fields + required + entity checks)
 
 /** Kong's Schema:validate: undefined when valid, otherwise the errors keyed by field (and "@entity"). */
-export function validate(schema: RecordSchema, input: Record<string, unknown>, fullCheck = true): FieldErrors | undefined {
+export function validate(
+  schema: RecordSchema,
+  input: Record<string, unknown>,
+  fullCheck = true,
+): FieldErrors | undefined {
   const known = new Map(fieldEntries(schema.fields));
   const errors: FieldErrors = {};
   for (const [key, value] of Object.entries(input)) {
@@ -456,7 +477,8 @@ export function validate(schema: RecordSchema, input: Record<string, unknown>, f
       errors[name] = MESSAGES.REQUIRED;
     }
   }
-  for (const check of schema.entity_checks ?? []) runEntityCheck(schema, known, check, input, fullCheck, errors);
+  for (const check of schema.entity_checks ?? [])
+    runEntityCheck(schema, known, check, input, fullCheck, errors);
   return Object.keys(errors).length > 0 ? errors : undefined;
 }
 
@@ -578,7 +600,10 @@ const CHECKERS: Record<string, Checker> = {
         setPath(errors, thenField, MESSAGES.REQUIRED);
         return [ifField, thenErr];
       }
-      const err = validateField({ ...(fieldDefAt(known, thenField) ?? { type: "any" }), ...thenMatch }, thenValue);
+      const err = validateField(
+        { ...(fieldDefAt(known, thenField) ?? { type: "any" }), ...thenMatch },
+        thenValue,
+      );
       if (err === undefined) return true;
       setPath(errors, thenField, err);
       return [ifField, thenErr];
@@ -656,7 +681,8 @@ function runEntityCheck(
   for (const fname of fieldsToCheck) {
     const value = getPath(input, fname);
     if (value === undefined) {
-      if (!checker.runWithMissing && arg.run_with_missing_fields !== true && required.has(fname)) missing.push(fname);
+      if (!checker.runWithMissing && arg.run_with_missing_fields !== true && required.has(fname))
+        missing.push(fname);
     } else {
       allNil = false;
       const def = fieldDefAt(known, fname);
@@ -691,7 +717,8 @@ export type Validation = { ok: true; value: Record<string, unknown> } | { ok: fa
 export function validateRecord(fields: readonly SchemaField[], input: unknown): Validation {
   const def: FieldDef = { type: "record", required: true, fields: makeRecordsRequired(fields) };
   const err = validateField(def, input ?? {});
-  if (err !== undefined) return { ok: false, errors: typeof err === "string" ? { "@entity": [err] } : (err as FieldErrors) };
+  if (err !== undefined)
+    return { ok: false, errors: typeof err === "string" ? { "@entity": [err] } : (err as FieldErrors) };
   const schema = recordSchemaOf(def);
   const inserted = processAutoFields(schema, isPlainObject(input) ? input : {}, "insert");
   return { ok: true, value: processAutoFields(schema, inserted, "select") };
