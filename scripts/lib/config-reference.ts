@@ -78,8 +78,12 @@ function rulesOf(def: ElementDef): string {
   const describe = (d: ElementDef, scope: string) => {
     if (Array.isArray(d.between)) rules.push(`${scope}${d.between[0]}..${d.between[1]}`);
     if (Array.isArray(d.one_of)) rules.push(`${scope}one of ${d.one_of.join(", ")}`);
-    if (typeof d.len_min === "number")
-      rules.push(`${scope}at least ${d.len_min} ${d.type === "string" ? "characters" : "items"}`);
+    if (typeof d.len_min === "number") {
+      const many = d.len_min === 1 ? "" : "s";
+      rules.push(
+        `${scope}at least ${d.len_min} ${d.type === "string" ? `character${many}` : many ? "entries" : "entry"}`,
+      );
+    }
     if (typeof d.match === "string") rules.push(`${scope}matches \`${d.match}\``);
     if (d.referenceable === true) rules.push(`${scope}vault reference allowed`);
   };

@@ -1,251 +1,234 @@
 /**
- * Kong's load checks on a plugin server's query command (kong/runloop/plugin_servers/process.lua and
- * kong/db/dao/plugins.lua at 3.9.3, kong/db/schema/metaschema.lua): stdout must be pure JSON (Kong reads it
- * with io.popen and cjson.decode), an array or `{Protocol, Plugins}`; Kong 3.9 registers only the first plugin
- * of each server; `Version` must be x.y.z, `Priority` an integer; the schema must pass the metaschema, or Kong
- * refuses to start.
+ * Kong's load checks on a plugin server's query command (3.9.3: kong/runloop/plugin_servers/process.lua
+ * query_external_plugin_info and init.lua; kong/db/dao/plugins.lua load_plugin_handler; kong/db/schema/
+ * plugin_loader.lua load_subschema; 3.8.0: process.lua ask_info):
+ *
+ * - stdout only (io.popen), decoded with cjson: anything but JSON fails ("failed decoding plugin info: ...");
+ *   a JSON value that is not a table fails ("not a plugin info table"; 3.8: "Not a plugin info table").
+ * - an array, or `{Protocol, Plugins}`; the protocol defaults to "MsgPack:1".
+ * - 3.9 registers only the first entry of each server (`(dump.Plugins or dump)[1]`), and an empty list fails
+ *   when Kong indexes the missing entry; 3.8 registers every entry, a later duplicate name is logged and
+ *   skipped.
+ * - then, per plugin, as `load_plugin_schemas` does: no `Priority` → "plugin is enabled but not installed";
+ *   a non-integer one → "PRIORITY field is not a valid integer number"; `Version` must parse as at most three
+ *   dot-separated numbers (Kong's `version` library grabs the first run of digits and dots, so "1.2", "v1.2.3"
+ *   and "1.2.3-beta" pass, "1.2.3.4" and "abc" do not) → "VERSION field does not follow the "x.y.z" format";
+ *   the schema must pass the metaschema (./metaschema). Kong formats these as
+ *   "error loading plugin schemas: on plugin '<name>': <reason>" and refuses to start.
+ *
+ * The double checks every plugin it is given, as if all were listed in `plugins = bundled,...`.
  */
 import { execFile } from "node:child_process";
-import type { FieldDef, Phase, PluginInfo, SchemaField } from "./model";
+import { schemaViolation } from "./kong-errors";
+import { checkPluginSchema, type MetaschemaProblem } from "./metaschema";
+import type { Phase, PluginInfo, SchemaField } from "./model";
+import { isPlainObject } from "./schema";
 
 export type KongVersion = "3.9" | "3.8";
 
-export class PluginLoadError extends Error {
-  override name = "PluginLoadError";
+export interface QueryOptions {
+  kongVersion: KongVersion;
+  /** The plugin server's name (pluginserver_names entry). */
+  server: string;
+  /** How long the query command may run; Kong itself waits forever. Default 30 s. */
+  timeoutMs?: number;
 }
 
-const TYPES = new Set([
-  "string",
-  "number",
-  "integer",
-  "boolean",
-  "array",
-  "set",
-  "map",
-  "record",
-  "foreign",
-  "json",
-]);
-const PHASES = new Set(["certificate", "rewrite", "access", "response", "preread", "log"]);
-const ATTRIBUTES = new Set([
-  "type",
-  "required",
-  "default",
-  "description",
-  "examples",
-  "immutable",
-  "encrypted",
-  "referenceable",
-  "deprecation",
-  "err",
-  "elements",
-  "keys",
-  "values",
-  "fields",
-  "json_schema",
-  "between",
-  "one_of",
-  "not_one_of",
-  "len_eq",
-  "len_min",
-  "len_max",
-  "match",
-  "not_match",
-  "match_all",
-  "match_none",
-  "match_any",
-  "starts_with",
-  "is_regex",
-  "uuid",
-  "timestamp",
-  "gt",
-  "eq",
-  "ne",
-  "contains",
-  "mutually_exclusive_subsets",
-  "unique",
-  "auto",
-  "nilable",
-  "legacy",
-  "entity_checks",
-  "shorthand_fields",
-  "translate_backwards",
-]);
-const VALIDATOR_TYPES: Record<string, string[]> = {
-  between: ["integer", "number"],
-  gt: ["integer", "number"],
-  one_of: ["string", "number", "integer"],
-  not_one_of: ["string", "number", "integer"],
-  len_eq: ["string", "array", "set", "map"],
-  len_min: ["string", "array", "set", "map"],
-  len_max: ["string", "array", "set", "map"],
-  match: ["string"],
-  not_match: ["string"],
-  match_all: ["string"],
-  match_none: ["string"],
-  match_any: ["string"],
-  starts_with: ["string"],
-  is_regex: ["string"],
-  uuid: ["string"],
-  timestamp: ["number", "integer"],
-  contains: ["array", "set"],
-  referenceable: ["string"],
-};
+export class PluginLoadError extends Error {
+  override name = "PluginLoadError";
+  constructor(
+    message: string,
+    /** Metaschema problems with the path of the offending field, when the schema was the reason. */
+    readonly problems: MetaschemaProblem[] = [],
+  ) {
+    super(message);
+  }
+}
 
-export function runQueryCommand(
-  argv: string[],
-  opts: { kongVersion: KongVersion; server: string },
-): Promise<PluginInfo[]> {
+const PHASES: readonly Phase[] = ["certificate", "rewrite", "access", "response", "preread", "log"];
+const SUPPORTED_PROTOCOL = "MsgPack:1";
+
+/** Runs a query command as Kong does (stdout only) and applies Kong's load checks to what it prints. */
+export function runQueryCommand(argv: string[], opts: QueryOptions): Promise<PluginInfo[]> {
   const [command, ...args] = argv;
-  if (command === undefined)
+  const shown = argv.join(" ");
+  if (command === undefined || command === "") {
     return Promise.reject(new PluginLoadError(`query_command undefined for pluginserver ${opts.server}`));
+  }
+  const timeout = opts.timeoutMs ?? 30_000;
   return new Promise((resolve, reject) => {
-    execFile(command, args, { timeout: 30_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout) => {
-      if (error && stdout.trim() === "") {
-        reject(
-          new PluginLoadError(
-            `failed loading plugin info from pluginserver ${opts.server} (${argv.join(" ")}): ${error.message}`,
-          ),
-        );
-        return;
-      }
-      try {
-        resolve(parsePluginDump(stdout, opts));
-      } catch (e) {
-        reject(e);
-      }
-    });
+    execFile(
+      command,
+      args,
+      { timeout, killSignal: "SIGKILL", maxBuffer: 64 * 1024 * 1024, encoding: "utf8" },
+      (error, stdout) => {
+        if (error && (error as { killed?: boolean }).killed) {
+          reject(
+            new PluginLoadError(
+              `query command of pluginserver '${opts.server}' (${shown}) did not finish within ${timeout} ms`,
+            ),
+          );
+          return;
+        }
+        if (error && typeof error.code === "string") {
+          reject(
+            new PluginLoadError(
+              `query command of pluginserver '${opts.server}' (${shown}) could not run: ${error.message}`,
+            ),
+          );
+          return;
+        }
+        try {
+          resolve(parsePluginDump(stdout, opts));
+        } catch (e) {
+          if (e instanceof PluginLoadError) {
+            const status = error ? ` (it exited with status ${error.code})` : "";
+            e.message = `${e.message}\n  query command: ${shown}${status}`;
+          }
+          reject(e);
+        }
+      },
+    );
   });
 }
 
+/** Kong's checks on a query command's stdout; returns the plugins Kong would register. */
 export function parsePluginDump(
   stdout: string,
   opts: { kongVersion: KongVersion; server: string },
 ): PluginInfo[] {
+  const where = `pluginserver '${opts.server}'`;
   let dump: unknown;
   try {
     dump = JSON.parse(stdout);
-  } catch (error) {
-    const head = stdout.slice(0, 80).replace(/\n/g, "\\n");
+  } catch (e) {
     throw new PluginLoadError(
-      `failed decoding plugin info from pluginserver ${opts.server}: ${(error as Error).message} (stdout starts "${head}")`,
+      `failed loading external plugins: failed decoding plugin info: ${cjsonDecodeError(stdout, e as Error)} (${where}: its query command must print nothing but the JSON plugin info on stdout)`,
     );
   }
-  const list = Array.isArray(dump) ? dump : (dump as { Plugins?: unknown })?.Plugins;
-  if (!Array.isArray(list))
-    throw new PluginLoadError(`Not a plugin info table from pluginserver ${opts.server}`);
-  const protocol = Array.isArray(dump)
-    ? "MsgPack:1"
-    : ((dump as { Protocol?: string }).Protocol ?? "MsgPack:1");
-  if (protocol !== "MsgPack:1")
-    throw new PluginLoadError(`pluginserver ${opts.server}: unsupported protocol ${protocol}`);
-  const taken = opts.kongVersion === "3.9" ? list.slice(0, 1) : list;
-  if (taken.length === 0) throw new PluginLoadError(`pluginserver ${opts.server} reported no plugin`);
-  return taken.map((entry) => checkPluginInfo(entry, opts.server));
+  if (dump === null || typeof dump !== "object") {
+    const notTable = opts.kongVersion === "3.8" ? "Not a plugin info table" : "not a plugin info table";
+    throw new PluginLoadError(`failed loading external plugins: ${notTable}: \n${where}\n${stdout}`);
+  }
+  const protocol =
+    (isPlainObject(dump) && typeof dump.Protocol === "string" && dump.Protocol) || SUPPORTED_PROTOCOL;
+  if (protocol !== SUPPORTED_PROTOCOL) {
+    throw new PluginLoadError(
+      `${where} speaks ${protocol}; the double implements ${SUPPORTED_PROTOCOL} only`,
+    );
+  }
+  const list = isPlainObject(dump) && dump.Plugins !== undefined ? dump.Plugins : dump;
+  const entries = Array.isArray(list) ? list : [];
+  if (opts.kongVersion === "3.9") {
+    const first = entries[0];
+    if (!isPlainObject(first)) {
+      throw new PluginLoadError(
+        `failed loading external plugins: attempt to index local 'info' (a nil value) (${where} reported no plugin: Kong 3.9 takes the first entry of its list)`,
+      );
+    }
+    return [checkPluginInfo(first, opts.server)];
+  }
+  const seen = new Set<string>();
+  const plugins: PluginInfo[] = [];
+  for (const entry of entries) {
+    if (!isPlainObject(entry)) continue;
+    if (typeof entry.Name === "string" && seen.has(entry.Name)) continue; // Kong logs "Duplicate plugin name" and skips it
+    if (typeof entry.Name === "string") seen.add(entry.Name);
+    plugins.push(checkPluginInfo(entry, opts.server));
+  }
+  return plugins;
 }
 
-function checkPluginInfo(entry: unknown, server: string): PluginInfo {
-  const info = entry as Record<string, unknown>;
+/** What lua-cjson says for the usual ways a dump is broken (its byte positions are 1-based). */
+function cjsonDecodeError(text: string, error: Error): string {
+  const first = text.search(/\S/);
+  if (first === -1) return `Expected value but found T_END at character ${Buffer.byteLength(text) + 1}`;
+  if (!/["[{\-0-9tfn]/.test(text.charAt(first)))
+    return `Expected value but found invalid token at character ${first + 1}`;
+  return error.message;
+}
+
+function loadError(name: string, reason: string, problems: MetaschemaProblem[] = []): PluginLoadError {
+  const detail = problems.map((p) => `\n  ${p.path}: ${p.rule}`).join("");
+  return new PluginLoadError(
+    `error loading plugin schemas: on plugin '${name}': ${reason}${detail}`,
+    problems,
+  );
+}
+
+function checkPluginInfo(info: Record<string, unknown>, server: string): PluginInfo {
   const name = info.Name;
-  if (typeof name !== "string" || name === "")
-    throw new PluginLoadError(`pluginserver ${server}: plugin info without Name`);
-  if (typeof info.Priority !== "number" || !Number.isInteger(info.Priority)) {
+  if (typeof name !== "string" || name === "") {
     throw new PluginLoadError(
-      `Plugin ${name} cannot be loaded because its PRIORITY field is not a valid integer number`,
+      `failed loading external plugins: plugin info from pluginserver '${server}' has no Name`,
     );
   }
-  if (typeof info.Version !== "string" || !/^\d+\.\d+\.\d+/.test(info.Version)) {
-    throw new PluginLoadError(
-      `Plugin ${name} cannot be loaded because its VERSION field does not follow the "x.y.z" format`,
+  const priority = info.Priority;
+  if (priority === undefined || priority === null) {
+    throw loadError(name, `${name} plugin is enabled but not installed;\nno plugin found`);
+  }
+  if (typeof priority !== "number" || !Number.isInteger(priority)) {
+    throw loadError(
+      name,
+      `Plugin "${name}" cannot be loaded because its PRIORITY field is not a valid integer number, got: "${luaToString(priority)}".\n`,
     );
   }
-  if (!Array.isArray(info.Phases) || info.Phases.some((p) => !PHASES.has(p as string))) {
-    throw new PluginLoadError(`Plugin ${name}: Phases must be a list of ${[...PHASES].join(", ")}`);
-  }
-  const schema = info.Schema as { fields?: { config?: FieldDef }[] } | undefined;
-  const config = schema?.fields?.[0]?.config;
-  if (config?.type !== "record" || !Array.isArray(config.fields)) {
-    throw new PluginLoadError(
-      `error loading plugin schemas: on plugin '${name}': schema has no config record`,
+  const version = cleanVersion(info.Version);
+  if (version === undefined) {
+    throw loadError(
+      name,
+      `Plugin "${name}" cannot be loaded because its VERSION field does not follow the "x.y.z" format, got: "${luaToString(info.Version)}".\n`,
     );
   }
-  const problems = metaschemaProblems(config.fields, "config");
-  if (problems.length > 0) {
-    throw new PluginLoadError(`error loading plugin schemas: on plugin '${name}': ${problems.join("; ")}`);
+  if (!Array.isArray(info.Phases) || info.Phases.some((p) => typeof p !== "string")) {
+    throw loadError(
+      name,
+      `Phases must be an array of phase names, got: ${JSON.stringify(info.Phases ?? null)}`,
+    );
+  }
+  const schema = info.Schema;
+  if (!isPlainObject(schema)) throw loadError(name, `no configuration schema found for plugin: ${name}`);
+  const { errors, problems } = checkPluginSchema(schema);
+  if (Object.keys(errors).length > 0)
+    throw loadError(name, schemaViolation(errors).message as string, problems);
+  const config = (schema.fields as SchemaField[]).find((f) => "config" in f)?.config;
+  for (const field of schema.fields as SchemaField[]) {
+    const [fieldName, def] = Object.entries(field)[0] as [string, { type: string }];
+    if (!["config", "protocols", "consumer", "route", "service"].includes(fieldName)) {
+      throw loadError(
+        name,
+        `error initializing schema for plugin: error in definition of '${name}': ${fieldName}: cannot create a new field`,
+      );
+    }
+    if (fieldName === "config" && def.type !== "record" && def.type !== "json") {
+      throw loadError(
+        name,
+        `error initializing schema for plugin: error in definition of '${name}': config: cannot change type in a specialized field`,
+      );
+    }
   }
   return {
     name,
-    version: info.Version,
-    priority: info.Priority,
-    phases: info.Phases as Phase[],
-    configFields: config.fields,
+    version,
+    priority,
+    phases: (info.Phases as string[]).filter((p): p is Phase => (PHASES as string[]).includes(p)),
+    configFields: config?.fields ?? [],
     server,
   };
 }
 
-/** Kong's MetaSubSchema rules for a plugin's config fields; each problem names the field path. */
-export function metaschemaProblems(fields: unknown, path: string): string[] {
-  if (!Array.isArray(fields)) return [`${path}.fields: expected an array`];
-  const problems: string[] = [];
-  for (const field of fields) {
-    const names = field !== null && typeof field === "object" ? Object.keys(field) : [];
-    if (names.length !== 1) {
-      problems.push(`${path}: each field must be a table with exactly one key`);
-      continue;
-    }
-    const name = names[0] as string;
-    problems.push(...fieldProblems((field as SchemaField)[name] as FieldDef, `${path}.${name}`, true));
-  }
-  return problems;
+/** kong/db/dao/plugins.lua valid_version with the `version` library: the cleaned "x.y.z" or undefined. */
+function cleanVersion(v: unknown): string | undefined {
+  if (typeof v !== "string") return undefined;
+  const run = /[\d.]+/.exec(v)?.[0];
+  if (run === undefined) return undefined;
+  const parts = run.split(".").filter((p) => p !== "");
+  if (parts.length === 0 || parts.length > 3) return undefined;
+  return parts.map((p) => String(Number(p))).join(".");
 }
 
-function fieldProblems(def: FieldDef, path: string, named: boolean): string[] {
-  if (def === null || typeof def !== "object") return [`${path}: expected a field definition table`];
-  const problems: string[] = [];
-  if (!TYPES.has(def.type)) problems.push(`${path}.type: expected one of: ${[...TYPES].join(", ")}`);
-  for (const attr of Object.keys(def))
-    if (!ATTRIBUTES.has(attr)) problems.push(`${path}.${attr}: unknown field`);
-  for (const [validator, types] of Object.entries(VALIDATOR_TYPES)) {
-    if (def[validator] !== undefined && !types.includes(def.type))
-      problems.push(`${path}.${validator}: not valid for type ${def.type}`);
-  }
-  if (named && def.description !== undefined) {
-    const len = typeof def.description === "string" ? def.description.length : -1;
-    if (len < 10 || len > 500) problems.push(`${path}.description: length must be between 10 and 500`);
-  }
-  if ((def.type === "array" || def.type === "set") && def.elements === undefined)
-    problems.push(`${path}: field of type '${def.type}' must declare 'elements'`);
-  if (def.type === "map" && (def.keys === undefined || def.values === undefined))
-    problems.push(`${path}: field of type 'map' must declare 'keys' and 'values'`);
-  if (def.type === "record" && def.fields === undefined)
-    problems.push(`${path}: field of type 'record' must declare 'fields'`);
-  if (def.type === "json" && def.json_schema === undefined)
-    problems.push(`${path}: field of type 'json' must declare 'json_schema'`);
-  if (def.elements !== undefined) problems.push(...fieldProblems(def.elements, `${path}.elements`, false));
-  if (def.keys !== undefined) problems.push(...fieldProblems(def.keys, `${path}.keys`, false));
-  if (def.values !== undefined) problems.push(...fieldProblems(def.values, `${path}.values`, false));
-  if (def.type === "record" && def.fields !== undefined)
-    problems.push(...metaschemaProblems(def.fields, path));
-  if (def.default !== undefined && !defaultMatches(def))
-    problems.push(`${path}.default: does not match the field's type`);
-  return problems;
-}
-
-function defaultMatches(def: FieldDef): boolean {
-  const v = def.default;
-  switch (def.type) {
-    case "string":
-      return typeof v === "string";
-    case "integer":
-      return Number.isInteger(v);
-    case "number":
-      return typeof v === "number";
-    case "boolean":
-      return typeof v === "boolean";
-    case "array":
-    case "set":
-      return Array.isArray(v) || (v !== null && typeof v === "object" && Object.keys(v).length === 0);
-    default:
-      return typeof v === "object";
-  }
+function luaToString(v: unknown): string {
+  if (v === undefined || v === null) return "nil";
+  if (typeof v === "object") return "table: 0x…";
+  return String(v);
 }

@@ -9,7 +9,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import {
   type PluginServerSettings,
   queryArgv,
@@ -88,7 +88,16 @@ function accepts(path: string): Promise<boolean> {
   });
 }
 
-const KONG_PDK_BIN = resolve(__dirname, "../../../node_modules/kong-pdk/bin/kong-js-pluginserver");
+/** The kong-js-pluginserver of the nearest node_modules (from the sources or from dist/ alike). */
+function findServerBin(): string {
+  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    const bin = join(dir, "node_modules/kong-pdk/bin/kong-js-pluginserver");
+    if (existsSync(bin)) return bin;
+  }
+  throw new Error("kong-pdk is not installed: run npm ci");
+}
+
+const KONG_PDK_BIN = findServerBin();
 
 export class PluginServer {
   readonly settings: PluginServerSettings;

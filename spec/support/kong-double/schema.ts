@@ -469,7 +469,9 @@ export function validate(
       continue;
     }
     if (key === "updated_at") continue;
-    const err = validateField(def, value);
+    // "self" (metaschema only): a field definition's `default` is validated by that very definition
+    const err =
+      def.type === "self" ? validateField(input as unknown as FieldDef, value) : validateField(def, value);
     if (err !== undefined) errors[key] = err;
   }
   for (const [name, def] of known) {
