@@ -294,7 +294,10 @@ function collectFieldProblems(def: unknown, path: string, problems: MetaschemaPr
 
 function flatten(err: unknown, path: string, problems: MetaschemaProblem[]): void {
   if (typeof err === "string") problems.push({ path, rule: err });
-  else if (Array.isArray(err)) err.forEach((e, i) => e !== null && flatten(e, `${path}[${i + 1}]`, problems));
-  else if (isPlainObject(err))
+  else if (Array.isArray(err)) {
+    err.forEach((e, i) => {
+      if (e !== null) flatten(e, `${path}[${i + 1}]`, problems);
+    });
+  } else if (isPlainObject(err))
     for (const [k, v] of Object.entries(err)) flatten(v, k === "@entity" ? path : `${path}.${k}`, problems);
 }
