@@ -117,15 +117,16 @@ export class ModelBasedRoundRobinHandler {
   }
 
   private async observe(kong: Pdk, config: RoundRobinConfig, balancer: Balancer): Promise<void> {
+    // Cheapest first: most answers end the phase after one or two calls.
     const status = await kong.response.getStatus();
     if (status === undefined || !needsHeaders(status, config)) return;
+    const headers = flatten((await kong.response.getHeaders()) ?? {});
+    const suspension = suspensionFromResponse(status, headers, config, Date.now());
+    if (suspension === null) return;
     const choice = decodeChoice(await kong.ctx.shared.get(CHOICE_KEY));
     if (choice === undefined) return; // this plugin did not route the request (no body, or it answered itself)
     // A 429 made by Kong itself (rate-limiting, another plugin's exit) says nothing about the model's quota.
     if ((await kong.response.getSource()) !== "service") return;
-    const headers = flatten((await kong.response.getHeaders()) ?? {});
-    const suspension = suspensionFromResponse(status, headers, config, Date.now());
-    if (suspension === null) return;
     balancer.suspend(choice.env, choice.entryKey, suspension.durationMs);
     await kong.log.warn(
       `suspended ${choice.entryKey} (${choice.env}) for ${suspension.durationMs} ms: ${suspension.reason}`,

@@ -263,6 +263,38 @@ describe("model-based-round-robin behind the Kong double", () => {
     expect(models(await sequence(6))).not.toContain("C");
   });
 
+  it("reads the response headers in log for a 200 only to look for a spent quota (proactive, the default)", async () => {
+    await configure({ production_models: [{ model: "gpt-4o", endpoint: a.url }] });
+    await chat(bed.kong, HELLO);
+    await bed.kong.settled();
+    bed.kong.pdkCalls.reset();
+    await chat(bed.kong, HELLO);
+    await bed.kong.settled();
+    expect(bed.kong.pdkCalls.byPhase("log")).toEqual({
+      "kong.response.get_status": 1,
+      "kong.response.get_headers": 1,
+    });
+  });
+
+  it("suspends a model proactively after a success whose remaining requests is 0, until the reset", async () => {
+    await configure({
+      production_models: [
+        { model: "m1", endpoint: a.url },
+        { model: "m2", endpoint: b.url },
+      ],
+      min_suspend_duration: 0,
+    });
+    a.setDefault({
+      headers: { "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "800ms" },
+    });
+    expect((await chat(bed.kong, HELLO)).json.model).toBe("m1");
+    await bed.kong.settled();
+    a.reset();
+    expect(models(await sequence(3))).toEqual(["m2", "m2", "m2"]);
+    await new Promise((r) => setTimeout(r, 850));
+    expect(models(await sequence(2))).toContain("m1");
+  });
+
   describe("bad input gets a clear answer", () => {
     beforeEach(async () => {
       await configure({
@@ -322,8 +354,11 @@ describe("model-based-round-robin behind the Kong double", () => {
     expect(JSON.stringify(body)).toMatch(/between 1 and 65535/);
   });
 
-  it("makes 8 PDK calls in access and 1 in log for a 200 (headers are read in log only when the status suspends)", async () => {
-    await configure({ production_models: [{ model: "gpt-4o", endpoint: a.url }] });
+  it("makes 8 PDK calls in access and 1 in log for a 200 without proactive suspension", async () => {
+    await configure({
+      production_models: [{ model: "gpt-4o", endpoint: a.url }],
+      proactive_suspension: false,
+    });
     await chat(bed.kong, HELLO);
     await bed.kong.settled();
     bed.kong.pdkCalls.reset();

@@ -33,6 +33,8 @@ export interface RoundRobinConfig {
   allSuspendedStatus: 503 | 429;
   suspendOnStatuses: Set<number>;
   hints: { honor: boolean; minSeconds: number; maxSeconds: number };
+  /** Suspend after a success that says the quota is spent (remaining 0), until its reset. */
+  proactive: boolean;
   maxBodyBytes: number;
 }
 
@@ -64,6 +66,7 @@ const configSchema = {
     all_suspended_status: { enum: [503, 429] },
     suspend_on_statuses: { type: "array", items: { type: "integer", minimum: 400, maximum: 599 } },
     honor_retry_hints: { type: "boolean" },
+    proactive_suspension: { type: "boolean" },
     min_suspend_duration: { type: "number", minimum: 0, maximum: 86400 },
     max_suspend_duration: { type: "number", minimum: 0, maximum: 86400 },
     max_request_body_size: { type: "integer", minimum: 1, maximum: 1073741824 },
@@ -90,6 +93,7 @@ interface RawConfig {
   all_suspended_status?: 503 | 429;
   suspend_on_statuses?: number[];
   honor_retry_hints?: boolean;
+  proactive_suspension?: boolean;
   min_suspend_duration?: number;
   max_suspend_duration?: number;
   max_request_body_size?: number;
@@ -120,6 +124,7 @@ export function normalizeConfig(raw: unknown): RoundRobinConfig {
     allSuspendedStatus: config.all_suspended_status ?? 503,
     suspendOnStatuses: new Set(config.suspend_on_statuses ?? [429]),
     hints: { honor: config.honor_retry_hints ?? true, minSeconds, maxSeconds },
+    proactive: config.proactive_suspension ?? true,
     maxBodyBytes: config.max_request_body_size ?? 8388608,
   };
 }

@@ -14,11 +14,16 @@ export interface Suspension {
   reason: string;
 }
 
-type SignalConfig = Pick<RoundRobinConfig, "suspendSeconds" | "suspendOnStatuses" | "hints">;
+type SignalConfig = Pick<RoundRobinConfig, "suspendSeconds" | "suspendOnStatuses" | "hints" | "proactive">;
+
+function isSuccess(status: number): boolean {
+  return status >= 200 && status < 300;
+}
 
 /** True when the response's status makes its headers worth a PDK round trip. */
 export function needsHeaders(status: number, config: SignalConfig): boolean {
-  return config.suspendSeconds > 0 && config.suspendOnStatuses.has(status);
+  if (config.suspendSeconds <= 0) return false;
+  return config.suspendOnStatuses.has(status) || (config.proactive && isSuccess(status));
 }
 
 export function suspensionFromResponse(
@@ -27,23 +32,32 @@ export function suspensionFromResponse(
   config: SignalConfig,
   nowMs: number,
 ): Suspension | null {
-  if (config.suspendSeconds <= 0 || !config.suspendOnStatuses.has(status)) return null;
-  if (config.hints.honor) {
-    const hint = providerHint(headers, nowMs);
-    if (hint !== null) {
-      const min = config.hints.minSeconds * 1000;
-      const max = config.hints.maxSeconds * 1000;
-      return {
-        durationMs: Math.min(max, Math.max(min, hint.durationMs)),
-        reason: `HTTP ${status}, ${hint.reason}`,
-      };
-    }
+  if (config.suspendSeconds <= 0) return null;
+  const clamp = (hint: Suspension, prefix: string): Suspension => {
+    const min = config.hints.minSeconds * 1000;
+    const max = config.hints.maxSeconds * 1000;
+    return { durationMs: Math.min(max, Math.max(min, hint.durationMs)), reason: `${prefix}, ${hint.reason}` };
+  };
+  if (config.suspendOnStatuses.has(status)) {
+    const hint = config.hints.honor ? providerHint(headers, nowMs) : null;
+    if (hint !== null) return clamp(hint, `HTTP ${status}`);
+    return { durationMs: config.suspendSeconds * 1000, reason: `HTTP ${status}, no provider hint` };
   }
-  return { durationMs: config.suspendSeconds * 1000, reason: `HTTP ${status}, no provider hint` };
+  // Proactive: the answer succeeded but says the quota is spent; the next request would get a 429.
+  if (config.proactive && isSuccess(status)) {
+    const spent = exhaustionHint(headers, nowMs);
+    if (spent !== null && spent.durationMs > 0) return clamp(spent, `HTTP ${status} with quota spent`);
+  }
+  return null;
 }
 
 /** The provider's own statement of when capacity returns, or null. */
 export function providerHint(headers: Headers, nowMs: number): Suspension | null {
+  return explicitHint(headers, nowMs) ?? exhaustionHint(headers, nowMs);
+}
+
+/** retry-after-ms (OpenAI), x-ms-retry-after-ms (Azure OpenAI), retry-after (seconds or HTTP date). */
+function explicitHint(headers: Headers, nowMs: number): Suspension | null {
   for (const name of ["retry-after-ms", "x-ms-retry-after-ms"]) {
     const ms = nonNegativeNumber(header(headers, name));
     if (ms !== undefined) return { durationMs: ms, reason: `${name}: ${ms}` };
@@ -52,7 +66,11 @@ export function providerHint(headers: Headers, nowMs: number): Suspension | null
   const fromRetryAfter = retryAfter === undefined ? undefined : parseRetryAfter(retryAfter, nowMs);
   if (fromRetryAfter !== undefined)
     return { durationMs: fromRetryAfter, reason: `retry-after: ${retryAfter}` };
+  return null;
+}
 
+/** A remaining count of 0 with its reset: OpenAI's durations, Anthropic's RFC 3339 instants. */
+function exhaustionHint(headers: Headers, nowMs: number): Suspension | null {
   for (const kind of ["requests", "tokens"]) {
     if (nonNegativeNumber(header(headers, `x-ratelimit-remaining-${kind}`)) !== 0) continue;
     const reset = header(headers, `x-ratelimit-reset-${kind}`);
@@ -63,7 +81,7 @@ export function providerHint(headers: Headers, nowMs: number): Suspension | null
     if (nonNegativeNumber(header(headers, `anthropic-ratelimit-${kind}-remaining`)) !== 0) continue;
     const reset = header(headers, `anthropic-ratelimit-${kind}-reset`);
     const at = reset === undefined ? Number.NaN : Date.parse(reset);
-    if (Number.isFinite(at) && reset !== undefined && /^\d{4}-\d\d-\d\dT/.test(reset)) {
+    if (reset !== undefined && Number.isFinite(at) && /^\d{4}-\d\d-\d\dT/.test(reset)) {
       return { durationMs: Math.max(0, at - nowMs), reason: `anthropic-ratelimit-${kind}-reset: ${reset}` };
     }
   }
