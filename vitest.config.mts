@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["spec/**/*.test.ts"],
+    // The JSON report lets .ci/run print one plain "N passed, N failed" line at the end.
+    reporters: ["default", ["json", { outputFile: ".tmp/vitest-report.json" }]],
     globalSetup: ["spec/setup/build.ts"],
     // Integration tests spawn the real kong-js-pluginserver and listen on real sockets:
     // separate processes keep one file's servers from sharing a module registry with another's.
