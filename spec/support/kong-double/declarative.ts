@@ -1,395 +1,516 @@
 /**
- * Kong's declarative configuration (`_format_version: "3.0"`, as in a DB-less kong.yml or `POST /config`):
- * services (url shorthand or protocol/host/port/path), routes nested or top-level, consumers with key-auth
- * credentials, plugins on a service, a route, a consumer or global. Entities get Kong's defaults; ids that the
- * file does not give are generated as Kong 3.x does, as UUID v5 of the entity's name or cache key, so loading
- * the same file again keeps every id (and a plugin's rotation state, which is keyed by its id). Errors come
- * back in the shape of Kong's 400 for `POST /config` (code 14, "invalid declarative configuration").
+ * Kong's declarative configuration (kong/db/declarative/init.lua and kong/db/schema/others/
+ * declarative_config.lua, 3.9.3), as loaded by a DB-less Kong from kong.yml or `POST /config`:
+ *
+ * - text is tried as JSON, then YAML; anything but an object fails ("failed parsing declarative
+ *   configuration: expected an object");
+ * - `_format_version` is required and one of "1.1", "2.1", "3.0"; `_transform`, `_comment`, `_ignore` are
+ *   accepted; any other key is an "unknown field";
+ * - services (with nested routes and plugins), routes (nested plugins; top-level ones name their `service`
+ *   by name or id), consumers (nested plugins and keyauth_credentials), plugins (top-level ones name their
+ *   `service`/`route`/`consumer`); a nested entity must not name its parent ("value must be null");
+ * - ids the file does not give are generated as Kong does (UUID v5 of the entity's name, or of the plugin's
+ *   cache key), so loading the same file twice gives the same ids;
+ * - uniqueness ("uniqueness violation: 'services' entity with name set to 'foo' already declared") and
+ *   references ("invalid reference 'service: nope' (no such entry in 'services')");
+ * - errors: KongApiError(400) with Kong's body (code 14, "invalid declarative configuration", `fields`
+ *   nested like the input, `message`), plus `flattened_errors` as Kong 3.9 builds them when asked
+ *   (`POST /config?flatten_errors=1`), in which case the flattened sections are drained from `fields`.
+ *
+ * Not modelled: the route path migration Kong applies to files older than 3.0, and entities other than
+ * services, routes, consumers, plugins and keyauth_credentials (upstreams, certificates, ... are refused).
  */
-import { createHash } from "node:crypto";
 import { parse as parseYaml } from "yaml";
-import type {
-  ConsumerEntity,
-  KeyAuthCredentialEntity,
-  KongConfig,
-  PluginEntity,
-  PluginInfo,
-  RouteEntity,
-  SchemaField,
-  ServiceEntity,
+import { checkEntity, declarativeId, type EntityName, PROTOCOLS, schemaFor } from "./entities";
+import { declarativeConfigError } from "./kong-errors";
+import {
+  type ConsumerEntity,
+  type KeyAuthCredentialEntity,
+  KongApiError,
+  type KongConfig,
+  type PluginEntity,
+  type PluginInfo,
+  type RouteEntity,
+  type ServiceEntity,
 } from "./model";
-import { KongApiError } from "./model";
-import { type FieldErrors, validateRecord } from "./schema";
+import { type FieldErrors, isPlainObject, type RecordSchema, validateField } from "./schema";
 
-const ENTITIES_NAMESPACE = "fd02801f-0957-4a15-a55a-c8d9606f30b5";
-const PROTOCOLS = ["http", "https"];
+export interface DeclarativeOptions {
+  /** `POST /config?flatten_errors=1`: add Kong 3.9's `flattened_errors` to the error body. */
+  flattenErrors?: boolean;
+  now?: () => number;
+}
 
 type Raw = Record<string, unknown>;
-type ErrorTree = { [key: string]: ErrorTree | string } | (ErrorTree | string | null)[];
+type ErrorTable = Record<string, unknown>;
 
-export function parseDeclarativeConfig(input: string | object, plugins: Map<string, PluginInfo>): KongConfig {
-  let doc: unknown = input;
-  if (typeof input === "string") {
+/** Entity types in the order Kong sorts them (dependencies first), and what each may nest. */
+const ENTITIES: EntityName[] = ["services", "routes", "consumers", "plugins", "keyauth_credentials"];
+const CHILDREN: Record<EntityName, EntityName[]> = {
+  services: ["routes", "plugins"],
+  routes: ["plugins"],
+  consumers: ["plugins", "keyauth_credentials"],
+  plugins: [],
+  keyauth_credentials: [],
+};
+/** Foreign fields: entity → field → referenced entity. */
+const FOREIGN: Record<EntityName, Record<string, EntityName>> = {
+  services: {},
+  routes: { service: "services" },
+  consumers: {},
+  plugins: { route: "routes", service: "services", consumer: "consumers" },
+  keyauth_credentials: { consumer: "consumers" },
+};
+/** The field a child uses to point at its parent (foreign_children). */
+const PARENT_FIELD: Record<string, string> = { services: "service", routes: "route", consumers: "consumer" };
+const ENDPOINT_KEY: Partial<Record<EntityName, string>> = {
+  services: "name",
+  routes: "name",
+  consumers: "username",
+  keyauth_credentials: "key",
+  plugins: "instance_name",
+};
+const UNIQUE_FIELDS: Record<EntityName, string[]> = {
+  services: ["name"],
+  routes: ["name"],
+  consumers: ["username", "custom_id"],
+  keyauth_credentials: ["key"],
+  plugins: ["instance_name"],
+};
+/** Core entities of Kong 3.9 that a file may hold but the double does not model. */
+const NOT_MODELLED = [
+  "workspaces",
+  "certificates",
+  "ca_certificates",
+  "snis",
+  "upstreams",
+  "targets",
+  "vaults",
+  "key_sets",
+  "keys",
+  "filter_chains",
+  "parameters",
+];
+const META_KEYS = ["_format_version", "_transform", "_comment", "_ignore"];
+
+/** Parses and validates a declarative configuration; throws KongApiError(400) as `POST /config` answers. */
+export function parseDeclarativeConfig(
+  input: string | object,
+  plugins: ReadonlyMap<string, PluginInfo>,
+  opts: DeclarativeOptions = {},
+): KongConfig {
+  const doc = typeof input === "string" ? unserialize(input) : structuredClone(input as Raw);
+  const original = structuredClone(doc);
+  const topErrors = validateTopLevel(doc);
+  generateIds(doc);
+  const loader = new Loader(plugins, opts);
+  const sectionErrors = loader.validateSections(doc);
+  const errT = { ...topErrors, ...sectionErrors };
+  if (Object.keys(errT).length > 0) throw invalid(errT, original, opts);
+  const refErrors = loader.resolveReferences();
+  if (Object.keys(refErrors).length > 0) throw invalid(refErrors, original, opts);
+  const uniqueErrors = loader.checkUniqueFields();
+  if (Object.keys(uniqueErrors).length > 0) throw invalid(uniqueErrors, original, opts);
+  return loader.config();
+}
+
+/** The body Kong answers `POST /config` with on success: entities by type, then by id (nulls shown). */
+export function loadedConfigSummary(config: KongConfig): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const entity of ENTITIES) {
+    const list = config[entity] as unknown as Raw[];
+    if (list.length === 0) continue;
+    out[entity] = Object.fromEntries(list.map((e) => [e.id as string, e]));
+  }
+  return out;
+}
+
+function unserialize(text: string): Raw {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
     try {
-      doc = parseYaml(input);
-    } catch (error) {
-      throw invalid({ "@entity": [`failed parsing declarative configuration: ${(error as Error).message}`] });
+      doc = parseYaml(text);
+    } catch (e) {
+      throw parseFailure((e as Error).message);
     }
   }
-  if (doc === null || typeof doc !== "object" || Array.isArray(doc))
-    throw invalid({ "@entity": ["expected an object"] });
-  const raw = doc as Raw;
-  if (raw._format_version === undefined) throw invalid({ _format_version: "required field missing" });
-  if (raw._format_version !== "3.0") throw invalid({ _format_version: "expected one of: 1.1, 2.1, 3.0" });
-  const builder = new Builder(plugins);
-  builder.load(raw);
-  return builder.finish();
+  if (!isPlainObject(doc)) throw parseFailure("expected an object");
+  return doc;
 }
 
-function invalid(fields: unknown): KongApiError {
-  return new KongApiError(400, {
-    code: 14,
-    name: "invalid declarative configuration",
-    fields,
-    message: `declarative config is invalid: ${JSON.stringify(fields)}`,
-  });
+function parseFailure(detail: string): KongApiError {
+  const error = `failed parsing declarative configuration: ${detail}`;
+  return new KongApiError(400, declarativeConfigError({ error }));
 }
 
-class Builder {
-  private readonly config: KongConfig = {
-    services: [],
-    routes: [],
-    consumers: [],
-    keyauth_credentials: [],
-    plugins: [],
-  };
-  private readonly errors: Record<string, ErrorTree> = {};
-  private readonly pendingPlugins: {
-    raw: Raw;
-    scope: { service?: string; route?: string; consumer?: string };
-    where: (string | number)[];
-  }[] = [];
-
-  constructor(private readonly known: Map<string, PluginInfo>) {}
-
-  load(raw: Raw): void {
-    const allowed = new Set([
-      "_format_version",
-      "_transform",
-      "_comment",
-      "_workspace",
-      "services",
-      "routes",
-      "consumers",
-      "plugins",
-      "upstreams",
-      "certificates",
-    ]);
-    for (const key of Object.keys(raw)) if (!allowed.has(key)) this.fail([key], "unknown field");
-    this.each(raw.services, ["services"], (s, where) => this.service(s, where));
-    this.each(raw.routes, ["routes"], (r, where) =>
-      this.route(r, where, this.refId("services", r.service, [...where, "service"])),
-    );
-    this.each(raw.consumers, ["consumers"], (c, where) => this.consumer(c, where));
-    this.each(raw.plugins, ["plugins"], (p, where) =>
-      this.pendingPlugins.push({
-        raw: p,
-        scope: {
-          ...(p.service !== undefined && {
-            service: this.refId("services", p.service, [...where, "service"]),
-          }),
-          ...(p.route !== undefined && { route: this.refId("routes", p.route, [...where, "route"]) }),
-          ...(p.consumer !== undefined && {
-            consumer: this.refId("consumers", p.consumer, [...where, "consumer"]),
-          }),
-        },
-        where,
-      }),
-    );
-    for (const p of this.pendingPlugins) this.plugin(p.raw, p.scope, p.where);
+function validateTopLevel(doc: Raw): ErrorTable {
+  const errors: ErrorTable = {};
+  const version = doc._format_version;
+  if (version === undefined || version === null) errors._format_version = "required field missing";
+  else {
+    const err = validateField({ type: "string", one_of: ["1.1", "2.1", "3.0"] }, version);
+    if (err !== undefined) errors._format_version = err;
   }
-
-  finish(): KongConfig {
-    if (Object.keys(this.errors).length > 0) throw invalid(this.errors);
-    return this.config;
+  if (doc._transform !== undefined && typeof doc._transform !== "boolean")
+    errors._transform = "expected a boolean";
+  if (doc._comment !== undefined && typeof doc._comment !== "string") errors._comment = "expected a string";
+  for (const key of Object.keys(doc)) {
+    if (META_KEYS.includes(key) || ENTITIES.includes(key as EntityName)) continue;
+    if (NOT_MODELLED.includes(key)) {
+      if (Array.isArray(doc[key]) && (doc[key] as unknown[]).length === 0) continue;
+      errors[key] = `the Kong double does not model ${key}`;
+    } else errors[key] = "unknown field";
   }
+  return errors;
+}
 
-  private each(
-    list: unknown,
-    where: (string | number)[],
-    fn: (item: Raw, where: (string | number)[]) => void,
-  ): void {
-    if (list === undefined) return;
-    if (!Array.isArray(list)) return this.fail(where, "expected an array");
-    list.forEach((item, i) => {
-      if (item === null || typeof item !== "object" || Array.isArray(item))
-        this.fail([...where, i], "expected a record");
-      else fn(item as Raw, [...where, i]);
-    });
+// --- ids ------------------------------------------------------------------------------------------------
+
+/** declarative_config.lua generate_ids: ids from names, and plugins' ids from their cache key. */
+function generateIds(doc: Raw, parent?: { entity: EntityName; id: unknown }): void {
+  for (const entity of ENTITIES) {
+    const list = doc[entity];
+    if (!Array.isArray(list)) continue;
+    if (parent !== undefined && !CHILDREN[parent.entity].includes(entity)) continue;
+    for (const item of list) {
+      if (!isPlainObject(item)) continue;
+      if (item.id === undefined) {
+        const key = idKey(entity, item, parent);
+        if (key !== undefined) item.id = declarativeId(entity, key);
+      }
+      generateIds(item, { entity, id: item.id });
+    }
   }
+}
 
-  private service(raw: Raw, where: (string | number)[]): void {
-    const { routes, plugins, url, ...rest } = raw;
-    let fromUrl: Raw = {};
-    if (url !== undefined) {
-      try {
-        const u = new URL(String(url));
-        const protocol = u.protocol.slice(0, -1);
-        fromUrl = {
-          protocol,
-          host: u.hostname,
-          port: u.port === "" ? (protocol === "https" ? 443 : 80) : Number(u.port),
-          ...(u.pathname !== "/" || String(url).endsWith("/") ? { path: u.pathname } : {}),
-        };
-      } catch {
-        return this.fail([...where, "url"], "missing host in url");
+function idKey(
+  entity: EntityName,
+  item: Raw,
+  parent?: { entity: EntityName; id: unknown },
+): string | undefined {
+  if (entity === "plugins") {
+    // build_cache_key over plugins' cache_key { name, route, service, consumer }, in workspace "*"
+    const parts = ["plugins", "*"];
+    const childKey = parent ? PARENT_FIELD[parent.entity] : undefined;
+    for (const k of ["name", "route", "service", "consumer"]) {
+      const v = item[k];
+      if (typeof v === "string") parts.push(v);
+      else if (v === undefined) {
+        if (k === childKey) {
+          if (typeof parent?.id !== "string") return undefined;
+          parts.push(parent.id);
+        } else if (k === "name") return undefined;
+        else parts.push("");
       }
     }
-    const fields = serviceFields();
-    const checked = validateRecord(fields, {
-      ...fromUrl,
-      ...rest,
-      id: rest.id ?? this.uuid("services", rest.name),
-    });
-    if (!checked.ok) return this.failTree(where, checked.errors);
-    const service = checked.value as unknown as ServiceEntity;
-    if (!PROTOCOLS.includes(service.protocol))
-      return this.fail([...where, "protocol"], `expected one of: ${PROTOCOLS.join(", ")}`);
-    this.config.services.push(service);
-    this.each(routes, [...where, "routes"], (r, w) => this.route(r, w, service.id));
-    this.each(plugins, [...where, "plugins"], (p, w) =>
-      this.pendingPlugins.push({ raw: p, scope: { service: service.id }, where: w }),
-    );
+    return parts.join(":");
+  }
+  if (entity === "keyauth_credentials") return undefined; // its cache key is `key`, an auto field
+  const endpointKey = ENDPOINT_KEY[entity];
+  const value = endpointKey ? item[endpointKey] : undefined;
+  return typeof value === "string" ? value : undefined;
+}
+
+// --- validation, references, uniqueness --------------------------------------------------------------------
+
+interface Loaded {
+  entity: EntityName;
+  raw: Raw;
+  value: Raw;
+  index: number;
+  parent?: Loaded;
+}
+
+class Loader {
+  private readonly loaded: Loaded[] = [];
+
+  constructor(
+    private readonly plugins: ReadonlyMap<string, PluginInfo>,
+    private readonly opts: DeclarativeOptions,
+  ) {}
+
+  validateSections(doc: Raw): ErrorTable {
+    const errors: ErrorTable = {};
+    for (const entity of ENTITIES) {
+      const err = this.validateList(entity, doc[entity]);
+      if (err !== undefined) errors[entity] = err;
+    }
+    return errors;
   }
 
-  private route(raw: Raw, where: (string | number)[], serviceId: string | undefined): void {
-    const { plugins, service: _service, ...rest } = raw;
-    const checked = validateRecord(routeFields(), { ...rest, id: rest.id ?? this.uuid("routes", rest.name) });
-    if (!checked.ok) return this.failTree(where, checked.errors);
-    const route = checked.value as unknown as RouteEntity;
-    if (!route.paths?.length && !route.hosts?.length && !route.methods?.length && !route.headers) {
-      return this.fail(
-        where,
-        "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' when 'protocols' is 'https'",
-      );
+  private validateList(entity: EntityName, list: unknown, parent?: Loaded): unknown {
+    if (list === undefined || list === null) return undefined;
+    if (isPlainObject(list) && Object.keys(list).length === 0) return undefined;
+    if (!Array.isArray(list)) return "expected an array";
+    const errors: unknown[] = [];
+    list.forEach((item, i) => {
+      const err = this.validateItem(entity, item, i, parent);
+      if (err !== undefined) errors[i] = err;
+    });
+    return errors.length > 0 ? Array.from(errors, (e) => e ?? null) : undefined;
+  }
+
+  private validateItem(entity: EntityName, item: unknown, index: number, parent?: Loaded): unknown {
+    if (!isPlainObject(item)) return "expected a record";
+    const own: Raw = {};
+    const children: [EntityName, unknown][] = [];
+    for (const [k, v] of Object.entries(item)) {
+      if (CHILDREN[entity].includes(k as EntityName)) children.push([k as EntityName, v]);
+      else if (k !== "_comment" && k !== "_ignore") own[k] = v;
     }
-    for (const [i, path] of (route.paths ?? []).entries()) {
-      if (!path.startsWith("/") && !path.startsWith("~/"))
-        this.fail([...where, "paths", i], "should start with: / (fixed path) or ~/ (regex path)");
-      if (path.startsWith("~")) {
-        try {
-          new RegExp(path.slice(1));
-        } catch {
-          this.fail([...where, "paths", i], `invalid regex: '${path.slice(1)}'`);
+    const errors: FieldErrors = {};
+    const refs: Record<string, string> = {};
+    for (const field of Object.keys(FOREIGN[entity])) {
+      const value = own[field];
+      if (value === undefined || value === null) continue;
+      if (parent !== undefined && PARENT_FIELD[parent.entity] === field) errors[field] = "value must be null";
+      else if (typeof value !== "string") errors[field] = "expected a string";
+      else refs[field] = value;
+      delete own[field];
+    }
+    if (
+      entity === "keyauth_credentials" &&
+      parent === undefined &&
+      refs.consumer === undefined &&
+      !errors.consumer
+    ) {
+      errors.consumer = "required field missing";
+    }
+    if (parent !== undefined) {
+      const parentField = PARENT_FIELD[parent.entity] as string;
+      if (typeof parent.value.id === "string") own[parentField] = { id: parent.value.id };
+    }
+    const schema = schemaFor(entity, own, this.plugins);
+    let loaded: Loaded | undefined;
+    if (!("fields" in schema && Array.isArray(schema.fields))) Object.assign(errors, schema);
+    else {
+      const checked = checkEntity(withLooseForeignKeys(schema as RecordSchema, entity), own, this.opts);
+      if (!checked.ok) Object.assign(errors, checked.errors);
+      else {
+        loaded = { entity, raw: item, value: { ...checked.entity, ...refs }, index, parent };
+        this.loaded.push(loaded);
+      }
+    }
+    for (const [childEntity, list] of children) {
+      const err = this.validateList(childEntity, list, loaded ?? { entity, raw: item, value: own, index });
+      if (err !== undefined) errors[childEntity] = err as FieldErrors;
+    }
+    return Object.keys(errors).length > 0 ? errors : undefined;
+  }
+
+  /** validate_references: endpoint-key and primary-key uniqueness, then every reference by name or id. */
+  resolveReferences(): ErrorTable {
+    const errs: ErrorTable = {};
+    const byKey = new Map<string, Loaded>();
+    const byId = new Map<string, Loaded>();
+    for (const entity of ENTITIES) {
+      for (const item of this.loaded.filter((l) => l.entity === entity)) {
+        const endpointKey = ENDPOINT_KEY[entity];
+        const key = endpointKey ? item.value[endpointKey] : undefined;
+        let failed = false;
+        if (typeof key === "string") {
+          if (byKey.has(`${entity}:${key}`)) {
+            section(errs, entity)[item.index + 1] = uniqueness(entity, endpointKey as string, key);
+            failed = true;
+          } else byKey.set(`${entity}:${key}`, item);
+        }
+        const id = item.value.id as string;
+        if (!failed && byId.has(`${entity}:${id}`)) {
+          const target = item.parent
+            ? section(section(section(errs, item.parent.entity), item.parent.index + 1), entity)
+            : section(errs, entity);
+          target[item.index + 1] = uniqueness(entity, "primary key", id);
+        } else byId.set(`${entity}:${id}`, item);
+      }
+    }
+    for (const item of this.loaded) {
+      for (const [field, target] of Object.entries(FOREIGN[item.entity])) {
+        const ref = item.value[field];
+        if (typeof ref !== "string") continue;
+        const found = byKey.get(`${target}:${ref}`) ?? byId.get(`${target}:${ref}`);
+        if (found !== undefined) {
+          item.value[field] = { id: found.value.id };
+          continue;
+        }
+        const endpointKey = ENDPOINT_KEY[item.entity];
+        const at = (
+          endpointKey && typeof item.value[endpointKey] === "string" ? item.value[endpointKey] : item.value.id
+        ) as string;
+        const list = (section(errs, item.entity)[at] as string[] | undefined) ?? [];
+        list.push(`invalid reference '${field}: ${ref}' (no such entry in '${target}')`);
+        section(errs, item.entity)[at] = list;
+      }
+    }
+    return finish(errs);
+  }
+
+  /** flatten(): every `unique` field once per entity type. */
+  checkUniqueFields(): ErrorTable {
+    const errs: ErrorTable = {};
+    for (const entity of ENTITIES) {
+      const seen = new Map<string, Set<unknown>>();
+      for (const item of this.loaded.filter((l) => l.entity === entity)) {
+        for (const field of UNIQUE_FIELDS[entity]) {
+          const value = item.value[field];
+          if (value === undefined || value === null) continue;
+          const values = seen.get(field) ?? new Set();
+          if (values.has(value)) {
+            const endpointKey = ENDPOINT_KEY[entity];
+            const at = (endpointKey && item.value[endpointKey]) || item.value.id;
+            section(errs, entity)[String(at)] = uniqueness(entity, field, String(value));
+          }
+          values.add(value);
+          seen.set(field, values);
         }
       }
     }
-    if (serviceId !== undefined) route.service = { id: serviceId };
-    this.config.routes.push(route);
-    this.each(plugins, [...where, "plugins"], (p, w) =>
-      this.pendingPlugins.push({ raw: p, scope: { route: route.id }, where: w }),
-    );
+    return finish(errs);
   }
 
-  private consumer(raw: Raw, where: (string | number)[]): void {
-    const { plugins, keyauth_credentials, ...rest } = raw;
-    const checked = validateRecord(consumerFields(), {
-      ...rest,
-      id: rest.id ?? this.uuid("consumers", rest.username ?? rest.custom_id),
-    });
-    if (!checked.ok) return this.failTree(where, checked.errors);
-    const consumer = checked.value as unknown as ConsumerEntity;
-    if (consumer.username === undefined && consumer.custom_id === undefined) {
-      return this.fail(where, "at least one of these fields must be non-empty: 'custom_id', 'username'");
-    }
-    this.config.consumers.push(consumer);
-    this.each(keyauth_credentials, [...where, "keyauth_credentials"], (k, w) => {
-      if (typeof k.key !== "string" || k.key === "")
-        return this.fail([...w, "key"], "required field missing");
-      const credential: KeyAuthCredentialEntity = {
-        id: typeof k.id === "string" ? k.id : this.uuid("keyauth_credentials", k.key),
-        consumer: { id: consumer.id },
-        key: k.key,
-      };
-      this.config.keyauth_credentials.push(credential);
-    });
-    this.each(plugins, [...where, "plugins"], (p, w) =>
-      this.pendingPlugins.push({ raw: p, scope: { consumer: consumer.id }, where: w }),
-    );
-  }
-
-  private plugin(
-    raw: Raw,
-    scope: { service?: string; route?: string; consumer?: string },
-    where: (string | number)[],
-  ): void {
-    const name = raw.name;
-    if (typeof name !== "string") return this.fail([...where, "name"], "required field missing");
-    const info = this.known.get(name);
-    if (info === undefined)
-      return this.fail(
-        [...where, "name"],
-        `plugin '${name}' not enabled; add it to the 'plugins' configuration property`,
-      );
-    const { config, service: _s, route: _r, consumer: _c, ...rest } = raw;
-    const checkedConfig = validateRecord(info.configFields, config ?? {});
-    const checked = validateRecord(pluginFields(), rest);
-    if (!checkedConfig.ok || !checked.ok) {
-      const errors: FieldErrors = checked.ok ? {} : checked.errors;
-      if (!checkedConfig.ok) errors.config = checkedConfig.errors;
-      return this.failTree(where, errors);
-    }
-    const cacheKey = `plugins:${name}:${scope.route ?? ""}:${scope.service ?? ""}:${scope.consumer ?? ""}`;
-    const plugin: PluginEntity = {
-      ...(checked.value as unknown as Omit<PluginEntity, "config">),
-      id: typeof rest.id === "string" ? rest.id : this.uuid("plugins", cacheKey),
-      name,
-      config: checkedConfig.value,
-      created_at: Math.floor(Date.now() / 1000),
-      ...(scope.service !== undefined && { service: { id: scope.service } }),
-      ...(scope.route !== undefined && { route: { id: scope.route } }),
-      ...(scope.consumer !== undefined && { consumer: { id: scope.consumer } }),
+  config(): KongConfig {
+    const of = <T>(entity: EntityName): T[] =>
+      this.loaded.filter((l) => l.entity === entity).map((l) => l.value as T);
+    return {
+      services: of<ServiceEntity>("services"),
+      routes: of<RouteEntity>("routes"),
+      consumers: of<ConsumerEntity>("consumers"),
+      keyauth_credentials: of<KeyAuthCredentialEntity>("keyauth_credentials"),
+      plugins: of<PluginEntity>("plugins"),
     };
-    if (
-      this.config.plugins.some(
-        (p) =>
-          `plugins:${p.name}:${p.route?.id ?? ""}:${p.service?.id ?? ""}:${p.consumer?.id ?? ""}` ===
-          cacheKey,
-      )
-    ) {
-      return this.fail(
-        where,
-        `uniqueness violation: 'plugins' entity with name '${name}' already declared for this scope`,
-      );
+  }
+}
+
+/** Foreign keys are resolved after validation here, so they pass validation as plain records. */
+function withLooseForeignKeys(schema: RecordSchema, entity: EntityName): RecordSchema {
+  const foreign = Object.keys(FOREIGN[entity]);
+  return {
+    ...schema,
+    fields: schema.fields.map((f: Record<string, unknown>) => {
+      const [name, def] = Object.entries(f)[0] as [string, { type: string }];
+      return foreign.includes(name) ? { [name]: { ...def, required: false } } : f;
+    }) as RecordSchema["fields"],
+  };
+}
+
+function section(errs: ErrorTable, key: string | number): ErrorTable {
+  const k = String(key);
+  if (!isPlainObject(errs[k])) errs[k] = {};
+  return errs[k] as ErrorTable;
+}
+
+const uniqueness = (entity: string, key: string, value: string): string =>
+  `uniqueness violation: '${entity}' entity with ${key} set to '${value}' already declared`;
+
+/** Lua tables with only integer keys become JSON arrays (with nulls in the holes), as Kong's cjson writes them. */
+function finish(t: unknown): ErrorTable {
+  return asLuaTable(t) as ErrorTable;
+}
+
+function asLuaTable(t: unknown): unknown {
+  if (!isPlainObject(t)) return t;
+  const keys = Object.keys(t);
+  const converted = Object.fromEntries(keys.map((k) => [k, asLuaTable(t[k])]));
+  if (keys.length > 0 && keys.every((k) => /^[1-9]\d*$/.test(k))) {
+    const max = Math.max(...keys.map(Number));
+    return Array.from({ length: max }, (_, i) => converted[String(i + 1)] ?? null);
+  }
+  return converted;
+}
+
+// --- errors ---------------------------------------------------------------------------------------------
+
+function invalid(errT: ErrorTable, input: Raw, opts: DeclarativeOptions): KongApiError {
+  if (!opts.flattenErrors) return new KongApiError(400, declarativeConfigError(errT));
+  const fields = structuredClone(errT);
+  const flattened = flattenErrors(structuredClone(input), fields);
+  return new KongApiError(400, { ...declarativeConfigError(fields), flattened_errors: flattened });
+}
+
+interface FlatError {
+  type: "entity" | "field";
+  field?: string;
+  message: string;
+}
+
+/** kong/db/errors.lua flatten_errors: one entry per entity with errors, nested children hoisted; drains `errT`. */
+function flattenErrors(input: Raw, errT: ErrorTable): Raw[] {
+  const flattened: Raw[] = [];
+  for (const entity of Object.keys(errT).sort()) {
+    const sectionErrors = errT[entity];
+    const entities = input[entity];
+    if (typeof sectionErrors !== "object" || sectionErrors === null || !Array.isArray(entities)) continue;
+    delete errT[entity];
+    for (const [key, err] of drainEntries(sectionErrors)) {
+      const item = entities[Number(key) - 1];
+      if (isPlainObject(item) && /^\d+$/.test(key))
+        addEntityErrors(entity as EntityName, item, err, flattened);
     }
-    this.config.plugins.push(plugin);
   }
+  return flattened;
+}
 
-  private refId(
-    entity: "services" | "routes" | "consumers",
-    ref: unknown,
-    where: (string | number)[],
-  ): string | undefined {
-    if (ref === undefined || ref === null) return undefined;
-    const key = typeof ref === "object" ? ((ref as Raw).id ?? (ref as Raw).name) : ref;
-    const list = this.config[entity] as { id: string; name?: string; username?: string }[];
-    const found = list.find((e) => e.id === key || e.name === key || e.username === key);
-    if (found === undefined) this.fail(where, `could not find ${entity.slice(0, -1)} '${String(key)}'`);
-    return found?.id;
+function drainEntries(t: unknown): [string, unknown][] {
+  if (Array.isArray(t))
+    return t.flatMap((v, i): [string, unknown][] => (v === null ? [] : [[String(i + 1), v]]));
+  if (isPlainObject(t))
+    return Object.keys(t)
+      .sort()
+      .map((k) => [k, t[k]]);
+  return [];
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function addEntityErrors(entity: EntityName, item: Raw, rawErr: unknown, flattened: Raw[]): void {
+  let err: Record<string, unknown>;
+  if (typeof rawErr === "string") err = { "@entity": rawErr };
+  else if (isPlainObject(rawErr) && Object.keys(rawErr).length > 0) err = { ...rawErr };
+  else return;
+  const pk = typeof item.id === "string" && UUID.test(item.id) ? { id: item.id } : undefined;
+  for (const child of CHILDREN[entity]) {
+    const childItems = item[child];
+    const childErrs = err[child];
+    if (!Array.isArray(childItems)) continue;
+    delete item[child];
+    delete err[child];
+    if (childErrs === undefined) continue;
+    childItems.forEach((childItem, i) => {
+      if (!isPlainObject(childItem)) return;
+      const parentField = PARENT_FIELD[entity] as string;
+      if (childItem[parentField] === undefined && pk !== undefined) childItem[parentField] = pk;
+      addEntityErrors(child, childItem, (childErrs as unknown[])[i], flattened);
+    });
   }
+  if (Object.keys(err).length === 0) return;
+  const errors = categorize(err);
+  if (errors.length === 0) return;
+  const name = typeof item.name === "string" && item.name.length > 0 ? item.name : undefined;
+  const tags =
+    Array.isArray(item.tags) && item.tags.every((t) => typeof t === "string") ? item.tags : undefined;
+  flattened.push({
+    ...(name !== undefined && { entity_name: name }),
+    ...(pk !== undefined && { entity_id: pk.id }),
+    ...(tags !== undefined && { entity_tags: tags }),
+    entity_type: entity.replace(/s$/, ""),
+    entity: item,
+    errors,
+  });
+}
 
-  private uuid(entity: string, key: unknown): string {
-    if (typeof key !== "string") return uuidV5(ENTITIES_NAMESPACE, `${entity}:${Math.random()}`);
-    return uuidV5(uuidV5(ENTITIES_NAMESPACE, entity), key);
+function categorize(errs: unknown, ns?: string, out: FlatError[] = []): FlatError[] {
+  for (const [field, err] of drainEntries(errs)) {
+    const path = ns ? `${ns}.${field}` : field;
+    if (field === "@entity") {
+      for (const message of Array.isArray(err) ? err : [err])
+        out.push({ type: "entity", message: String(message) });
+    } else if (typeof err === "string") out.push({ type: "field", field: path, message: err });
+    else if (Array.isArray(err) && err.every((e) => typeof e === "string")) {
+      for (const message of err) out.push({ type: "field", field: path, message });
+    } else if (typeof err === "object" && err !== null) categorize(err, path, out);
   }
-
-  /** A message for a field goes on the field; one for a whole entity under "@entity", as Kong reports them. */
-  private fail(where: (string | number)[], message: string): void {
-    const last = where[where.length - 1];
-    if (typeof last === "string") this.failTree(where.slice(0, -1), { [last]: message });
-    else this.failTree(where, { "@entity": [message] } as unknown as FieldErrors);
-  }
-
-  private failTree(where: (string | number)[], errors: FieldErrors): void {
-    let node: Record<string, unknown> = this.errors;
-    for (const key of where) {
-      node[key] ??= {};
-      node = node[key] as Record<string, unknown>;
-    }
-    Object.assign(node, errors);
-  }
+  return out;
 }
 
-/** RFC 4122 version 5 UUID (SHA-1 of namespace + name), as resty.jit-uuid's factory_v5 makes. */
-export function uuidV5(namespace: string, name: string): string {
-  const ns = Buffer.from(namespace.replace(/-/g, ""), "hex");
-  const hash = createHash("sha1").update(ns).update(name).digest();
-  hash[6] = ((hash[6] as number) & 0x0f) | 0x50;
-  hash[8] = ((hash[8] as number) & 0x3f) | 0x80;
-  const hex = hash.subarray(0, 16).toString("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-// Entity schemas: the fields of Kong 3.9.3's services, routes, consumers and plugins the double uses.
-const str = (extra: object = {}) => ({ type: "string", description: "entity field", ...extra });
-const int = (def: number, between: [number, number]) => ({
-  type: "integer",
-  default: def,
-  between,
-  description: "entity field",
-});
-const bool = (def: boolean) => ({ type: "boolean", default: def, description: "entity field" });
-const strings = (extra: object = {}) => ({
-  type: "array",
-  elements: { type: "string" },
-  description: "entity field",
-  ...extra,
-});
-const tags = { tags: { type: "set", elements: { type: "string" }, description: "entity field" } };
-const idField = { id: str({ required: true }) };
-const timestamps: SchemaField[] = [
-  { created_at: { type: "integer", description: "entity field" } },
-  { updated_at: { type: "integer", description: "entity field" } },
-];
-
-function serviceFields(): SchemaField[] {
-  return [
-    idField,
-    { name: str() },
-    { protocol: str({ default: "http" }) },
-    { host: str({ required: true }) },
-    { port: int(80, [0, 65535]) },
-    { path: str({ starts_with: "/" }) },
-    { retries: int(5, [0, 32767]) },
-    { connect_timeout: int(60000, [1, 2147483646]) },
-    { write_timeout: int(60000, [1, 2147483646]) },
-    { read_timeout: int(60000, [1, 2147483646]) },
-    { enabled: bool(true) },
-    tags,
-    ...timestamps,
-  ];
-}
-
-function routeFields(): SchemaField[] {
-  return [
-    idField,
-    { name: str() },
-    { protocols: { ...strings(), type: "set", default: ["http", "https"] } },
-    { methods: { ...strings(), type: "set" } },
-    { hosts: strings() },
-    { paths: strings() },
-    {
-      headers: {
-        type: "map",
-        keys: { type: "string" },
-        values: { type: "array", elements: { type: "string" } },
-        description: "entity field",
-      },
-    },
-    { strip_path: bool(true) },
-    { preserve_host: bool(false) },
-    { regex_priority: int(0, [-2147483648, 2147483647]) },
-    { path_handling: str({ default: "v0", one_of: ["v0", "v1"] }) },
-    { https_redirect_status_code: { ...int(426, [100, 599]), one_of: [426, 301, 302, 307, 308] } },
-    { request_buffering: bool(true) },
-    { response_buffering: bool(true) },
-    tags,
-    ...timestamps,
-  ];
-}
-
-function consumerFields(): SchemaField[] {
-  return [idField, { username: str() }, { custom_id: str() }, tags, ...timestamps];
-}
-
-function pluginFields(): SchemaField[] {
-  return [
-    { id: str() },
-    { name: str({ required: true }) },
-    { instance_name: str() },
-    { enabled: bool(true) },
-    { protocols: { ...strings(), type: "set", default: ["grpc", "grpcs", "http", "https"] } },
-    tags,
-    ...timestamps,
-  ];
-}
+export { PROTOCOLS };

@@ -30,6 +30,12 @@ export interface PluginInfo {
   configFields: SchemaField[];
   /** Name of the plugin server that serves it; absent for bundled plugins emulated by the double. */
   server?: string;
+  /**
+   * The plugin schema's own versions of the plugins entity's fields (`consumer`, `route`, `service`,
+   * `protocols`), as a bundled Lua plugin may declare them (key-auth: `consumer` must be null, `protocols`
+   * default). External plugins only declare `config`.
+   */
+  entityFields?: SchemaField[];
 }
 
 export interface Ref {

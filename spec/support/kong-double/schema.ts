@@ -42,6 +42,9 @@ export type ShorthandField = Record<
 
 export type Context = "insert" | "update" | "select";
 
+/** A schema's `custom_validator` (only in schemas written in TypeScript): `true`, or the error message. */
+export type CustomValidator = (value: unknown) => true | string;
+
 /** Kong's validation_errors (the ones a record of plain fields can produce). */
 export const MESSAGES = {
   ARRAY: "expected an array",
@@ -307,11 +310,7 @@ const VALIDATORS: Record<string, Validator> = {
     arg.patterns.some((p) => luaPatternMatches(value, p)) ? true : (arg.err ?? `invalid value: ${value}`),
   contains: (value: unknown[], wanted: unknown) =>
     value.includes(wanted) ? true : `expected to contain: ${luaString(wanted)}`,
-  custom_validator: (value: unknown, fn: (v: unknown) => true | [undefined, string] | undefined) => {
-    const res = fn(value);
-    if (res === true) return true;
-    return Array.isArray(res) ? res[1] : undefined;
-  },
+  custom_validator: (value: unknown, fn: CustomValidator) => fn(value),
   mutually_exclusive_subsets: (value: unknown[], subsets: string[][]) => {
     const memberOf: string[][] = [];
     for (const v of value) {
@@ -417,9 +416,14 @@ export function validateField(def: FieldDef, value: unknown): FieldError | undef
       if (lenMin === undefined) lenMin = 1;
       if (def.referenceable === true && isReference(value)) return undefined;
       break;
-    case "foreign":
-      if (!isPlainObject(value)) return MESSAGES.RECORD;
+    case "foreign": {
+      // validate_primary_key: a table with a valid `id` (a string has no `id`: "missing primary key")
+      const id = isPlainObject(value) ? value.id : undefined;
+      if (id === undefined || id === null) return { id: "missing primary key" };
+      const idErr = validateField({ type: "string", uuid: true }, id);
+      if (idErr !== undefined) return { id: idErr };
       break;
+    }
     case "json":
     case "any":
       break;
@@ -617,8 +621,8 @@ const CHECKERS: Record<string, Checker> = {
     sources: ["field_sources"],
     required: ["field_sources"],
     fn: (input, arg) => {
-      const res = (arg.fn as unknown as (e: Record<string, unknown>) => true | [undefined, string])(input);
-      return res === true ? true : [res[1]];
+      const res = (arg.fn as unknown as (entity: Record<string, unknown>) => true | string)(input);
+      return res === true ? true : [res];
     },
   },
   mutually_required: {

@@ -1,0 +1,162 @@
+/**
+ * The bundled Kong plugins the double emulates, as Kong 3.9.3 declares them (kong/plugins/key-auth/schema.lua
+ * and handler.lua, kong/plugins/request-transformer/schema.lua and handler.lua): priority, phases and config
+ * fields with Kong's defaults and validators. Their behaviour lives with the runtime (bundled/behaviour.ts).
+ * What cannot be expressed here: request-transformer's check that a template value compiles.
+ */
+import type { FieldDef, PluginInfo, SchemaField } from "../model";
+import type { CustomValidator } from "../schema";
+
+const KONG_VERSION = "3.9.3";
+
+/** kong.tools.http.validate_header_name */
+const validateHeaderName: CustomValidator = (name) =>
+  typeof name === "string" && /^[a-zA-Z0-9-_]+$/.test(name)
+    ? true
+    : `bad header name '${String(name)}', allowed characters are A-Z, a-z, 0-9, '_', and '-'`;
+
+const headerName: FieldDef = { type: "string", custom_validator: validateHeaderName };
+/** typedefs.http_method */
+const httpMethod: FieldDef = { type: "string", match: "^%u+$" };
+/** typedefs.protocols_http: Kong's http-subsystem protocols, sorted. */
+export const HTTP_PROTOCOLS = ["grpc", "grpcs", "http", "https"];
+
+export const KEY_AUTH: PluginInfo = {
+  name: "key-auth",
+  version: KONG_VERSION,
+  priority: 1250,
+  phases: ["access"],
+  entityFields: [
+    { consumer: { type: "foreign", reference: "consumers", eq: null } },
+    {
+      protocols: {
+        type: "set",
+        required: true,
+        default: HTTP_PROTOCOLS,
+        elements: { type: "string", one_of: HTTP_PROTOCOLS },
+      },
+    },
+  ],
+  configFields: [
+    { key_names: { type: "array", required: true, elements: headerName, default: ["apikey"] } },
+    { hide_credentials: { type: "boolean", required: true, default: false } },
+    { anonymous: { type: "string" } },
+    { key_in_header: { type: "boolean", required: true, default: true } },
+    { key_in_query: { type: "boolean", required: true, default: true } },
+    { key_in_body: { type: "boolean", required: true, default: false } },
+    { run_on_preflight: { type: "boolean", required: true, default: true } },
+    { realm: { type: "string", required: false } },
+  ],
+};
+
+/** request-transformer's "name:value" entries: a name and a non-empty value after the colon. */
+const checkForValue: CustomValidator = (entry) => {
+  const m = /^([^:]+):*(.*)$/s.exec(String(entry));
+  if (m === null || m[2] === "") return `key '${m?.[1] ?? String(entry)}' has no value`;
+  return true;
+};
+
+const validateHeaders =
+  (checkValue: boolean): CustomValidator =>
+  (pair) => {
+    const m = /^([^:]+):*(.*)$/s.exec(String(pair));
+    const name = m?.[1];
+    if (name === undefined || validateHeaderName(name) !== true)
+      return `'${String(name ?? "nil")}' is not a valid header`;
+    if (checkValue && validateHeaderName(m?.[2]) !== true) return `'${String(m?.[2])}' is not a valid header`;
+    return true;
+  };
+
+const array = (elements: FieldDef): FieldDef => ({ type: "array", default: [], required: true, elements });
+const stringsArray = array({ type: "string" });
+const colonStringsArray = array({ type: "string", custom_validator: checkForValue });
+const record = (fields: SchemaField[]): FieldDef => ({ type: "record", fields });
+
+export const REQUEST_TRANSFORMER: PluginInfo = {
+  name: "request-transformer",
+  version: KONG_VERSION,
+  priority: 801,
+  phases: ["access"],
+  configFields: [
+    { http_method: httpMethod },
+    {
+      remove: record([
+        { body: stringsArray },
+        { headers: array({ type: "string", custom_validator: validateHeaders(false) }) },
+        { querystring: stringsArray },
+      ]),
+    },
+    {
+      rename: record([
+        { body: colonStringsArray },
+        { headers: array({ type: "string", match: "^[^:]+:.*$", custom_validator: validateHeaders(true) }) },
+        { querystring: colonStringsArray },
+      ]),
+    },
+    ...(["replace", "add", "append"] as const).map(
+      (name): SchemaField => ({
+        [name]: record([
+          { body: colonStringsArray },
+          {
+            headers: array({ type: "string", match: "^[^:]+:.*$", custom_validator: validateHeaders(false) }),
+          },
+          { querystring: colonStringsArray },
+          ...(name === "replace" ? [{ uri: { type: "string" } }] : []),
+        ]),
+      }),
+    ),
+  ],
+};
+
+/** The bundled plugins the double emulates, by name. */
+export const BUNDLED_PLUGINS: ReadonlyMap<string, PluginInfo> = new Map([
+  [KEY_AUTH.name, KEY_AUTH],
+  [REQUEST_TRANSFORMER.name, REQUEST_TRANSFORMER],
+]);
+
+/** kong/constants.lua BUNDLED_PLUGINS (3.9.3) that the double knows by name but does not emulate. */
+export const KNOWN_NOT_EMULATED: readonly string[] = [
+  "jwt",
+  "acl",
+  "correlation-id",
+  "cors",
+  "oauth2",
+  "tcp-log",
+  "udp-log",
+  "file-log",
+  "http-log",
+  "hmac-auth",
+  "basic-auth",
+  "ip-restriction",
+  "response-transformer",
+  "request-size-limiting",
+  "rate-limiting",
+  "response-ratelimiting",
+  "syslog",
+  "loggly",
+  "datadog",
+  "ldap-auth",
+  "statsd",
+  "bot-detection",
+  "aws-lambda",
+  "request-termination",
+  "prometheus",
+  "proxy-cache",
+  "session",
+  "acme",
+  "grpc-gateway",
+  "grpc-web",
+  "pre-function",
+  "post-function",
+  "azure-functions",
+  "zipkin",
+  "opentelemetry",
+  "ai-proxy",
+  "ai-prompt-decorator",
+  "ai-prompt-template",
+  "ai-prompt-guard",
+  "ai-request-transformer",
+  "ai-response-transformer",
+  "standard-webhooks",
+  "redirect",
+];
