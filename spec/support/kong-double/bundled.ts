@@ -5,6 +5,7 @@
  * header policies). Schemas follow Kong 3.9.3's schema.lua for the fields modelled.
  */
 import type { KongConfig, PluginEntity, PluginInfo, SchemaField } from "./model";
+import { escapeUri } from "./pdk";
 import type { ExitResponse, RequestState } from "./request-state";
 
 const d = "bundled plugin field";
@@ -46,7 +47,16 @@ export const BUNDLED_PLUGINS: PluginInfo[] = [
       { http_method: { type: "string", description: d } },
       { remove: transform(["body", "headers", "querystring"]) },
       { rename: transform(["body", "headers", "querystring"]) },
-      { replace: transform(["body", "headers", "querystring"]) },
+      {
+        replace: {
+          type: "record",
+          description: d,
+          fields: [
+            ...["body", "headers", "querystring"].map((f) => ({ [f]: { ...strings } })),
+            { uri: { type: "string", description: d } },
+          ],
+        },
+      },
       { add: transform(["body", "headers", "querystring"]) },
       { append: transform(["body", "headers", "querystring"]) },
     ],
@@ -130,4 +140,13 @@ function requestTransformer(conf: Record<string, unknown>, state: RequestState):
     if (headers[name] !== undefined) headers[name] = [value];
   for (const [name, value] of list("add").map(pair)) headers[name] ??= [value];
   for (const [name, value] of list("append").map(pair)) headers[name] = [...(headers[name] ?? []), value];
+  // replace.uri: a template with $(uri_captures.name) / $(uri_captures["name"]); set as set_path would.
+  const uri = (conf.replace as { uri?: string } | undefined)?.uri;
+  if (uri !== undefined) {
+    const filled = uri.replace(
+      /\$\(uri_captures(?:\.(\w+)|\[["'](\w+)["']\])\)/g,
+      (_m, a?: string, b?: string) => state.uriCaptures[(a ?? b) as string] ?? "",
+    );
+    state.upstream.uri = escapeUri(filled);
+  }
 }

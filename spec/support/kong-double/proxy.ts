@@ -131,6 +131,7 @@ async function handle(
       host: host.replace(/:\d+$/, "").toLowerCase(),
     },
     route: match.route,
+    uriCaptures: match.captures,
     service,
     upstream: {
       scheme: service?.protocol ?? "http",

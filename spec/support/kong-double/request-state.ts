@@ -31,6 +31,8 @@ export interface RequestState {
     host: string;
   };
   route: RouteEntity;
+  /** Named captures of the matched regex path. */
+  uriCaptures: Record<string, string>;
   service: ServiceEntity | undefined;
   consumer?: ConsumerEntity;
   credential?: KeyAuthCredentialEntity;

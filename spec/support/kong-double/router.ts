@@ -13,6 +13,8 @@ export interface Match {
   upstreamUri: string;
   /** The matched prefix (X-Forwarded-Prefix). */
   prefix: string;
+  /** Named captures of a regex path (kong.request.get_uri_captures().named). */
+  captures: Record<string, string>;
 }
 
 interface Candidate {
@@ -59,10 +61,12 @@ export class Router {
       if (c.route.hosts?.length && !c.route.hosts.some((h) => hostMatches(h.toLowerCase(), hostname)))
         continue;
       let matched = "";
+      let captures: Record<string, string> = {};
       if (c.regex !== undefined) {
         const m = c.regex.exec(safeDecode(rawPath));
         if (m === null) continue;
         matched = m[0];
+        captures = { ...m.groups };
       } else if (c.path !== undefined) {
         if (!rawPath.startsWith(c.path)) continue;
         matched = c.path;
@@ -72,6 +76,7 @@ export class Router {
         service: c.service,
         upstreamUri: upstreamUri(c.route, c.service, rawPath, matched),
         prefix: c.route.strip_path && matched !== "" ? matched : "/",
+        captures,
       };
     }
     return undefined;

@@ -1,0 +1,69 @@
+/**
+ * Applies a converted configuration to a running Kong through its Admin API: `POST /config` when Kong is
+ * DB-less (it replaces the whole configuration), the entity endpoints otherwise (`PUT` by name, so running the
+ * converter twice updates instead of duplicating; plugins get stable ids derived from their scope).
+ */
+import { createHash } from "node:crypto";
+import type { DeclarativeConfig } from "./convert";
+import { ConversionError } from "./errors";
+
+export async function applyToKong(adminUrl: string, config: DeclarativeConfig): Promise<string> {
+  const base = adminUrl.replace(/\/+$/, "");
+  const root = await call(base, "GET", "/");
+  const database = (root as { configuration?: { database?: string } }).configuration?.database;
+  if (database === "off") {
+    await call(base, "POST", "/config", config);
+    return `loaded into DB-less Kong at ${base} (POST /config)`;
+  }
+  for (const service of config.services) {
+    const { routes, plugins, ...fields } = service;
+    await call(base, "PUT", `/services/${encodeURIComponent(service.name)}`, fields);
+    for (const plugin of plugins) await putPlugin(base, plugin, { service: { name: service.name } });
+    for (const route of routes) {
+      const { plugins: routePlugins, ...routeFields } = route;
+      await call(base, "PUT", `/routes/${encodeURIComponent(route.name)}`, {
+        ...routeFields,
+        service: { name: service.name },
+      });
+      for (const plugin of routePlugins) await putPlugin(base, plugin, { route: { name: route.name } });
+    }
+  }
+  return `applied to Kong at ${base} (database ${database ?? "unknown"}) through the entity endpoints`;
+}
+
+async function putPlugin(
+  base: string,
+  plugin: { name: string; config: object },
+  scope: { service?: { name: string }; route?: { name: string } },
+) {
+  const key = `${plugin.name}|${scope.service?.name ?? ""}|${scope.route?.name ?? ""}`;
+  await call(base, "PUT", `/plugins/${stableUuid(key)}`, { ...plugin, ...scope });
+}
+
+async function call(base: string, method: string, path: string, body?: unknown): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(`${base}${path}`, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+  } catch (error) {
+    throw new ConversionError(
+      `cannot reach Kong's Admin API at ${base}: ${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}`,
+    );
+  }
+  const text = await res.text();
+  if (!res.ok)
+    throw new ConversionError(`Kong's Admin API refused ${method} ${path} (${res.status}): ${text}`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function stableUuid(key: string): string {
+  const h = createHash("sha1").update(`apk-conf-to-kong:${key}`).digest("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((Number.parseInt(h.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${h.slice(18, 20)}-${h.slice(20, 32)}`;
+}

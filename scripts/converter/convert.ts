@@ -1,0 +1,381 @@
+/**
+ * apk-conf → Kong declarative configuration (`_format_version: "3.0"`) for the model-based-round-robin plugin.
+ *
+ * - A service per API (url: the first production endpoint) and, when the apk-conf has sandbox endpoints, a
+ *   second service for them whose routes only match the sandbox host: Kong prefers a route with a matching host,
+ *   so sandbox traffic to operations without the policy reaches the sandbox endpoint, as in APK.
+ * - A route per operation under /<basePath>/<version>, the verb as its method, the target as an anchored regex
+ *   path (`{threadId}` becomes a named capture). Kong's strip_path removes the whole matched path, not just the
+ *   /<basePath>/<version> prefix, so each route carries a request-transformer that sets the upstream path to the
+ *   service's path + the operation's target (captures filled in): the upstream sees the operation's path, as APK
+ *   sends it, and the plugin (which runs after request-transformer) swaps the service's path for the chosen
+ *   endpoint's.
+ * - ModelBasedRoundRobin: an API-level policy → the plugin on the service(s); an operation-level one → on that
+ *   operation's route(s). endpointSecurity (an API key header from a Kubernetes secret) → the entry's
+ *   auth_header_name and a `{vault://env/...}` reference.
+ * - Header policies → request-transformer. Everything else is listed as a warning, never dropped silently.
+ */
+import { stringify } from "yaml";
+import { located } from "./errors";
+import { type ApkConf, type EndpointConfiguration, type Operation, type Policy, readApkConf } from "./read";
+
+export const PLUGIN_NAME = "model-based-round-robin";
+export const APK_DEFAULT_SANDBOX_HOST = "default.sandbox.gw.wso2.com";
+
+export interface ConvertOptions {
+  fileName: string;
+  /** The request host that selects sandbox (APK's default gateway sandbox host unless given). */
+  sandboxHost?: string;
+}
+
+export interface SecretReference {
+  envVar: string;
+  reference: string;
+  secretName: string;
+  key: string;
+}
+
+export interface Conversion {
+  config: DeclarativeConfig;
+  yaml: string;
+  warnings: string[];
+  notes: string[];
+  secrets: SecretReference[];
+}
+
+type Env = "production" | "sandbox";
+type Plugin = { name: string; config: Record<string, unknown> };
+interface Route {
+  name: string;
+  methods: string[];
+  paths: string[];
+  hosts?: string[];
+  strip_path: boolean;
+  plugins: Plugin[];
+}
+interface Service {
+  name: string;
+  url: string;
+  routes: Route[];
+  plugins: Plugin[];
+}
+export interface DeclarativeConfig {
+  _format_version: "3.0";
+  services: Service[];
+}
+
+export function convertApkConf(text: string, opts: ConvertOptions): Conversion {
+  const apk = readApkConf(text, opts.fileName);
+  return new Converter(apk, opts).run();
+}
+
+class Converter {
+  private readonly warnings: string[] = [];
+  private readonly notes: string[] = [];
+  private readonly secrets = new Map<string, SecretReference>();
+  private readonly sandboxHost: string;
+  private readonly apiName: string;
+  private readonly prefix: string;
+  private readonly fileName: string;
+
+  constructor(
+    private readonly apk: ApkConf,
+    opts: ConvertOptions,
+  ) {
+    this.sandboxHost = opts.sandboxHost ?? APK_DEFAULT_SANDBOX_HOST;
+    this.fileName = opts.fileName;
+    this.apiName = slug(apk.id ?? apk.name);
+    this.prefix = `${apk.basePath.replace(/\/+$/, "")}/${apk.version}`;
+  }
+
+  run(): Conversion {
+    this.warnUnconverted();
+    const production = (this.apk.endpointConfigurations?.production ?? []).map(endpointUrl);
+    const sandbox = (this.apk.endpointConfigurations?.sandbox ?? []).map(endpointUrl);
+    const apiPolicy = this.roundRobinPolicy(this.apk.apiPolicies?.request, "apiPolicies");
+    const firstProduction = production[0] ?? this.firstModelEndpoint(apiPolicy);
+    if (firstProduction === undefined) {
+      throw located(
+        this.fileName,
+        undefined,
+        "endpointConfigurations.production",
+        "is empty and no policy names a model endpoint: there is nowhere to send requests",
+      );
+    }
+    const services: Service[] = [this.service(this.apiName, firstProduction, undefined, apiPolicy)];
+    if (sandbox[0] !== undefined)
+      services.push(this.service(`${this.apiName}-sandbox`, sandbox[0], [this.sandboxHost], apiPolicy));
+    const config: DeclarativeConfig = { _format_version: "3.0", services };
+    const header = [
+      `# Converted from the apk-conf of API "${this.apk.name}" (${this.prefix}) by apk-conf-to-kong.`,
+      ...this.secretsList().map(
+        (s) => `# Set ${s.envVar} to key "${s.key}" of Kubernetes secret "${s.secretName}" (${s.reference}).`,
+      ),
+    ].join("\n");
+    return {
+      config,
+      yaml: `${header}\n${stringify(config, { lineWidth: 0 })}`,
+      warnings: this.warnings,
+      notes: this.notes,
+      secrets: this.secretsList(),
+    };
+  }
+
+  private service(
+    name: string,
+    url: string,
+    hosts: string[] | undefined,
+    apiPolicy: Policy | undefined,
+  ): Service {
+    const servicePath = new URL(url).pathname.replace(/\/+$/, "");
+    const routes = (this.apk.operations ?? []).map((op, i) => this.route(name, servicePath, op, i, hosts));
+    return {
+      name,
+      url,
+      routes,
+      plugins: apiPolicy === undefined ? [] : [{ name: PLUGIN_NAME, config: this.pluginConfig(apiPolicy) }],
+    };
+  }
+
+  private route(
+    serviceName: string,
+    servicePath: string,
+    op: Operation,
+    index: number,
+    hosts: string[] | undefined,
+  ): Route {
+    const captures: string[] = [];
+    const regex = op.target
+      .split(/(\{[^}]+\})/)
+      .map((part) => {
+        const param = /^\{([^}]+)\}$/.exec(part);
+        if (param === null) return escapeRegex(part);
+        const name = (param[1] as string).replace(/[^A-Za-z0-9_]/g, "_");
+        captures.push(name);
+        return `(?<${name}>[^/]+)`;
+      })
+      .join("");
+    const uri =
+      servicePath +
+      op.target.replace(
+        /\{([^}]+)\}/g,
+        (_m, p: string) => `$(uri_captures.${p.replace(/[^A-Za-z0-9_]/g, "_")})`,
+      );
+    const headers = this.headerPolicies(op);
+    const transformer = { ...headers, replace: { ...headers.replace, uri } };
+    const policy = this.roundRobinPolicy(
+      op.operationPolicies?.request,
+      `operations[${index}].operationPolicies`,
+    );
+    return {
+      name: `${serviceName}-${op.verb.toLowerCase()}-${slug(op.target) || "root"}`,
+      methods: [op.verb],
+      paths: [`~${escapeRegex(this.prefix)}${regex}$`],
+      ...(hosts && { hosts }),
+      strip_path: true,
+      plugins: [
+        { name: "request-transformer", config: transformer },
+        ...(policy === undefined ? [] : [{ name: PLUGIN_NAME, config: this.pluginConfig(policy) }]),
+      ],
+    };
+  }
+
+  /** APK header policies (API-level and the operation's) as request-transformer's config. */
+  private headerPolicies(op: Operation): {
+    add: { headers: string[] };
+    append: { headers: string[] };
+    remove: { headers: string[] };
+    replace: { headers: string[] };
+  } {
+    const out = {
+      add: { headers: [] as string[] },
+      append: { headers: [] as string[] },
+      remove: { headers: [] as string[] },
+      replace: { headers: [] as string[] },
+    };
+    for (const policy of [
+      ...(this.apk.apiPolicies?.request ?? []),
+      ...(op.operationPolicies?.request ?? []),
+    ]) {
+      const p = policy.parameters ?? {};
+      const name = String(p.headerName ?? "");
+      const value = String(p.headerValue ?? "");
+      if (policy.policyName === "AddHeader") out.append.headers.push(`${name}:${value}`);
+      else if (policy.policyName === "SetHeader") {
+        out.replace.headers.push(`${name}:${value}`);
+        out.add.headers.push(`${name}:${value}`);
+      } else if (policy.policyName === "RemoveHeader") out.remove.headers.push(name);
+    }
+    return out;
+  }
+
+  private roundRobinPolicy(policies: Policy[] | undefined, where: string): Policy | undefined {
+    const found = (policies ?? []).filter((p) => p.policyName === "ModelBasedRoundRobin");
+    if (found.length > 1)
+      this.warnings.push(
+        `${where}: ${found.length} ModelBasedRoundRobin policies; only the first is converted`,
+      );
+    return found[0];
+  }
+
+  private pluginConfig(policy: Policy): Record<string, unknown> {
+    const p = policy.parameters as {
+      onQuotaExceedSuspendDuration: number;
+      productionModels: { model: string; endpoint: string; weight?: number }[];
+      sandboxModels?: { model: string; endpoint: string; weight?: number }[];
+    };
+    const models = (list: typeof p.productionModels, env: Env) =>
+      list.map((m) => ({
+        model: m.model,
+        endpoint: m.endpoint,
+        weight: m.weight ?? 1,
+        ...this.auth(m.endpoint, env),
+      }));
+    return {
+      production_models: models(p.productionModels, "production"),
+      ...(p.sandboxModels &&
+        p.sandboxModels.length > 0 && { sandbox_models: models(p.sandboxModels, "sandbox") }),
+      on_quota_exceed_suspend_duration: p.onQuotaExceedSuspendDuration,
+      sandbox_hosts: [this.sandboxHost],
+    };
+  }
+
+  /** The API key header of the endpoint configuration that serves this URL, as a vault reference. */
+  private auth(endpoint: string, env: Env): { auth_header_name?: string; auth_header_value?: string } {
+    const config = (this.apk.endpointConfigurations?.[env] ?? []).find((c) =>
+      sameUrl(endpointUrl(c), endpoint),
+    );
+    const security = config?.endpointSecurity;
+    if (!security?.enabled || !security.securityType) return {};
+    const t = security.securityType as {
+      secretName?: string;
+      in?: string;
+      apiKeyNameKey?: string;
+      apiKeyValueKey?: string;
+    };
+    if (t.apiKeyNameKey === undefined || t.secretName === undefined) return {}; // basic auth: warned about
+    if (t.in === "Query") return {}; // warned about
+    const vaultName = slug(`${t.secretName}-${t.apiKeyValueKey ?? "apikey"}`);
+    const envVar = vaultName.toUpperCase().replace(/-/g, "_");
+    const reference = `{vault://env/${vaultName}}`;
+    this.secrets.set(envVar, {
+      envVar,
+      reference,
+      secretName: t.secretName,
+      key: t.apiKeyValueKey ?? "apikey",
+    });
+    return { auth_header_name: t.apiKeyNameKey, auth_header_value: reference };
+  }
+
+  private firstModelEndpoint(policy: Policy | undefined): string | undefined {
+    const models = (policy?.parameters as { productionModels?: { endpoint: string }[] } | undefined)
+      ?.productionModels;
+    return models?.[0]?.endpoint;
+  }
+
+  private secretsList(): SecretReference[] {
+    return [...this.secrets.values()];
+  }
+
+  private warnUnconverted(): void {
+    const a = this.apk;
+    const w = (text: string) => this.warnings.push(text);
+    if (a.rateLimit) w("rateLimit: not converted (add Kong's rate-limiting plugin to the service)");
+    if (a.authentication)
+      w(
+        "authentication: not converted (add a Kong authentication plugin such as key-auth, jwt or openid-connect)",
+      );
+    if (a.corsConfiguration) w("corsConfiguration: not converted (add Kong's cors plugin)");
+    if (a.subscriptionValidation === true)
+      w("subscriptionValidation: not converted (Kong has no subscriptions; use consumers and acl)");
+    if (a.aiProvider)
+      w(
+        "aiProvider: not converted (the plugin needs no provider definition; endpoints and models come from the policy)",
+      );
+    if (a.defaultVersion === true)
+      w(`defaultVersion: not converted (only ${this.prefix} is routed, not the unversioned path)`);
+    if (a.additionalProperties) w("additionalProperties: not converted");
+    if (a.definitionPath) w("definitionPath: not converted");
+    for (const [env, list] of Object.entries(a.endpointConfigurations ?? {}) as [
+      Env,
+      EndpointConfiguration[],
+    ][]) {
+      list.forEach((c, i) => {
+        const where = `endpointConfigurations.${env}[${i}]`;
+        for (const key of ["aiRatelimit", "resiliency", "certificate"])
+          if (c[key]) w(`${where}.${key}: not converted`);
+        if (c.weight !== undefined)
+          w(`${where}.weight: not converted (endpoint weights; the plugin weighs models)`);
+        if (i > 0)
+          w(
+            `${where}: only the first ${env} endpoint is the service's upstream; the others are reached through the policy's models`,
+          );
+        const t = c.endpointSecurity?.securityType as { in?: string; apiKeyNameKey?: string } | undefined;
+        if (c.endpointSecurity?.enabled && t?.apiKeyNameKey === undefined)
+          w(`${where}.endpointSecurity: only API-key headers are converted (basic auth is not)`);
+        if (c.endpointSecurity?.enabled && t?.in === "Query")
+          w(`${where}.endpointSecurity: an API key in the query is not converted`);
+      });
+    }
+    const policyWarnings = (
+      policies: { request?: Policy[]; response?: Policy[] } | undefined,
+      where: string,
+    ) => {
+      for (const p of policies?.request ?? []) {
+        if (["AddHeader", "SetHeader", "RemoveHeader"].includes(p.policyName)) {
+          this.notes.push(
+            `${where}.request ${p.policyName}: converted to Kong's bundled request-transformer plugin`,
+          );
+        } else if (p.policyName !== "ModelBasedRoundRobin")
+          w(`${where}.request ${p.policyName}: not converted`);
+      }
+      for (const p of policies?.response ?? []) {
+        w(
+          `${where}.response ${p.policyName}: not converted${["AddHeader", "SetHeader", "RemoveHeader"].includes(p.policyName) ? " (Kong's response-transformer plugin can do it)" : ""}`,
+        );
+      }
+    };
+    policyWarnings(a.apiPolicies, "apiPolicies");
+    (a.operations ?? []).forEach((op, i) => {
+      const where = `operations[${i}] ${op.verb} ${op.target}`;
+      policyWarnings(op.operationPolicies, where);
+      if (op.scopes && op.scopes.length > 0) w(`${where}: scopes ${op.scopes.join(", ")} not converted`);
+      if (op.rateLimit) w(`${where}: rateLimit not converted`);
+      if (op.endpointConfigurations) w(`${where}: operation-level endpointConfigurations not converted`);
+    });
+    if ((a.operations ?? []).some((op) => op.secured !== false) && !a.authentication) {
+      w(
+        "operations are secured in APK (secured defaults to true); add a Kong authentication plugin, none is generated",
+      );
+    }
+  }
+}
+
+function endpointUrl(c: EndpointConfiguration): string {
+  if (typeof c.endpoint === "string") return c.endpoint.replace(/\/+$/, "");
+  const e = c.endpoint;
+  return `${e.protocol ?? "http"}://${e.name}${e.namespace ? `.${e.namespace}` : ""}:${e.port}`;
+}
+
+function sameUrl(a: string, b: string): boolean {
+  const norm = (u: string) => {
+    const url = new URL(u);
+    return `${url.protocol}//${url.hostname}:${url.port || (url.protocol === "https:" ? "443" : "80")}${url.pathname.replace(/\/+$/, "")}`;
+  };
+  try {
+    return norm(a) === norm(b);
+  } catch {
+    return false;
+  }
+}
+
+function slug(text: string): string {
+  return text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "");
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

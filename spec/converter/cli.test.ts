@@ -1,0 +1,75 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+
+const CLI = resolve("dist/scripts/apk-conf-to-kong.js");
+const EXAMPLES = resolve("../shared/apk/examples");
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = execFile(process.execPath, [CLI, ...args], (_e, stdout, stderr) =>
+      done({ code: child.exitCode, stdout, stderr }),
+    );
+  });
+}
+
+describe("apk-conf-to-kong, the command", () => {
+  it("writes Kong YAML to stdout and warnings, notes and secrets to stderr", async () => {
+    const r = await run([`${EXAMPLES}/06-docs-apk-1.3.0-model-based-round-robin-openai.apk-conf.yaml`]);
+    expect(r.code).toBe(0);
+    expect(parse(r.stdout)._format_version).toBe("3.0");
+    expect(r.stderr).toMatch(/^warning: aiProvider: not converted/m);
+    expect(r.stderr).toMatch(/^secret: set OPEN_AI_SECRET_APIKEY in Kong's environment/m);
+  });
+
+  it("writes to -o FILE and takes the sandbox host from --sandbox-host", async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "apk-")), "kong.yml");
+    const r = await run([
+      `${EXAMPLES}/01-apk-test-modelroundrobin-api-level-policy-multi-endpoints.apk-conf.yaml`,
+      "-o",
+      out,
+      "--sandbox-host",
+      "sbx.example.test",
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("");
+    expect(readFileSync(out, "utf8")).toContain("sbx.example.test");
+  });
+
+  it.each([
+    [
+      "a Kubernetes custom resource",
+      `${EXAMPLES}/08-docs-apk-1.3.0-model-based-round-robin-via-crs.APIPolicy.yaml`,
+      /is a Kubernetes custom resource \(kind: APIPolicy/,
+    ],
+    ["a missing file", "/nonexistent/api.yaml", /\/nonexistent\/api\.yaml: cannot read: ENOENT/],
+  ])("exits 1 with one line and no stack trace for %s", async (_, file, message) => {
+    const r = await run([file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("exits 1 naming the file, line and field for weight 0", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "apk-")), "bad.yaml");
+    writeFileSync(
+      file,
+      "name: a\nbasePath: /a\nversion: v1\napiPolicies:\n  request:\n    - policyName: ModelBasedRoundRobin\n      parameters:\n        onQuotaExceedSuspendDuration: 1\n        productionModels:\n          - { model: m, endpoint: 'http://x.test', weight: 0 }\n",
+    );
+    const r = await run([file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe(
+      `apk-conf-to-kong: ${file}:10: apiPolicies.request[0].parameters.productionModels[0].weight: must be >= 1 (got 0)`,
+    );
+  });
+
+  it("exits 2 with the usage for wrong arguments", async () => {
+    const r = await run([]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/usage: apk-conf-to-kong FILE/);
+  });
+});

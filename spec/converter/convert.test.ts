@@ -1,0 +1,219 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import Ajv from "ajv";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import ownSchema from "../../scripts/converter/apk-conf.schema.json";
+import { convertApkConf } from "../../scripts/converter/convert";
+import { ConversionError } from "../../scripts/converter/errors";
+
+const APK = resolve(process.cwd(), "../shared/apk");
+const examples = readdirSync(`${APK}/examples`).sort();
+const read = (name: string) => readFileSync(`${APK}/examples/${name}`, "utf8");
+const example = (prefix: string) => examples.find((e) => e.startsWith(prefix)) as string;
+const isCustomResource = (name: string) => /CRs|APIPolicy/.test(name);
+
+function convert(text: string, fileName = "api.apk-conf") {
+  return convertApkConf(text, { fileName });
+}
+
+function failure(text: string, fileName = "api.apk-conf"): string {
+  try {
+    convert(text, fileName);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConversionError);
+    return (error as Error).message;
+  }
+  throw new Error("expected the conversion to fail");
+}
+
+describe("every real apk-conf example", () => {
+  it.each(examples.filter((e) => !isCustomResource(e)))("converts %s", (name) => {
+    const result = convert(read(name), name);
+    expect(result.config._format_version).toBe("3.0");
+    expect(result.config.services.length).toBeGreaterThan(0);
+    expect(parse(result.yaml)).toEqual(result.config);
+  });
+
+  it.each(examples.filter(isCustomResource))(
+    "refuses the Kubernetes custom resource %s, naming it",
+    (name) => {
+      expect(failure(read(name), name)).toMatch(
+        new RegExp(`^${name.replace(/\./g, "\\.")}: is a Kubernetes custom resource \\(kind: \\w+`),
+      );
+    },
+  );
+
+  it("agrees with APK's own schema on them: both accept every apk-conf example", () => {
+    const apkSchema = JSON.parse(readFileSync(`${APK}/schema/apk-schema.config-deployer.1.x.json`, "utf8"));
+    const apkValidate = new Ajv({ strict: false, allErrors: true }).compile(apkSchema);
+    const ownValidate = new Ajv({ strict: false }).compile(ownSchema);
+    for (const name of examples.filter((e) => !isCustomResource(e))) {
+      const doc = parse(read(name));
+      expect({ name, apk: apkValidate(doc), errors: apkValidate.errors?.slice(0, 2) }).toMatchObject({
+        name,
+        apk: true,
+      });
+      expect({ name, own: ownValidate(doc) }).toEqual({ name, own: true });
+    }
+  });
+});
+
+describe("what the conversion of example 01 (API-level policy) holds", () => {
+  const result = convert(read(example("01")));
+  const [production, sandbox] = result.config.services;
+
+  it("makes a production service and a sandbox service restricted to the sandbox host", () => {
+    expect(production).toMatchObject({ name: "chat-service-api-prod-sand", url: "http://chat-backend-1:80" });
+    expect(sandbox).toMatchObject({
+      name: "chat-service-api-prod-sand-sandbox",
+      url: "http://chat-backend-1:80",
+    });
+    expect(sandbox?.routes.every((r) => r.hosts?.[0] === "default.sandbox.gw.wso2.com")).toBe(true);
+    expect(production?.routes.every((r) => r.hosts === undefined)).toBe(true);
+  });
+
+  it("routes each operation under /<basePath>/<version> with its verb, sending the operation's path upstream", () => {
+    const chat = production?.routes.find((r) => r.methods[0] === "POST");
+    expect(chat?.paths).toEqual(["~/chat-service-prod-sand/1\\.0/chat/completions$"]);
+    expect(chat?.plugins[0]).toMatchObject({
+      name: "request-transformer",
+      config: { replace: { uri: "/chat/completions" } },
+    });
+  });
+
+  it("puts the API-level policy on the services with the converted parameters", () => {
+    expect(production?.plugins).toEqual([
+      {
+        name: "model-based-round-robin",
+        config: {
+          production_models: [
+            { model: "gpt-4o", endpoint: "http://chat-backend-1:80", weight: 1 },
+            { model: "gpt-3.5", endpoint: "http://chat-backend-2:80", weight: 1 },
+            { model: "gpt-4.5", endpoint: "http://chat-backend-1:80", weight: 1 },
+          ],
+          sandbox_models: [
+            { model: "gpt-4o", endpoint: "http://chat-backend-2:80", weight: 1 },
+            { model: "gpt-3.5", endpoint: "http://chat-backend-1:80", weight: 1 },
+            { model: "gpt-4.5", endpoint: "http://chat-backend-2:80", weight: 1 },
+          ],
+          on_quota_exceed_suspend_duration: 60,
+          sandbox_hosts: ["default.sandbox.gw.wso2.com"],
+        },
+      },
+    ]);
+  });
+
+  it("lists what it did not convert", () => {
+    expect(result.warnings).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^aiProvider: not converted/)]),
+    );
+  });
+});
+
+describe("other shapes", () => {
+  it("puts an operation-level policy (example 02) on that operation's route only", () => {
+    const [production] = convert(read(example("02"))).config.services;
+    expect(production?.plugins).toEqual([]);
+    const withPlugin = production?.routes.filter((r) =>
+      r.plugins.some((p) => p.name === "model-based-round-robin"),
+    );
+    expect(withPlugin?.map((r) => r.methods[0])).toEqual(["POST"]);
+  });
+
+  it("turns endpointSecurity into the entry's auth header with a vault reference, and names the variable (example 06)", () => {
+    const result = convert(read(example("06")));
+    const config = result.config.services[0]?.plugins[0]?.config as {
+      production_models: Record<string, unknown>[];
+    };
+    expect(config.production_models[0]).toMatchObject({
+      auth_header_name: "Authorization",
+      auth_header_value: "{vault://env/open-ai-secret-apikey}",
+    });
+    expect(result.secrets).toEqual([
+      {
+        envVar: "OPEN_AI_SECRET_APIKEY",
+        reference: "{vault://env/open-ai-secret-apikey}",
+        secretName: "open-ai-secret",
+        key: "apiKey",
+      },
+    ]);
+  });
+
+  it("turns path parameters into named regex captures and fills them into the upstream path", () => {
+    const yaml = `name: threads\nbasePath: /assist\nversion: v2\nendpointConfigurations:\n  production:\n    - endpoint: https://api.example.test/v1\noperations:\n  - target: /threads/{threadId}/runs\n    verb: GET\n`;
+    const route = convert(yaml).config.services[0]?.routes[0];
+    expect(route?.paths).toEqual(["~/assist/v2/threads/(?<threadId>[^/]+)/runs$"]);
+    expect(route?.plugins[0]?.config).toMatchObject({
+      replace: { uri: "/v1/threads/$(uri_captures.threadId)/runs" },
+    });
+  });
+
+  it("converts header policies to request-transformer and says so", () => {
+    const yaml = `name: h\nbasePath: /h\nversion: v1\nendpointConfigurations:\n  production:\n    - endpoint: http://b.test\noperations:\n  - target: /x\n    verb: GET\n    operationPolicies:\n      request:\n        - policyName: SetHeader\n          parameters: { headerName: x-env, headerValue: prod }\n        - policyName: RemoveHeader\n          parameters: { headerName: x-debug }\n`;
+    const result = convert(yaml);
+    expect(result.config.services[0]?.routes[0]?.plugins[0]?.config).toMatchObject({
+      add: { headers: ["x-env:prod"] },
+      replace: { headers: ["x-env:prod"] },
+      remove: { headers: ["x-debug"] },
+    });
+    expect(result.notes.join("\n")).toMatch(/SetHeader: converted to Kong's bundled request-transformer/);
+  });
+});
+
+describe("bad input: one message naming the file, the line and the field", () => {
+  const base = (policy: string) =>
+    `name: api\nbasePath: /api\nversion: v1\nendpointConfigurations:\n  production:\n    - endpoint: http://b.test\napiPolicies:\n  request:\n    - policyName: ModelBasedRoundRobin\n      parameters:\n${policy}`;
+
+  it("refuses text that is not YAML", () => {
+    expect(failure("name: [unclosed\n", "bad.yaml")).toMatch(/^bad\.yaml:\d+: not valid YAML/);
+  });
+
+  it("refuses YAML that is not an apk-conf", () => {
+    expect(failure("hello: world\n")).toBe(
+      "api.apk-conf:1: is not an apk-conf: it has none of name, basePath, version, operations, endpointConfigurations",
+    );
+  });
+
+  it("refuses a policy without productionModels", () => {
+    expect(failure(base("        onQuotaExceedSuspendDuration: 5\n"))).toBe(
+      "api.apk-conf:11: apiPolicies.request[0].parameters.productionModels: is required",
+    );
+  });
+
+  it("refuses weight 0", () => {
+    expect(
+      failure(
+        base(
+          "        onQuotaExceedSuspendDuration: 5\n        productionModels:\n          - model: m\n            endpoint: http://b.test\n            weight: 0\n",
+        ),
+      ),
+    ).toBe(
+      "api.apk-conf:15: apiPolicies.request[0].parameters.productionModels[0].weight: must be >= 1 (got 0)",
+    );
+  });
+
+  it("refuses a negative duration", () => {
+    expect(
+      failure(
+        base(
+          "        onQuotaExceedSuspendDuration: -1\n        productionModels:\n          - model: m\n            endpoint: http://b.test\n",
+        ),
+      ),
+    ).toMatch(
+      /^api\.apk-conf:11: apiPolicies\.request\[0\]\.parameters\.onQuotaExceedSuspendDuration: must be >= 0/,
+    );
+  });
+
+  it("refuses an endpoint without a scheme", () => {
+    expect(
+      failure(
+        base(
+          "        onQuotaExceedSuspendDuration: 5\n        productionModels:\n          - model: m\n            endpoint: chat-backend:80\n",
+        ),
+      ),
+    ).toBe(
+      'api.apk-conf:14: apiPolicies.request[0].parameters.productionModels[0].endpoint: must be an http(s) URL with a scheme (got "chat-backend:80")',
+    );
+  });
+});
