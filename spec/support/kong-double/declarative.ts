@@ -21,7 +21,7 @@
  * services, routes, consumers, plugins and keyauth_credentials (upstreams, certificates, ... are refused).
  */
 import { parse as parseYaml } from "yaml";
-import { checkEntity, declarativeId, type EntityName, PROTOCOLS, schemaFor } from "./entities";
+import { checkEntity, declarativeId, type EntityName, isSchema, PROTOCOLS, schemaFor } from "./entities";
 import { declarativeConfigError } from "./kong-errors";
 import {
   type ConsumerEntity,
@@ -284,9 +284,9 @@ class Loader {
     }
     const schema = schemaFor(entity, own, this.plugins);
     let loaded: Loaded | undefined;
-    if (!("fields" in schema && Array.isArray(schema.fields))) Object.assign(errors, schema);
+    if (!isSchema(schema)) Object.assign(errors, schema);
     else {
-      const checked = checkEntity(withLooseForeignKeys(schema as RecordSchema, entity), own, this.opts);
+      const checked = checkEntity(withLooseForeignKeys(schema, entity), own, this.opts);
       if (!checked.ok) Object.assign(errors, checked.errors);
       else {
         loaded = { entity, raw: item, value: { ...checked.entity, ...refs }, index, parent };

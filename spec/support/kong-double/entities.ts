@@ -10,7 +10,7 @@
  * every corner; regex paths are checked with JavaScript's RegExp rather than PCRE; the traditional_compatible
  * router's expression check is not run; tls-only service fields are kept but certificates do not exist here.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { FieldDef, PluginInfo, SchemaField } from "./model";
 import {
   type CustomValidator,
@@ -359,13 +359,6 @@ export const KEYAUTH_CREDENTIAL_SCHEMA: RecordSchema = {
   ],
 };
 
-/** kong.tools.rand.random_string: 32 alphanumerics. */
-export function randomKey(): string {
-  return randomBytes(24)
-    .toString("base64")
-    .replace(/[+/]/g, () => String.fromCharCode(65 + Math.floor(Math.random() * 26)));
-}
-
 // --- plugins --------------------------------------------------------------------------------------------
 
 const PLUGIN_FIELDS: SchemaField[] = [
@@ -434,6 +427,10 @@ export function checkEntity(
   if (errors !== undefined) return { ok: false, errors };
   return { ok: true, entity: processAutoFields(schema, inserted, "select") };
 }
+
+/** Whether schemaFor found a schema (rather than Kong's error for an unknown plugin name). */
+export const isSchema = (s: RecordSchema | FieldErrors): s is RecordSchema =>
+  "fields" in s && Array.isArray(s.fields);
 
 /** The schema of one entity for one input (routes and plugins depend on their input). */
 export function schemaFor(

@@ -19,7 +19,7 @@
  * `{ production_models: [null, { weight: "value should be between 1 and 65535" }] }`.
  * `match` and friends use Lua patterns (./lua-pattern). `json` fields are not checked against their JSON schema.
  */
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { luaPatternMatches } from "./lua-pattern";
 import type { FieldDef, SchemaField } from "./model";
 
@@ -130,6 +130,7 @@ export function processAutoFields(
     let value = out[key];
     if (context !== "select" && def.auto === true && (context === "insert" || key === "updated_at")) {
       if (def.uuid === true && value === undefined) value = (opts.uuid ?? randomUUID)();
+      else if (def.type === "string" && def.uuid !== true && value === undefined) value = randomString();
       else if ((key === "created_at" && (value === undefined || value === null)) || key === "updated_at") {
         const now = (opts.now ?? Date.now)() / 1000;
         value = def.type === "integer" ? Math.floor(now) : now;
@@ -154,6 +155,13 @@ export function processAutoFields(
     }
   }
   return out;
+}
+
+/** kong.tools.rand.random_string: 32 alphanumerics. */
+export function randomString(): string {
+  return randomBytes(24)
+    .toString("base64")
+    .replace(/[+/]/g, () => String.fromCharCode(65 + Math.floor(Math.random() * 26)));
 }
 
 function applyShorthands(schema: RecordSchema, data: Record<string, unknown>): void {
