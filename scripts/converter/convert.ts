@@ -162,7 +162,9 @@ class Converter {
         (_m, p: string) => `$(uri_captures.${p.replace(/[^A-Za-z0-9_]/g, "_")})`,
       );
     const headers = this.headerPolicies(op);
-    const transformer = { ...headers, replace: { ...headers.replace, uri } };
+    // Only the sections a policy filled, so the generated file says what it does and nothing else.
+    const sections = Object.fromEntries(Object.entries(headers).filter(([, v]) => v.headers.length > 0));
+    const transformer = { ...sections, replace: { ...sections.replace, uri } };
     const policy = this.roundRobinPolicy(
       op.operationPolicies?.request,
       `operations[${index}].operationPolicies`,

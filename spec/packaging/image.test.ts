@@ -1,0 +1,112 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { generateKongConfig } from "../../scripts/generate-kong-config";
+import { imageSettings, kongEnvironment, socketPath } from "../../scripts/lib/pluginserver-settings";
+import { KongDouble } from "../support/kong-double";
+import { envOf, readDockerfile } from "./dockerfile";
+
+const root = process.cwd();
+const dockerfile = readDockerfile(readFileSync("kong/Dockerfile", "utf8"));
+const finalStage = Math.max(...dockerfile.map((i) => i.stage));
+const env = envOf(dockerfile, finalStage);
+const settings = imageSettings(root);
+const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { devDependencies: Record<string, string> };
+
+describe("kong/Dockerfile", () => {
+  it("builds on an official Kong 3.9.x image", () => {
+    const from = dockerfile.filter((i) => i.keyword === "FROM" && i.stage === finalStage)[0];
+    expect(from?.args).toMatch(/^kong:3\.9\.\d+$/);
+  });
+
+  it("sets every plugin-server variable exactly as the shared settings derive it (the double uses the same)", () => {
+    for (const [key, value] of Object.entries(kongEnvironment(settings)))
+      expect({ key, value: env[key] }).toEqual({ key, value });
+  });
+
+  it("points Kong at the socket the server listens on: prefix + sock name", () => {
+    const key = "KONG_PLUGINSERVER_MODEL_BASED_ROUND_ROBIN";
+    expect(env[`${key}_SOCKET`]).toBe(socketPath(settings));
+    expect(env[`${key}_START_CMD`]).toContain(
+      `--kong-prefix ${settings.kongPrefix} --sock-name ${settings.sockName}`,
+    );
+  });
+
+  it("uses absolute commands and keeps the query command's stdout clean (no -v)", () => {
+    for (const suffix of ["START_CMD", "QUERY_CMD"]) {
+      const command = env[`KONG_PLUGINSERVER_MODEL_BASED_ROUND_ROBIN_${suffix}`] ?? "";
+      expect(command).toMatch(/^\//);
+      expect(command.split(" ")).not.toContain("-v");
+    }
+  });
+
+  it("puts exactly one plugin in the plugins directory, its dependencies outside it", () => {
+    const copies = dockerfile
+      .filter((i) => i.keyword === "COPY" && i.stage === finalStage)
+      .map((i) => i.args);
+    const intoPluginsDir = copies.filter(
+      (c) =>
+        c.split(" ").at(-1)?.startsWith(`${settings.pluginsDirectory}/`) ||
+        c.endsWith(settings.pluginsDirectory),
+    );
+    expect(intoPluginsDir).toEqual([
+      `--from=build /src/dist/plugins/model-based-round-robin ${settings.pluginsDirectory}/model-based-round-robin`,
+    ]);
+    expect(copies.some((c) => c.endsWith("/usr/local/kong/js-plugins/node_modules"))).toBe(true);
+  });
+
+  it("installs the kong-pdk version the tests run", () => {
+    const runs = dockerfile
+      .filter((i) => i.keyword === "RUN")
+      .map((i) => i.args)
+      .join("\n");
+    expect(runs).toContain(`kong-pdk@${pkg.devDependencies["kong-pdk"]}`);
+  });
+
+  it("raises the client body buffer for chat bodies, and has a health check", () => {
+    expect(env.KONG_NGINX_HTTP_CLIENT_BODY_BUFFER_SIZE).toMatch(/^\d+[km]$/);
+    expect(dockerfile.some((i) => i.keyword === "HEALTHCHECK" && i.args.includes("kong health"))).toBe(true);
+    expect(dockerfile.filter((i) => i.keyword === "USER" && i.stage === finalStage).at(-1)?.args).toBe(
+      "kong",
+    );
+  });
+});
+
+describe("docker-compose.yml", () => {
+  const compose = parse(readFileSync("docker-compose.yml", "utf8")) as {
+    services: Record<string, { ports?: string[]; environment?: Record<string, string>; volumes?: string[] }>;
+  };
+  const kong = compose.services.kong;
+
+  it("runs Kong DB-less on 8000/8001 with the converted configuration mounted", () => {
+    expect(kong?.ports).toEqual(["8000:8000", "8001:8001"]);
+    expect(kong?.environment?.KONG_DATABASE).toBe("off");
+    expect(kong?.volumes).toContain(`./kong/kong.yml:${kong?.environment?.KONG_DECLARATIVE_CONFIG}:ro`);
+  });
+
+  it("starts the mock providers under the hosts the converted example names", () => {
+    const yml = readFileSync("kong/kong.yml", "utf8");
+    for (const host of ["chat-backend-1", "chat-backend-2"]) {
+      expect(compose.services[host]).toBeDefined();
+      expect(yml).toContain(`http://${host}:80`);
+    }
+  });
+});
+
+describe("kong/kong.yml", () => {
+  it("is the converter's output for APK's example 01 (run `npm run generate-kong-config` after changing the converter)", () => {
+    expect(readFileSync("kong/kong.yml", "utf8")).toBe(generateKongConfig(root));
+  });
+
+  it("loads into the Kong double with the plugin accepted", async () => {
+    const double = await KongDouble.start({
+      pluginServers: [{ name: "model-based-round-robin", pluginsDirectory: "dist/plugins" }],
+    });
+    try {
+      const config = await double.loadConfig(readFileSync("kong/kong.yml", "utf8"));
+      expect(config.plugins.filter((p) => p.name === "model-based-round-robin").length).toBe(2);
+    } finally {
+      await double.stop();
+    }
+  });
+});
