@@ -26,6 +26,7 @@ interface Rotation {
 }
 
 const suspensions = new SuspensionStore();
+const always = () => true;
 const rotations = new Map<string, Rotation>();
 
 export function balancerFor(config: RoundRobinConfig): Balancer {
@@ -45,9 +46,13 @@ export function balancerFor(config: RoundRobinConfig): Balancer {
       const rotation = rotationOf(env);
       if (rotation === undefined) return { kind: "no-list" };
       const { entries, slots } = rotation;
+      // Most picks happen with nothing suspended: then no entry needs a lookup.
+      const anySuspended = suspensions.anyIn(`${config.pluginId}|${env}`, nowMs);
       const index = pickSmooth(
         slots,
-        (i) => !suspensions.isSuspended(suspensionKey(env, slots[i]?.key ?? ""), nowMs),
+        anySuspended
+          ? (i) => !suspensions.isSuspended(suspensionKey(env, slots[i]?.key ?? ""), nowMs)
+          : always,
       );
       if (index !== -1) return { kind: "picked", entry: entries[index] as Entry };
       let first = Number.POSITIVE_INFINITY;
@@ -56,7 +61,7 @@ export function balancerFor(config: RoundRobinConfig): Balancer {
       return { kind: "all-suspended", retryAfterMs: Math.max(1, first - nowMs) };
     },
     suspend(env, entryKey, durationMs, nowMs = Date.now()) {
-      suspensions.suspend(suspensionKey(env, entryKey), durationMs, nowMs);
+      suspensions.suspend(suspensionKey(env, entryKey), durationMs, nowMs, `${config.pluginId}|${env}`);
     },
     resumesAt(env, entryKey, nowMs = Date.now()) {
       return suspensions.resumesAt(suspensionKey(env, entryKey), nowMs);

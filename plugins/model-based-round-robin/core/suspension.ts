@@ -7,10 +7,18 @@ import NodeCache from "node-cache";
 
 export class SuspensionStore {
   private readonly cache = new NodeCache({ checkperiod: 60, useClones: false });
+  /** Per group (plugin id and environment), the latest deadline: lets a pick skip every lookup when none is due. */
+  private readonly latest = new Map<string, number>();
 
-  suspend(key: string, durationMs: number, nowMs: number): void {
+  /** True when some key of the group may still be suspended at nowMs. */
+  anyIn(group: string, nowMs: number): boolean {
+    return (this.latest.get(group) ?? 0) > nowMs;
+  }
+
+  suspend(key: string, durationMs: number, nowMs: number, group = ""): void {
     if (!(durationMs > 0)) return;
     const until = nowMs + durationMs;
+    if (until > (this.latest.get(group) ?? 0)) this.latest.set(group, until);
     const existing = this.resumesAt(key, nowMs);
     // Two signals for one entry (concurrent 429s): the later deadline wins, a shorter hint never shortens it.
     if (existing !== undefined && existing >= until) return;
