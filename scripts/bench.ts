@@ -51,7 +51,8 @@ async function load(url: string, count = amount): Promise<Row & { requests: numb
   });
   return {
     name: url,
-    rps: result.requests.total / result.duration,
+    rps:
+      (result.requests.total * 1000) / (new Date(result.finish).getTime() - new Date(result.start).getTime()),
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + result.non2xx,
@@ -93,6 +94,11 @@ async function main(): Promise<void> {
       { name: "noop", pluginsDirectory: resolve(root, "spec/fixtures/plugins/noop") },
     ],
   });
+  const models = [
+    { model: "gpt-4o", endpoint: `${a.url}/v1`, weight: 5 },
+    { model: "gpt-4o-mini", endpoint: `${b.url}/v1`, weight: 1 },
+    { model: "o3-mini", endpoint: `${b.url}/v1`, weight: 1 },
+  ];
   const service = (name: string, plugins: object[]) => ({
     name,
     url: `${a.url}/v1`,
@@ -104,16 +110,11 @@ async function main(): Promise<void> {
     services: [
       service("none", []),
       service("noop", [{ name: "noop" }]),
-      service("mbrr", [
+      service("mbrr", [{ name: "model-based-round-robin", config: { production_models: models } }]),
+      service("mbrr-lean", [
         {
           name: "model-based-round-robin",
-          config: {
-            production_models: [
-              { model: "gpt-4o", endpoint: `${a.url}/v1`, weight: 5 },
-              { model: "gpt-4o-mini", endpoint: `${b.url}/v1`, weight: 1 },
-              { model: "o3-mini", endpoint: `${b.url}/v1`, weight: 1 },
-            ],
-          },
+          config: { production_models: models, proactive_suspension: false },
         },
       ]),
     ],
@@ -128,6 +129,7 @@ async function main(): Promise<void> {
       ["none", "(b) double, no plugin", undefined],
       ["noop", "(c) double, no-op JS plugin", "noop"],
       ["mbrr", "(d) double, model-based-round-robin", "model-based-round-robin"],
+      ["mbrr-lean", "(d') the same, proactive_suspension off", "model-based-round-robin"],
     ] as const) {
       await load(`${kong.proxyUrl}/${name}/chat/completions`, Math.min(300, amount)); // warm-up
       await kong.settled();

@@ -15,17 +15,21 @@ export async function applyToKong(adminUrl: string, config: DeclarativeConfig): 
     await call(base, "POST", "/config", config);
     return `loaded into DB-less Kong at ${base} (POST /config)`;
   }
+  // Foreign keys by id, which every Kong version accepts, taken from each PUT's answer.
   for (const service of config.services) {
     const { routes, plugins, ...fields } = service;
-    await call(base, "PUT", `/services/${encodeURIComponent(service.name)}`, fields);
-    for (const plugin of plugins) await putPlugin(base, plugin, { service: { name: service.name } });
+    const serviceId = idOf(await call(base, "PUT", `/services/${encodeURIComponent(service.name)}`, fields));
+    for (const plugin of plugins) await putPlugin(base, plugin, { service: { id: serviceId } }, service.name);
     for (const route of routes) {
       const { plugins: routePlugins, ...routeFields } = route;
-      await call(base, "PUT", `/routes/${encodeURIComponent(route.name)}`, {
-        ...routeFields,
-        service: { name: service.name },
-      });
-      for (const plugin of routePlugins) await putPlugin(base, plugin, { route: { name: route.name } });
+      const routeId = idOf(
+        await call(base, "PUT", `/routes/${encodeURIComponent(route.name)}`, {
+          ...routeFields,
+          service: { id: serviceId },
+        }),
+      );
+      for (const plugin of routePlugins)
+        await putPlugin(base, plugin, { route: { id: routeId } }, route.name);
     }
   }
   return `applied to Kong at ${base} (database ${database ?? "unknown"}) through the entity endpoints`;
@@ -34,10 +38,18 @@ export async function applyToKong(adminUrl: string, config: DeclarativeConfig): 
 async function putPlugin(
   base: string,
   plugin: { name: string; config: object },
-  scope: { service?: { name: string }; route?: { name: string } },
+  scope: { service?: { id: string }; route?: { id: string } },
+  owner: string,
 ) {
-  const key = `${plugin.name}|${scope.service?.name ?? ""}|${scope.route?.name ?? ""}`;
+  const key = `${plugin.name}|${scope.service ? "service" : "route"}|${owner}`;
   await call(base, "PUT", `/plugins/${stableUuid(key)}`, { ...plugin, ...scope });
+}
+
+function idOf(entity: unknown): string {
+  const id = (entity as { id?: unknown } | undefined)?.id;
+  if (typeof id !== "string")
+    throw new ConversionError(`Kong's Admin API answered without an entity id: ${JSON.stringify(entity)}`);
+  return id;
 }
 
 async function call(base: string, method: string, path: string, body?: unknown): Promise<unknown> {

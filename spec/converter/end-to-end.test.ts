@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { convertApkConf } from "../../scripts/converter/convert";
 import { KongDouble } from "../support/kong-double";
 import { type MockProvider, startMockProvider } from "../support/mock-provider";
@@ -105,10 +106,47 @@ describe("--admin-url", () => {
       });
       expect(stderr).toMatch(/loaded into DB-less Kong at .* \(POST \/config\)/);
       expect(code).toBe(0);
-      const config = (await (await fetch(`${kong.adminUrl}/config`)).json()) as {
-        config: { routes: unknown[] };
-      };
-      expect(config.config.routes.length).toBe(4);
+      // Kong's GET /config gives the loaded configuration back as YAML text.
+      const exported = (await (await fetch(`${kong.adminUrl}/config`)).json()) as { config: string };
+      expect((parse(exported.config) as { routes: unknown[] }).routes).toHaveLength(4);
+    } finally {
+      await kong.stop();
+    }
+  });
+
+  it("creates the entities through the Admin API of a database-backed Kong, and a second run updates them", async () => {
+    const kong = await KongDouble.start({
+      pluginServers: [{ name: "model-based-round-robin", pluginsDirectory: resolve("dist/plugins") }],
+      database: "postgres",
+    });
+    try {
+      const cli = () =>
+        new Promise<{ code: number | null; stderr: string }>((done) => {
+          const child = execFile(
+            process.execPath,
+            [
+              resolve("dist/scripts/apk-conf-to-kong.js"),
+              `${EXAMPLES}/${cases[1][1]}`,
+              "--admin-url",
+              kong.adminUrl,
+            ],
+            (_e, _out, err) => done({ code: child.exitCode, stderr: err }),
+          );
+        });
+      const first = await cli();
+      expect(first.stderr).toMatch(/through the entity endpoints/);
+      expect(first.code).toBe(0);
+      expect((await cli()).code).toBe(0);
+      const list = async (entity: string) =>
+        ((await (await fetch(`${kong.adminUrl}/${entity}`)).json()) as { data: { name: string }[] }).data;
+      expect((await list("services")).map((s) => s.name).sort()).toEqual([
+        "chat-service-api-prod-sand",
+        "chat-service-api-prod-sand-sandbox",
+      ]);
+      expect(await list("routes")).toHaveLength(4);
+      const plugins = await list("plugins");
+      expect(plugins.filter((p) => p.name === "model-based-round-robin")).toHaveLength(2);
+      expect(plugins.filter((p) => p.name === "request-transformer")).toHaveLength(4);
     } finally {
       await kong.stop();
     }

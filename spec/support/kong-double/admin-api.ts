@@ -214,6 +214,11 @@ export function createAdminApi(store: ConfigStore, opts: AdminApiOptions): Admin
     } else if (typeof req.body === "string" && req.body.length > 0) {
       input = req.body;
       hashSource = req.body;
+    } else if (isPlainObject(req.body) && Object.keys(req.body).length > 0) {
+      // Kong (hydrate_config_from_request) falls back to the raw body, so a JSON object without
+      // _format_version is parsed, and refused for that field.
+      input = req.body;
+      hashSource = JSON.stringify(req.body);
     } else return reply(400, { message: "expected a declarative configuration" });
     const hash = createHash("md5").update(hashSource).digest("hex");
     if (req.query.get("check_hash") === "1" && hash === store.configurationHash) return reply(304, undefined);

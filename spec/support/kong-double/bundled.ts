@@ -1,67 +1,12 @@
 /**
- * The two bundled Lua plugins the double emulates, because this project's configurations use them: key-auth
- * (priority 1250: authenticates a consumer by key, so plugins after it see kong.client.get_consumer()) and
- * request-transformer (priority 801: header add/remove/replace/rename/append, the target of converted APK
- * header policies). Schemas follow Kong 3.9.3's schema.lua for the fields modelled.
+ * What the two bundled Lua plugins the double emulates do in access (their schemas are in bundled/schemas.ts):
+ * key-auth (priority 1250: authenticates a consumer by key, so plugins after it see kong.client.get_consumer())
+ * and request-transformer (priority 801: header add/remove/replace/rename/append and replace.uri, the target of
+ * converted APK header policies and operation paths).
  */
-import type { KongConfig, PluginEntity, PluginInfo, SchemaField } from "./model";
+import type { KongConfig, PluginEntity } from "./model";
 import { escapeUri } from "./pdk";
 import type { ExitResponse, RequestState } from "./request-state";
-
-const d = "bundled plugin field";
-const strings: SchemaField[string] = {
-  type: "array",
-  default: [],
-  elements: { type: "string" },
-  description: d,
-};
-const transform = (fields: string[]): SchemaField[string] => ({
-  type: "record",
-  description: d,
-  fields: fields.map((f) => ({ [f]: { ...strings } })),
-});
-
-export const BUNDLED_PLUGINS: PluginInfo[] = [
-  {
-    name: "key-auth",
-    version: "3.9.3",
-    priority: 1250,
-    phases: ["access"],
-    configFields: [
-      { key_names: { type: "array", default: ["apikey"], elements: { type: "string" }, description: d } },
-      { hide_credentials: { type: "boolean", default: false, description: d } },
-      { anonymous: { type: "string", description: d } },
-      { key_in_header: { type: "boolean", default: true, description: d } },
-      { key_in_query: { type: "boolean", default: true, description: d } },
-      { key_in_body: { type: "boolean", default: false, description: d } },
-      { run_on_preflight: { type: "boolean", default: true, description: d } },
-      { realm: { type: "string", description: d } },
-    ],
-  },
-  {
-    name: "request-transformer",
-    version: "3.9.3",
-    priority: 801,
-    phases: ["access"],
-    configFields: [
-      { http_method: { type: "string", description: d } },
-      { remove: transform(["body", "headers", "querystring"]) },
-      { rename: transform(["body", "headers", "querystring"]) },
-      {
-        replace: {
-          type: "record",
-          description: d,
-          fields: [
-            ...["body", "headers", "querystring"].map((f) => ({ [f]: { ...strings } })),
-            { uri: { type: "string", description: d } },
-          ],
-        },
-      },
-      { add: transform(["body", "headers", "querystring"]) },
-      { append: transform(["body", "headers", "querystring"]) },
-    ],
-  },
-];
 
 function json(
   status: number,

@@ -12,7 +12,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { startAdmin } from "./admin";
-import { BUNDLED_PLUGINS } from "./bundled";
+import { createAdminApi } from "./admin-api";
+import { BUNDLED_PLUGINS } from "./bundled/schemas";
+import { ConfigStore } from "./config-store";
 import { parseDeclarativeConfig } from "./declarative";
 import type { KongConfig, PluginInfo } from "./model";
 import type { KongVersion } from "./plugin-info";
@@ -31,6 +33,8 @@ export interface KongDoubleOptions {
   clientBodyBufferSize?: number;
   /** What Kong's env vault sees. */
   env?: Record<string, string | undefined>;
+  /** "off": DB-less (POST /config); "postgres": the entity endpoints, held in memory. Default "off". */
+  database?: "off" | "postgres";
 }
 
 export interface LogLine {
@@ -48,6 +52,7 @@ export class KongDouble {
   readonly servers = new Map<string, PluginServer>();
   readonly plugins = new Map<string, PluginInfo>();
   private runtime: Runtime = { config: emptyConfig(), router: new Router([], []), seq: 0 };
+  private readonly store = new ConfigStore();
   private readonly pending = new Set<Promise<unknown>>();
   private closers: (() => Promise<void>)[] = [];
 
@@ -69,7 +74,7 @@ export class KongDouble {
       this.logs.push({ level, message, source, ...(plugin !== undefined && { plugin }) });
       if (process.env.KONG_DOUBLE_DEBUG) process.stderr.write(`[${source}] ${level}: ${message}\n`);
     };
-    for (const info of BUNDLED_PLUGINS) this.plugins.set(info.name, info);
+    for (const info of BUNDLED_PLUGINS.values()) this.plugins.set(info.name, info);
     for (const def of this.options.pluginServers) {
       const server = new PluginServer(def.name, def.pluginsDirectory, this.options.kongVersion ?? "3.9", log);
       this.servers.set(def.name, server);
@@ -95,11 +100,15 @@ export class KongDouble {
     });
     this.closers.push(proxy.close);
     this.proxyUrl = proxy.url;
-    const admin = await startAdmin({
-      plugins: this.plugins,
-      current: () => this.runtime.config,
-      apply: (c) => this.apply(c),
-    });
+    // Every configuration change (POST /config, an entity change) rebuilds the router and bumps __seq__.
+    this.store.onChange((config) => this.apply(config));
+    const admin = await startAdmin(
+      createAdminApi(this.store, {
+        database: this.options.database ?? "off",
+        plugins: this.plugins,
+        version: "3.9.3",
+      }),
+    );
     this.closers.push(admin.close);
     this.adminUrl = admin.url;
     if (this.options.config !== undefined) await this.loadConfig(this.options.config);
@@ -108,7 +117,7 @@ export class KongDouble {
   /** Loads a declarative configuration as `POST /config` does; throws KongApiError with Kong's 400 body. */
   async loadConfig(input: string | object): Promise<KongConfig> {
     const config = parseDeclarativeConfig(input, this.plugins);
-    this.apply(config);
+    this.store.replace(config);
     return config;
   }
 
