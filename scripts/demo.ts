@@ -4,6 +4,7 @@
  * Kong), with two mock OpenAI-compatible providers. Sends requests and prints which model answered each, then
  * shows a 429 suspension and the all-suspended answer. Exits 0 when everything behaved as described.
  */
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { request } from "undici";
 import { KongDouble } from "../spec/support/kong-double";
@@ -18,8 +19,8 @@ async function main(): Promise<void> {
   say(
     "For real Kong, see the README (Kong 3.9 with the plugin-server settings in kong/pluginserver.json).\n",
   );
-  const providerA = await startMockProvider({ name: "provider-a" });
-  const providerB = await startMockProvider({ name: "provider-b" });
+  const providerA = await startMockProvider({ name: "chat-backend-1" });
+  const providerB = await startMockProvider({ name: "chat-backend-2" });
   const kong = await KongDouble.start({
     pluginServers: [{ name: "model-based-round-robin", pluginsDirectory: resolve(root, "dist/plugins") }],
   });
@@ -29,44 +30,37 @@ async function main(): Promise<void> {
     say(`  ${ok ? "ok" : "NOT OK"}: ${what}`);
   };
   try {
-    await kong.loadConfig({
-      _format_version: "3.0",
-      services: [
-        {
-          name: "llm",
-          url: `${providerA.url}/v1`,
-          routes: [{ name: "chat", paths: ["/openai/v1"] }],
-          plugins: [
-            {
-              name: "model-based-round-robin",
-              config: {
-                production_models: [
-                  { model: "gpt-4o", endpoint: `${providerA.url}/v1`, weight: 5 },
-                  { model: "gpt-4o-mini", endpoint: `${providerB.url}/v1`, weight: 1 },
-                  { model: "gpt-3.5-turbo", endpoint: `${providerB.url}/v1`, weight: 1 },
-                ],
-                on_quota_exceed_suspend_duration: 3,
-              },
-            },
-          ],
-        },
-      ],
-    });
-    say(`Kong double proxy: ${kong.proxyUrl}; providers: ${providerA.url} (a), ${providerB.url} (b)`);
-    say('Weights 5:1:1; every request asks for "model": "gpt-4.5".\n');
+    // The example configuration docker-compose runs (APK's example 01, converted), with the mock providers
+    // standing in for its endpoints chat-backend-1 and chat-backend-2.
+    const example = readFileSync(resolve(root, "kong/kong.yml"), "utf8")
+      .replaceAll("http://chat-backend-1:80", providerA.url)
+      .replaceAll("http://chat-backend-2:80", providerB.url);
+    await kong.loadConfig(example);
+    say(
+      `Kong double proxy: ${kong.proxyUrl}; chat-backend-1 → ${providerA.url}, chat-backend-2 → ${providerB.url}`,
+    );
+    say(
+      'kong/kong.yml: APK example 01 converted; weights 1:1:1; every request asks for "model": "gpt-4.5".\n',
+    );
 
     const seen: string[] = [];
-    for (let i = 1; i <= 7; i++) {
+    for (let i = 1; i <= 6; i++) {
       const r = await chat(kong.proxyUrl);
       seen.push(r.model);
       say(`  request ${i}: ${r.status} answered by ${r.model} (${r.provider})`);
     }
     check(
-      seen.join(" ") === "gpt-4o gpt-4o gpt-4o-mini gpt-4o gpt-3.5-turbo gpt-4o gpt-4o",
-      "smooth 5:1:1 interleaving",
+      seen.join(" ") === "gpt-4o gpt-3.5 gpt-4.5 gpt-4o gpt-3.5 gpt-4.5",
+      "the three models in rotation, the client's model overwritten",
+    );
+    const sandbox = await chat(kong.proxyUrl, "default.sandbox.gw.wso2.com");
+    say(`  sandbox host: ${sandbox.status} answered by ${sandbox.model} (${sandbox.provider})`);
+    check(
+      sandbox.model === "gpt-4o" && sandbox.provider === "chat-backend-2",
+      "the sandbox host gets the sandbox list",
     );
 
-    say("\nprovider-a now answers 429 (retry-after: 2) for gpt-4o:");
+    say("\nchat-backend-1 now answers 429 (retry-after: 2) for gpt-4o:");
     providerA.failNext({ status: 429, headers: { "retry-after": "2" }, model: "gpt-4o" });
     const limited = await chat(kong.proxyUrl);
     say(`  request 8: ${limited.status} from ${limited.provider} (the client sees the provider's 429)`);
@@ -79,8 +73,9 @@ async function main(): Promise<void> {
     }
     check(!during.includes("gpt-4o"), "gpt-4o is skipped while suspended");
 
-    say("\nprovider-b now answers 429 too, so every model is suspended:");
-    providerB.failNext({ status: 429, headers: { "retry-after": "2" }, times: 2 });
+    say("\nthe other models answer 429 too, so every production model is suspended:");
+    providerA.failNext({ status: 429, headers: { "retry-after": "2" }, model: "gpt-4.5" });
+    providerB.failNext({ status: 429, headers: { "retry-after": "2" }, model: "gpt-3.5" });
     for (let i = 0; i < 2; i++) await chat(kong.proxyUrl);
     await kong.settled();
     const refused = await chat(kong.proxyUrl);
@@ -107,10 +102,10 @@ async function main(): Promise<void> {
   process.exitCode = failures === 0 ? 0 : 1;
 }
 
-async function chat(proxyUrl: string) {
-  const res = await request(`${proxyUrl}/openai/v1/chat/completions`, {
+async function chat(proxyUrl: string, host = "default.gw.wso2.com") {
+  const res = await request(`${proxyUrl}/chat-service-prod-sand/1.0/chat/completions`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", host },
     body: JSON.stringify({ model: "gpt-4.5", messages: [{ role: "user", content: "Hello" }] }),
   });
   const text = await res.body.text();

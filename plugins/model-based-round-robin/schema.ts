@@ -145,7 +145,7 @@ export const Schema: SchemaField[] = [
   {
     proactive_suspension: {
       type: "boolean",
-      default: true,
+      default: false,
       description:
         "Also suspend an entry after a successful answer whose x-ratelimit-remaining-* (or anthropic-ratelimit-*-remaining) is 0, until its reset; costs one header read in log per request.",
     },

@@ -13,7 +13,8 @@ describe("npm run demo", () => {
       );
     });
     expect(stdout).toContain("TEST DOUBLE, not Kong");
-    expect(stdout).toContain("ok: smooth 5:1:1 interleaving");
+    expect(stdout).toContain("ok: the three models in rotation");
+    expect(stdout).toContain("ok: gpt-4o is skipped while suspended");
     expect(stdout).toContain("ok: 503 with Retry-After when every model is suspended");
     expect(stdout).not.toContain("NOT OK");
     expect(code).toBe(0);

@@ -263,8 +263,11 @@ describe("model-based-round-robin behind the Kong double", () => {
     expect(models(await sequence(6))).not.toContain("C");
   });
 
-  it("reads the response headers in log for a 200 only to look for a spent quota (proactive, the default)", async () => {
-    await configure({ production_models: [{ model: "gpt-4o", endpoint: a.url }] });
+  it("reads the response headers in log for a 200 only when proactive_suspension is on", async () => {
+    await configure({
+      production_models: [{ model: "gpt-4o", endpoint: a.url }],
+      proactive_suspension: true,
+    });
     await chat(bed.kong, HELLO);
     await bed.kong.settled();
     bed.kong.pdkCalls.reset();
@@ -283,6 +286,7 @@ describe("model-based-round-robin behind the Kong double", () => {
         { model: "m2", endpoint: b.url },
       ],
       min_suspend_duration: 0,
+      proactive_suspension: true,
     });
     a.setDefault({
       headers: { "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "800ms" },
@@ -354,7 +358,7 @@ describe("model-based-round-robin behind the Kong double", () => {
     expect(JSON.stringify(body)).toMatch(/between 1 and 65535/);
   });
 
-  it("makes 8 PDK calls in access and 1 in log for a 200 without proactive suspension", async () => {
+  it("makes 8 PDK calls in access and 1 in log for a 200 (headers are read only when the status suspends)", async () => {
     await configure({
       production_models: [{ model: "gpt-4o", endpoint: a.url }],
       proactive_suspension: false,

@@ -124,7 +124,7 @@ export function normalizeConfig(raw: unknown): RoundRobinConfig {
     allSuspendedStatus: config.all_suspended_status ?? 503,
     suspendOnStatuses: new Set(config.suspend_on_statuses ?? [429]),
     hints: { honor: config.honor_retry_hints ?? true, minSeconds, maxSeconds },
-    proactive: config.proactive_suspension ?? true,
+    proactive: config.proactive_suspension ?? false,
     maxBodyBytes: config.max_request_body_size ?? 8388608,
   };
 }

@@ -32,7 +32,8 @@ describe("quota signals from providers", () => {
       ),
     ).toBeNull();
     expect(needsHeaders(429, config())).toBe(true);
-    expect(needsHeaders(200, config())).toBe(true); // proactive: a success may say the quota is spent
+    expect(needsHeaders(200, config())).toBe(false);
+    expect(needsHeaders(200, config({ proactive_suspension: true }))).toBe(true); // a success may say the quota is spent
     expect(needsHeaders(404, config())).toBe(false);
     expect(needsHeaders(503, config({ suspend_on_statuses: [429, 503] }))).toBe(true);
   });
@@ -101,16 +102,16 @@ describe("quota signals from providers", () => {
 
   it("suspends proactively after a success that says the quota is spent, until its reset", () => {
     const spent = { "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1.5s" };
-    expect(suspensionFromResponse(200, spent, config(), NOW)).toEqual({
+    const proactive = config({ proactive_suspension: true });
+    expect(suspensionFromResponse(200, spent, proactive, NOW)).toEqual({
       durationMs: 1500,
       reason: "HTTP 200 with quota spent, x-ratelimit-reset-requests: 1.5s",
     });
     expect(
-      suspensionFromResponse(200, { ...spent, "x-ratelimit-remaining-requests": "3" }, config(), NOW),
+      suspensionFromResponse(200, { ...spent, "x-ratelimit-remaining-requests": "3" }, proactive, NOW),
     ).toBeNull();
-    expect(suspensionFromResponse(200, spent, config({ proactive_suspension: false }), NOW)).toBeNull();
-    expect(suspensionFromResponse(200, { "retry-after": "5" }, config(), NOW)).toBeNull();
-    expect(needsHeaders(200, config({ proactive_suspension: false }))).toBe(false);
+    expect(suspensionFromResponse(200, spent, config(), NOW)).toBeNull();
+    expect(suspensionFromResponse(200, { "retry-after": "5" }, proactive, NOW)).toBeNull();
   });
 
   it("parses Go-style durations and rejects others", () => {
