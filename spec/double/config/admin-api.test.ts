@@ -174,6 +174,18 @@ services:
 });
 
 describe("Admin API with a database (database = postgres, held in memory)", () => {
+  it("takes a foreign key by name as Kong does, and refuses one that names nothing", async () => {
+    const { call } = setup("postgres");
+    const service = await call("PUT", "/services/svc", { url: "http://upstream.test" });
+    const route = await call("PUT", "/routes/r", { paths: ["/a"], service: { name: "svc" } });
+    expect(route).toMatchObject({
+      status: 200,
+      body: { service: { id: (service.body as { id: string }).id } },
+    });
+    const dangling = await call("PUT", "/routes/r2", { paths: ["/b"], service: { name: "nope" } });
+    expect(dangling).toMatchObject({ status: 400, body: { name: "foreign key violation" } });
+  });
+
   it("refuses POST /config as Kong does with a database", async () => {
     const { call } = setup("postgres");
     expect(await call("POST", "/config", { _format_version: "3.0" })).toEqual({

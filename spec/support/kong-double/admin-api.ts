@@ -234,6 +234,31 @@ export function createAdminApi(store: ConfigStore, opts: AdminApiOptions): Admin
     return reply(201, summary);
   }
 
+  /**
+   * Kong's Admin API takes a foreign key by its endpoint key too (`"service": {"name": "llm"}`) and looks the
+   * id up; one that names nothing is a foreign key violation.
+   */
+  function withForeignIds(entity: EntityName, input: Raw): Raw {
+    const out = { ...input };
+    for (const relation of RELATIONS.filter((r) => r.child === entity)) {
+      const ref = out[relation.field];
+      if (!isPlainObject(ref) || ref.id !== undefined) continue;
+      const keyName = ENDPOINT_KEY[relation.parent];
+      if (ref[keyName] === undefined) continue;
+      const parent = (store.config[relation.parent] as unknown as Raw[]).find(
+        (p) => p[keyName] === ref[keyName],
+      );
+      if (parent === undefined) {
+        throw new KongApiError(
+          400,
+          foreignKeyViolation({ [keyName]: ref[keyName] }, relation.field, relation.parent),
+        );
+      }
+      out[relation.field] = { id: parent.id };
+    }
+    return out;
+  }
+
   function pluginSchema(name: string): AdminResponse {
     const plugin = opts.plugins.get(name);
     if (plugin === undefined) return reply(404, { message: `No plugin named '${name}'` });
@@ -300,7 +325,8 @@ export function createAdminApi(store: ConfigStore, opts: AdminApiOptions): Admin
     return reply(200, view(entity, save(entity, replacement, existing)));
   }
 
-  function save(entity: EntityName, input: Raw, existing: Raw | undefined): Raw {
+  function save(entity: EntityName, given: Raw, existing: Raw | undefined): Raw {
+    const input = withForeignIds(entity, given);
     const schema = schemaFor(entity, input, opts.plugins);
     if (!isSchema(schema)) throw new KongApiError(400, schemaViolation(schema));
     const checked = checkEntity(schema, input);
