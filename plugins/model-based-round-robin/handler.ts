@@ -15,7 +15,7 @@ import {
   retryHeaders,
   sandboxNotConfiguredError,
 } from "./core/openai-error";
-import { rewriteModel } from "./core/request-body";
+import { prepareBody } from "./core/request-body";
 import { needsHeaders, suspensionFromResponse } from "./core/signals";
 import { upstreamPath } from "./core/upstream-path";
 import type { HeaderMap, Pdk } from "./pdk";
@@ -75,6 +75,12 @@ export class ModelBasedRoundRobinHandler {
       return;
     }
 
+    // The body is checked before a model is chosen, so a bad request never takes a turn in the rotation.
+    const body = prepareBody(toBuffer(await kong.request.getRawBody(config.maxBodyBytes)));
+    if (!body.ok) {
+      kong.response.exit(400, invalidBodyError(body.problem));
+      return;
+    }
     const env = environmentOf(config, {
       host: first(headers, "host"),
       consumer: config.sandboxConsumers.size > 0 ? await kong.client.getConsumer() : undefined,
@@ -93,13 +99,7 @@ export class ModelBasedRoundRobinHandler {
       return;
     }
 
-    const raw = await kong.request.getRawBody(config.maxBodyBytes);
-    const rewritten = rewriteModel(toBuffer(raw), choice.entry.model);
-    if (!rewritten.ok) {
-      kong.response.exit(400, invalidBodyError(rewritten.problem));
-      return;
-    }
-    await this.sendTo(kong, choice.entry, rewritten.body);
+    await this.sendTo(kong, choice.entry, body.withModel(choice.entry.model));
     await kong.ctx.shared.set(CHOICE_KEY, encodeChoice(env, choice.entry));
   }
 

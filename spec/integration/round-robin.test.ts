@@ -320,6 +320,17 @@ describe("model-based-round-robin behind the Kong double", () => {
       expect(a.requests).toHaveLength(0);
     });
 
+    it("does not let a refused body take a turn in the rotation", async () => {
+      await configure({
+        production_models: [
+          { model: "first", endpoint: a.url },
+          { model: "second", endpoint: a.url },
+        ],
+      });
+      expect((await chat(bed.kong, "not json")).status).toBe(400);
+      expect((await chat(bed.kong, HELLO)).json.model).toBe("first");
+    });
+
     it("answers 413 to a body over max_request_body_size, before reading it", async () => {
       const reply = await chat(bed.kong, { ...HELLO, input: "x".repeat(70_000) });
       expect(reply.status).toBe(413);

@@ -6,9 +6,17 @@
 
 export type Rewrite = { ok: true; body: Buffer } | { ok: false; problem: string };
 
+/** A body checked to be one JSON object, ready to take any model: checked once, before a model is chosen. */
+export type PreparedBody = { ok: true; withModel(model: string): Buffer } | { ok: false; problem: string };
+
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 export function rewriteModel(raw: Buffer, model: string): Rewrite {
+  const prepared = prepareBody(raw);
+  return prepared.ok ? { ok: true, body: prepared.withModel(model) } : prepared;
+}
+
+export function prepareBody(raw: Buffer): PreparedBody {
   if (raw.length === 0) return { ok: false, problem: "request body is empty; expected a JSON object" };
   let text: string;
   try {
@@ -25,20 +33,25 @@ export function rewriteModel(raw: Buffer, model: string): Rewrite {
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     return { ok: false, problem: `request body must be a JSON object, got ${kindOf(parsed)}` };
   }
-  const replacement = JSON.stringify(model);
   const { open, spans } = topLevelModelValues(text);
-  if (spans.length === 0) {
-    const empty = Object.keys(parsed).length === 0;
-    const insert = `"model":${replacement}${empty ? "" : ","}`;
-    return { ok: true, body: Buffer.from(text.slice(0, open + 1) + insert + text.slice(open + 1), "utf8") };
-  }
-  let out = "";
-  let from = 0;
-  for (const [start, end] of spans) {
-    out += text.slice(from, start) + replacement;
-    from = end;
-  }
-  return { ok: true, body: Buffer.from(out + text.slice(from), "utf8") };
+  const empty = Object.keys(parsed).length === 0;
+  return {
+    ok: true,
+    withModel(model) {
+      const replacement = JSON.stringify(model);
+      if (spans.length === 0) {
+        const insert = `"model":${replacement}${empty ? "" : ","}`;
+        return Buffer.from(text.slice(0, open + 1) + insert + text.slice(open + 1), "utf8");
+      }
+      let out = "";
+      let from = 0;
+      for (const [start, end] of spans) {
+        out += text.slice(from, start) + replacement;
+        from = end;
+      }
+      return Buffer.from(out + text.slice(from), "utf8");
+    },
+  };
 }
 
 function kindOf(value: unknown): string {
