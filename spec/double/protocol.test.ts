@@ -2,6 +2,7 @@
  * The Kong double against the real kong-js-pluginserver, with a fixture plugin that reports what the PDK
  * returned: Kong's encodings, exits, calls Kong rejects, the log snapshot, and instance recovery.
  */
+import { request as httpRequest } from "node:http";
 import { resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -136,6 +137,47 @@ describe("the Kong double speaking Kong's side of the plugin protocol", () => {
     expect(notices.some((m) => m.includes("unreachable"))).toBe(false);
     expect(
       kong.logs.some((l) => /kong.request.get_path: function cannot be called in log phase/.test(l.message)),
+    ).toBe(true);
+  });
+
+  it("proxies a request buffered after enable_buffering: log reads the service's body and status", async () => {
+    const reply = await call("buffered", { path: "/probe/models" });
+    await kong.settled();
+    expect(reply.status).toBe(200);
+    const notice = kong.logs.findLast((l) => l.source === "pdk" && l.message.includes('"isBuffer"'));
+    expect(JSON.parse(notice?.message.replace(/^\[probe\] /, "") ?? "{}")).toEqual({
+      buffering: true,
+      isBuffer: true,
+      body: reply.text,
+      ctxBodyType: "string",
+      serviceStatus: 200,
+    });
+  });
+
+  it("turns buffering off for a WebSocket upgrade: the service's body is then refused in log", async () => {
+    kong.logs.length = 0;
+    const status = await new Promise<number | undefined>((resolveStatus, reject) => {
+      const url = new URL(`${kong.proxyUrl}/probe/models`);
+      const req = httpRequest(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          headers: { "x-probe": "buffered", upgrade: "websocket" },
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolveStatus(res.statusCode));
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    await kong.settled();
+    expect(status).toBe(200);
+    expect(kong.logs.some((l) => l.message.includes('"isBuffer"'))).toBe(false);
+    expect(
+      kong.logs.some((l) => /service body is only available with buffered proxying/.test(l.message)),
     ).toBe(true);
   });
 

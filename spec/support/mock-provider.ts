@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { gzipSync } from "node:zlib";
 
 export interface RecordedRequest {
   method: string;
@@ -27,6 +28,8 @@ export interface Failure {
   /** Only requests asking for this model. */
   model?: string;
   delayMs?: number;
+  /** Gzip the body when the request accepts gzip, as OpenAI's servers do. */
+  gzip?: boolean;
 }
 
 export interface MockProviderOptions {
@@ -105,7 +108,8 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       const failBody = failure.body ?? {
         error: { message: `${name}: simulated ${failure.status}`, type: "requests", param: null, code: null },
       };
-      return send(res, failure.status, failBody, { ...defaults.headers, ...failure.headers });
+      const gzip = failure.gzip === true && /\bgzip\b/.test(req.headers["accept-encoding"] ?? "");
+      return send(res, failure.status, failBody, { ...defaults.headers, ...failure.headers }, gzip);
     }
 
     if (req.method === "POST" && url.pathname.endsWith("/chat/completions")) {
@@ -198,16 +202,18 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     status: number,
     body: unknown,
     headers: Record<string, string> = {},
+    gzip = false,
   ): void {
-    const text = JSON.stringify(body);
+    const bytes = gzip ? gzipSync(JSON.stringify(body)) : Buffer.from(JSON.stringify(body), "utf8");
     res.writeHead(status, {
       "content-type": "application/json",
-      "content-length": Buffer.byteLength(text),
+      "content-length": bytes.length,
+      ...(gzip && { "content-encoding": "gzip" }),
       "x-request-id": randomUUID(),
       "x-mock-provider": name,
       ...headers,
     });
-    res.end(text);
+    res.end(bytes);
   }
 
   const server: Server = createServer((req, res) => {

@@ -318,6 +318,7 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
     phases: BEFORE_PROXY,
     fn(ctx) {
       ctx.state.upstream.buffered = true;
+      ctx.state.ngxCtx.set("buffered_proxying", true);
       return undefined;
     },
   },
@@ -387,9 +388,28 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
     },
   },
 
-  // kong.service.response: only for header_filter/body_filter/response, and in the log timer it reads
-  // ngx.var.upstream_status, which raises; with no response handler, no phase the double runs may call it.
-  "kong.service.response.get_status": { phases: [], fn: (ctx) => ctx.state.response.status },
+  // kong.service.response: for header_filter/body_filter/response, and in the log timer only for a request
+  // proxied buffered (the saved ngx.ctx holds buffered_status and buffered_body); otherwise get_status reads
+  // ngx.var.upstream_status in the timer and get_raw_body refuses, both raising.
+  "kong.service.response.get_status": {
+    phases: ["log"],
+    fn(ctx) {
+      if (ctx.state.ngxCtx.get("buffered_proxying") !== true)
+        throw new LuaError("API disabled in the context of ngx.timer (ngx.var.upstream_status)");
+      return ctx.state.response.status;
+    },
+  },
+  "kong.service.response.get_raw_body": {
+    phases: ["log"],
+    fn(ctx) {
+      if (ctx.state.ngxCtx.get("buffered_proxying") !== true) {
+        throw new LuaError(
+          "service body is only available with buffered proxying (see: kong.service.request.enable_buffering function)",
+        );
+      }
+      return ctx.state.response.bufferedBody ?? Buffer.alloc(0);
+    },
+  },
 
   // kong.ctx.shared
   "kong.ctx.shared.get": {

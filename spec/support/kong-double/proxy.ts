@@ -167,7 +167,12 @@ async function handle(
     }
     if (exit !== undefined) break;
   }
-  const buffered = state.upstream.buffered || ordered.some((p) => p.info.phases.includes("response"));
+  // A WebSocket upgrade turns buffered proxying off whoever asked for it (K3.9.3 kong/init.lua, Kong.access).
+  const upgrade = state.client.headers.upgrade?.[0]?.toLowerCase() === "websocket";
+  const buffered =
+    !upgrade && (state.upstream.buffered || ordered.some((p) => p.info.phases.includes("response")));
+  if (buffered && exit === undefined) state.ngxCtx.set("buffered_proxying", true);
+  else state.ngxCtx.delete("buffered_proxying");
 
   if (exit !== undefined) {
     state.response = {
@@ -324,6 +329,10 @@ async function proxyUpstream(
   };
   if (buffered) {
     const all = Buffer.from(await upstream.body.arrayBuffer());
+    state.response.bufferedBody = all;
+    // Kong.response() keeps them in ngx.ctx; a Lua string reaches JS through get_ctx as a msgpack str.
+    state.ngxCtx.set("buffered_status", upstream.statusCode);
+    state.ngxCtx.set("buffered_body", all.toString("utf8"));
     writeHead(res, upstream.statusCode, { ...headersOut, "content-length": [String(all.length)] });
     res.end(all);
     return;

@@ -57,6 +57,8 @@ export interface RequestState {
     extraHeaders: HeaderValues;
     source?: "service" | "exit" | "error";
     upstreamStatus?: string;
+    /** The whole upstream body, kept only when the request was proxied buffered (ngx.ctx.buffered_body). */
+    bufferedBody?: Buffer;
   };
   exit?: ExitResponse;
   shared: Map<string, unknown>;
