@@ -5,6 +5,7 @@
  * answers a call it rejects (the request would hang until Kong's 500).
  */
 import { type Balancer, balancerFor } from "./core/balancer";
+import { isInsufficientQuota } from "./core/billing";
 import { ConfigError, type Entry, normalizeConfig, type RoundRobinConfig } from "./core/config";
 import { type Environment, environmentOf } from "./core/environment";
 import {
@@ -100,7 +101,15 @@ export class ModelBasedRoundRobinHandler {
     }
 
     await this.sendTo(kong, choice.entry, body.withModel(choice.entry.model));
-    await kong.ctx.shared.set(CHOICE_KEY, encodeChoice(env, choice.entry));
+    // A suspect entry's answer is read whole, once, to tell a billing error from a rate limit. Never a stream
+    // (buffering would hold every token back), never a WebSocket upgrade (Kong turns buffering off for it).
+    const probe =
+      config.billingSeconds > 0 &&
+      !body.streaming &&
+      first(headers, "upgrade") === undefined &&
+      balancer.takeProbe(env, choice.entry.key);
+    if (probe) await kong.service.request.enableBuffering();
+    await kong.ctx.shared.set(CHOICE_KEY, encodeChoice({ env, entryKey: choice.entry.key, probe }));
   }
 
   private async sendTo(kong: Pdk, entry: Entry, body: Buffer): Promise<void> {
@@ -121,29 +130,48 @@ export class ModelBasedRoundRobinHandler {
     const status = await kong.response.getStatus();
     if (status === undefined || !needsHeaders(status, config)) return;
     const headers = flatten((await kong.response.getHeaders()) ?? {});
-    const suspension = suspensionFromResponse(status, headers, config, Date.now());
+    let suspension = suspensionFromResponse(status, headers, config, Date.now());
     if (suspension === null) return;
     const choice = decodeChoice(await kong.ctx.shared.get(CHOICE_KEY));
     if (choice === undefined) return; // this plugin did not route the request (no body, or it answered itself)
     // A 429 made by Kong itself (rate-limiting, another plugin's exit) says nothing about the model's quota.
     if ((await kong.response.getSource()) !== "service") return;
+    const byStatus = config.suspendOnStatuses.has(status);
+    if (byStatus && choice.probe) {
+      const body = toBuffer(await kong.service.response.getRawBody());
+      if (isInsufficientQuota(body, headers["content-encoding"])) {
+        suspension = {
+          durationMs: config.billingSeconds * 1000,
+          reason: `HTTP ${status} insufficient_quota: billing exhausted`,
+        };
+      }
+    }
     balancer.suspend(choice.env, choice.entryKey, suspension.durationMs);
+    // Whatever suspended it, the entry's next readable answer says whether the cause was billing.
+    if (byStatus && config.billingSeconds > 0) balancer.markSuspect(choice.env, choice.entryKey);
     await kong.log.warn(
       `suspended ${choice.entryKey} (${choice.env}) for ${suspension.durationMs} ms: ${suspension.reason}`,
     );
   }
 }
 
-function encodeChoice(env: Environment, entry: Entry): string {
-  return `${env} ${entry.key}`;
+interface Choice {
+  env: Environment;
+  entryKey: string;
+  /** The request was proxied buffered, so log may read the answer's body. */
+  probe: boolean;
 }
 
-function decodeChoice(value: unknown): { env: Environment; entryKey: string } | undefined {
+function encodeChoice(choice: Choice): string {
+  return `${choice.env} ${choice.probe ? "probe" : "plain"} ${choice.entryKey}`;
+}
+
+function decodeChoice(value: unknown): Choice | undefined {
   if (typeof value !== "string") return undefined;
-  const space = value.indexOf(" ");
-  const env = value.slice(0, space);
+  const [env, mode] = value.split(" ", 2);
   if (env !== "production" && env !== "sandbox") return undefined;
-  return { env, entryKey: value.slice(space + 1) };
+  if (mode !== "probe" && mode !== "plain") return undefined;
+  return { env, probe: mode === "probe", entryKey: value.slice(env.length + mode.length + 2) };
 }
 
 function first(headers: HeaderMap, name: string): string | undefined {

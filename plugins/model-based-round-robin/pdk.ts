@@ -48,6 +48,12 @@ export interface Pdk {
       setPath(path: string): Promise<void>;
       setRawBody(body: Buffer): Promise<void>;
       setHeader(name: string, value: string): Promise<void>;
+      /** Buffered proxying for this request only: the whole answer is held, so its body is readable in log. */
+      enableBuffering(): Promise<void>;
+    };
+    response: {
+      /** Only for a request proxied buffered; otherwise Kong raises and the call is never answered. */
+      getRawBody(): Promise<Buffer | string | undefined>;
     };
   };
   response: {

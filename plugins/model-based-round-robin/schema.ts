@@ -151,6 +151,15 @@ export const Schema: SchemaField[] = [
     },
   },
   {
+    insufficient_quota_suspend_duration: {
+      type: "integer",
+      default: 3600,
+      between: [0, 604800],
+      description:
+        "Seconds an entry is benched when its provider answers `insufficient_quota` (billing exhausted); not clamped by max_suspend_duration. The error is only in the body, so after a suspension the next non-streaming request to the entry is proxied buffered to read it. 0 turns this off.",
+    },
+  },
+  {
     min_suspend_duration: {
       type: "number",
       default: 1,

@@ -18,6 +18,10 @@ export interface Balancer {
   suspend(env: Environment, entryKey: string, durationMs: number, nowMs?: number): void;
   /** When a suspended entry returns (ms since epoch), for logs and tests. */
   resumesAt(env: Environment, entryKey: string, nowMs?: number): number | undefined;
+  /** The entry's last answer suspended it: the next request that can be proxied buffered should probe it. */
+  markSuspect(env: Environment, entryKey: string): void;
+  /** True once per suspect entry: the caller proxies this request buffered to read a billing error. */
+  takeProbe(env: Environment, entryKey: string): boolean;
 }
 
 interface Rotation {
@@ -28,6 +32,11 @@ interface Rotation {
 const suspensions = new SuspensionStore();
 const always = () => true;
 const rotations = new Map<string, Rotation>();
+/**
+ * Entries whose last status-based suspension may hide a billing error. Reading a body needs buffered proxying,
+ * which costs every request it is used for, so only one request per suspension is spent on finding out.
+ */
+const suspects = new Set<string>();
 
 export function balancerFor(config: RoundRobinConfig): Balancer {
   const lists: Record<Environment, Entry[] | undefined> = {
@@ -65,6 +74,12 @@ export function balancerFor(config: RoundRobinConfig): Balancer {
     },
     resumesAt(env, entryKey, nowMs = Date.now()) {
       return suspensions.resumesAt(suspensionKey(env, entryKey), nowMs);
+    },
+    markSuspect(env, entryKey) {
+      suspects.add(suspensionKey(env, entryKey));
+    },
+    takeProbe(env, entryKey) {
+      return suspects.delete(suspensionKey(env, entryKey));
     },
   };
 }

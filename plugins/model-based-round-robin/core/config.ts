@@ -35,6 +35,8 @@ export interface RoundRobinConfig {
   hints: { honor: boolean; minSeconds: number; maxSeconds: number };
   /** Suspend after a success that says the quota is spent (remaining 0), until its reset. */
   proactive: boolean;
+  /** How long an `insufficient_quota` answer benches an entry; 0 turns the detection (and its probes) off. */
+  billingSeconds: number;
   maxBodyBytes: number;
 }
 
@@ -67,6 +69,7 @@ const configSchema = {
     suspend_on_statuses: { type: "array", items: { type: "integer", minimum: 400, maximum: 599 } },
     honor_retry_hints: { type: "boolean" },
     proactive_suspension: { type: "boolean" },
+    insufficient_quota_suspend_duration: { type: "integer", minimum: 0, maximum: 604800 },
     min_suspend_duration: { type: "number", minimum: 0, maximum: 86400 },
     max_suspend_duration: { type: "number", minimum: 0, maximum: 86400 },
     max_request_body_size: { type: "integer", minimum: 1, maximum: 1073741824 },
@@ -94,6 +97,7 @@ interface RawConfig {
   suspend_on_statuses?: number[];
   honor_retry_hints?: boolean;
   proactive_suspension?: boolean;
+  insufficient_quota_suspend_duration?: number;
   min_suspend_duration?: number;
   max_suspend_duration?: number;
   max_request_body_size?: number;
@@ -125,6 +129,7 @@ export function normalizeConfig(raw: unknown): RoundRobinConfig {
     suspendOnStatuses: new Set(config.suspend_on_statuses ?? [429]),
     hints: { honor: config.honor_retry_hints ?? true, minSeconds, maxSeconds },
     proactive: config.proactive_suspension ?? false,
+    billingSeconds: config.insufficient_quota_suspend_duration ?? 3600,
     maxBodyBytes: config.max_request_body_size ?? 8388608,
   };
 }

@@ -7,7 +7,14 @@
 export type Rewrite = { ok: true; body: Buffer } | { ok: false; problem: string };
 
 /** A body checked to be one JSON object, ready to take any model: checked once, before a model is chosen. */
-export type PreparedBody = { ok: true; withModel(model: string): Buffer } | { ok: false; problem: string };
+export type PreparedBody =
+  | {
+      ok: true;
+      /** `"stream": true`: the answer is an SSE stream, which must never be proxied buffered. */
+      streaming: boolean;
+      withModel(model: string): Buffer;
+    }
+  | { ok: false; problem: string };
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -37,6 +44,7 @@ export function prepareBody(raw: Buffer): PreparedBody {
   const empty = Object.keys(parsed).length === 0;
   return {
     ok: true,
+    streaming: (parsed as { stream?: unknown }).stream === true,
     withModel(model) {
       const replacement = JSON.stringify(model);
       if (spans.length === 0) {

@@ -92,6 +92,26 @@ describe("smooth weighted round robin", () => {
     expect(seq.filter((m) => m === "A")).toHaveLength(4);
   });
 
+  it("hands out one probe per suspect entry, per environment, until it is marked again", () => {
+    const raw = {
+      __plugin_id: "probes",
+      production_models: [{ model: "m", endpoint: "https://a.test" }],
+      sandbox_models: [{ model: "m", endpoint: "https://a.test" }],
+    };
+    const b = balancerFor(normalizeConfig(raw));
+    const key = "https://a.test:443#m";
+    expect(b.takeProbe("production", key)).toBe(false);
+    b.markSuspect("production", key);
+    expect(b.takeProbe("sandbox", key)).toBe(false);
+    expect(b.takeProbe("production", key)).toBe(true);
+    expect(b.takeProbe("production", key)).toBe(false);
+    b.markSuspect("production", key);
+    b.markSuspect("production", key);
+    // A new instance of the same plugin id (a config reload) sees the same suspect, once.
+    expect(balancerFor(normalizeConfig(raw)).takeProbe("production", key)).toBe(true);
+    expect(b.takeProbe("production", key)).toBe(false);
+  });
+
   it("treats the same model on two endpoints as two entries", () => {
     const c = normalizeConfig({
       __plugin_id: "two-endpoints",

@@ -26,6 +26,7 @@ describe("configuration normalisation", () => {
     });
     expect(c.pluginId).toBe("p");
     expect(c.allSuspendedStatus).toBe(503);
+    expect(c.billingSeconds).toBe(3600);
   });
 
   it.each([
@@ -51,6 +52,14 @@ describe("configuration normalisation", () => {
       /min_suspend_duration \(10\) must not exceed/,
     ],
     [{ production_models: [entry()], all_suspended_status: 500 }, /all_suspended_status/],
+    [
+      { production_models: [entry()], insufficient_quota_suspend_duration: -1 },
+      /insufficient_quota_suspend_duration: must be >= 0/,
+    ],
+    [
+      { production_models: [entry()], insufficient_quota_suspend_duration: 1.5 },
+      /insufficient_quota_suspend_duration: must be integer/,
+    ],
   ])("refuses %j with a message naming the field", (raw, message) => {
     expect(() => normalizeConfig(raw)).toThrow(ConfigError);
     expect(() => normalizeConfig(raw)).toThrow(message);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { rewriteModel } from "../../../plugins/model-based-round-robin/core/request-body";
+import { prepareBody, rewriteModel } from "../../../plugins/model-based-round-robin/core/request-body";
 
 const rewrite = (text: string, model = "gpt-4o") => {
   const r = rewriteModel(Buffer.from(text, "utf8"), model);
@@ -53,6 +53,18 @@ describe("rewriting the body's model byte for byte", () => {
     const r = rewriteModel(Buffer.from(text), "m");
     expect(r.ok).toBe(false);
     expect(r.ok ? "" : r.problem).toMatch(message);
+  });
+
+  it("says a body asks for a stream only when its top-level stream is true", () => {
+    const streaming = (text: string) => {
+      const r = prepareBody(Buffer.from(text, "utf8"));
+      return r.ok ? r.streaming : r.problem;
+    };
+    expect(streaming('{"model":"m","stream":true}')).toBe(true);
+    expect(streaming('{"model":"m","stream":false}')).toBe(false);
+    expect(streaming('{"model":"m","stream":"true"}')).toBe(false);
+    expect(streaming('{"model":"m","options":{"stream":true}}')).toBe(false);
+    expect(streaming('{"model":"m"}')).toBe(false);
   });
 
   it("refuses bytes that are not UTF-8", () => {
