@@ -27,7 +27,12 @@ export interface Balancer {
 interface Rotation {
   entries: Entry[];
   slots: (Slot & { key: string })[];
+  /** Last pick (ms since epoch): a rotation nobody picks from for a day belongs to a deleted plugin. */
+  lastUsedMs: number;
 }
+
+/** Kong never tells a plugin server that a plugin was deleted; state idle this long is dropped. */
+const IDLE_STATE_MS = 24 * 3600 * 1000;
 
 const suspensions = new SuspensionStore();
 const always = () => true;
@@ -38,7 +43,9 @@ const rotations = new Map<string, Rotation>();
  */
 const suspects = new Set<string>();
 
-export function balancerFor(config: RoundRobinConfig): Balancer {
+export function balancerFor(config: RoundRobinConfig, nowMs = Date.now()): Balancer {
+  // Kong creates instances on configuration changes only: a cheap moment to forget deleted plugins.
+  forgetIdle(nowMs);
   const lists: Record<Environment, Entry[] | undefined> = {
     production: config.production,
     sandbox: config.sandbox,
@@ -55,6 +62,7 @@ export function balancerFor(config: RoundRobinConfig): Balancer {
       const rotation = rotationOf(env);
       if (rotation === undefined) return { kind: "no-list" };
       const { entries, slots } = rotation;
+      if (nowMs > rotation.lastUsedMs) rotation.lastUsedMs = nowMs;
       // Most picks happen with nothing suspended: then no entry needs a lookup.
       const anySuspended = suspensions.anyIn(`${config.pluginId}|${env}`, nowMs);
       const index = pickSmooth(
@@ -100,9 +108,28 @@ function reshape(stateKey: string, entries: Entry[]): Rotation {
       weight: entry.weight,
       current: previous.get(entry.key) ?? 0,
     })),
+    lastUsedMs: existing?.lastUsedMs ?? Date.now(),
   };
   rotations.set(stateKey, rotation);
   return rotation;
+}
+
+/**
+ * Drops the rotation and suspects of every plugin and environment not picked from for IDLE_STATE_MS. Running
+ * suspensions stay: they expire by themselves, and an entry must not come back early because it was idle.
+ */
+function forgetIdle(nowMs: number): void {
+  for (const [stateKey, rotation] of rotations) {
+    if (nowMs - rotation.lastUsedMs < IDLE_STATE_MS) continue;
+    rotations.delete(stateKey);
+    for (const suspect of suspects) if (suspect.startsWith(`${stateKey}|`)) suspects.delete(suspect);
+  }
+  suspensions.forgetPast(nowMs);
+}
+
+/** How many rotations are kept (for tests of forgetIdle). */
+export function rotationCount(): number {
+  return rotations.size;
 }
 
 function sameEntries(a: Entry[], b: Entry[]): boolean {

@@ -36,8 +36,8 @@ export class SuspensionStore {
     return this.resumesAt(key, nowMs) !== undefined;
   }
 
-  /** Drops every key that starts with prefix (a plugin's state when its configuration goes away). */
-  clear(prefix = ""): void {
-    for (const key of this.cache.keys()) if (key.startsWith(prefix)) this.cache.del(key);
+  /** Forgets the per-group deadlines that have passed (their groups have nothing suspended). */
+  forgetPast(nowMs: number): void {
+    for (const [group, until] of this.latest) if (until <= nowMs) this.latest.delete(group);
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { balancerFor } from "../../../plugins/model-based-round-robin/core/balancer";
+import { balancerFor, rotationCount } from "../../../plugins/model-based-round-robin/core/balancer";
 import { normalizeConfig } from "../../../plugins/model-based-round-robin/core/config";
 
 let ids = 0;
@@ -110,6 +110,36 @@ describe("smooth weighted round robin", () => {
     // A new instance of the same plugin id (a config reload) sees the same suspect, once.
     expect(balancerFor(normalizeConfig(raw)).takeProbe("production", key)).toBe(true);
     expect(b.takeProbe("production", key)).toBe(false);
+  });
+
+  it("forgets the rotation of a plugin nobody picked from for a day, but never a running suspension", () => {
+    const now = Date.now();
+    const day = 24 * 3600 * 1000;
+    const raw = (id: string) => ({
+      __plugin_id: id,
+      production_models: [
+        { model: "A", endpoint: "https://a.test" },
+        { model: "B", endpoint: "https://a.test" },
+      ],
+    });
+    const gone = balancerFor(normalizeConfig(raw("deleted-plugin")), now);
+    gone.pick("production", now);
+    gone.markSuspect("production", "https://a.test:443#A");
+    const idle = balancerFor(normalizeConfig(raw("idle-but-suspended")), now);
+    idle.pick("production", now);
+    idle.suspend("production", "https://a.test:443#A", 2 * day, now);
+    expect(rotationCount()).toBeGreaterThan(1);
+
+    // A day later every rotation of this file is idle: only the one picked from now is left.
+    balancerFor(normalizeConfig(raw("live-plugin")), now + day + 1).pick("production", now + day + 1);
+    expect(rotationCount()).toBe(1);
+    // Rebuilt from scratch: no suspect left, the rotation starts over.
+    const back = balancerFor(normalizeConfig(raw("deleted-plugin")), now + day + 2);
+    expect(back.takeProbe("production", "https://a.test:443#A")).toBe(false);
+    expect(picks(back, 2, now + day + 2)).toBe("A B");
+    // The idle plugin's entry is still out until its suspension ends.
+    expect(picks(idle, 2, now + day + 3)).toBe("B B");
+    expect(picks(idle, 2, now + 2 * day + 1)).toContain("A");
   });
 
   it("treats the same model on two endpoints as two entries", () => {
