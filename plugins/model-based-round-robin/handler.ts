@@ -77,7 +77,8 @@ export class ModelBasedRoundRobinHandler {
     }
 
     // The body is checked before a model is chosen, so a bad request never takes a turn in the rotation.
-    const body = prepareBody(toBuffer(await kong.request.getRawBody(config.maxBodyBytes)));
+    const raw = toBuffer(await kong.request.getRawBody(config.maxBodyBytes));
+    const body = prepareBody(raw);
     if (!body.ok) {
       kong.response.exit(400, invalidBodyError(body.problem));
       return;
@@ -100,7 +101,8 @@ export class ModelBasedRoundRobinHandler {
       return;
     }
 
-    await this.sendTo(kong, choice.entry, body.withModel(choice.entry.model));
+    const rewritten = body.withModel(choice.entry.model);
+    await this.sendTo(kong, choice.entry, rewritten === raw ? undefined : rewritten);
     // A suspect entry's answer is read whole, once, to tell a billing error from a rate limit. Never a stream
     // (buffering would hold every token back), never a WebSocket upgrade (Kong turns buffering off for it).
     const probe =
@@ -112,14 +114,18 @@ export class ModelBasedRoundRobinHandler {
     await kong.ctx.shared.set(CHOICE_KEY, encodeChoice({ env, entryKey: choice.entry.key, probe }));
   }
 
-  private async sendTo(kong: Pdk, entry: Entry, body: Buffer): Promise<void> {
-    const upstreamUri = (await kong.nginx.getVar("upstream_uri")) ?? "/";
+  /** Points the upstream request at the entry. Each write is a round trip, so what is already right is skipped. */
+  private async sendTo(kong: Pdk, entry: Entry, body: Buffer | undefined): Promise<void> {
+    const upstreamUri = await kong.nginx.getVar("upstream_uri");
     const service = await kong.router.getService();
     // set_target also makes Kong send exactly this host as Host and TLS SNI (it sets $upstream_host).
     await kong.service.setTarget(entry.host, entry.port);
     if (service?.protocol !== entry.scheme) await kong.service.request.setScheme(entry.scheme);
-    await kong.service.request.setPath(upstreamPath(upstreamUri, service?.path, entry.basePath));
-    await kong.service.request.setRawBody(body);
+    // Unchanged when the endpoint's path is the service's (the usual /v1 on both).
+    const path = upstreamPath(upstreamUri ?? "/", service?.path, entry.basePath);
+    if (path !== upstreamUri) await kong.service.request.setPath(path);
+    // Unchanged when the client already asked for the chosen model.
+    if (body !== undefined) await kong.service.request.setRawBody(body);
     if (entry.authHeader !== undefined) {
       await kong.service.request.setHeader(entry.authHeader.name, entry.authHeader.value);
     }

@@ -394,6 +394,29 @@ describe("model-based-round-robin behind the Kong double", () => {
     });
   });
 
+  it("skips the path and body writes when the endpoint's path is the service's and the client named the model", async () => {
+    await configure({ production_models: [{ model: "gpt-4.5", endpoint: `${a.url}/v1` }] });
+    await chat(bed.kong, HELLO);
+    await bed.kong.settled();
+    bed.kong.pdkCalls.reset();
+    a.clearRequests();
+    const body = '{ "model" : "gpt-4.5", "input":"Hello" }';
+    const reply = await send(bed.kong, { body, path: "/openai/v1/chat/completions?x=1" });
+    await bed.kong.settled();
+    expect(reply.json.model).toBe("gpt-4.5");
+    expect(a.requests[0]?.path).toBe("/v1/chat/completions");
+    expect(a.requests[0]?.query).toBe("x=1");
+    expect(a.requests[0]?.body.toString("utf8")).toBe(body);
+    expect(bed.kong.pdkCalls.byPhase("access")).toEqual({
+      "kong.request.get_headers": 1,
+      "kong.request.get_raw_body": 1,
+      "kong.nginx.get_var": 1,
+      "kong.router.get_service": 1,
+      "kong.service.set_target": 1,
+      "kong.ctx.shared.set": 1,
+    });
+  });
+
   it("works with the official openai client through the proxy port", async () => {
     await configure({
       production_models: [

@@ -12,6 +12,7 @@ export type PreparedBody =
       ok: true;
       /** `"stream": true`: the answer is an SSE stream, which must never be proxied buffered. */
       streaming: boolean;
+      /** The body naming `model`; the very Buffer it was prepared from when it already names exactly that. */
       withModel(model: string): Buffer;
     }
   | { ok: false; problem: string };
@@ -47,6 +48,8 @@ export function prepareBody(raw: Buffer): PreparedBody {
     streaming: (parsed as { stream?: unknown }).stream === true,
     withModel(model) {
       const replacement = JSON.stringify(model);
+      if (spans.length > 0 && spans.every(([start, end]) => text.slice(start, end) === replacement))
+        return raw;
       if (spans.length === 0) {
         const insert = `"model":${replacement}${empty ? "" : ","}`;
         return Buffer.from(text.slice(0, open + 1) + insert + text.slice(open + 1), "utf8");

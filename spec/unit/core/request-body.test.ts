@@ -67,6 +67,18 @@ describe("rewriting the body's model byte for byte", () => {
     expect(streaming('{"model":"m"}')).toBe(false);
   });
 
+  it("hands back the very same bytes when the body already names the model", () => {
+    const raw = Buffer.from('{ "model" : "gpt-4o", "model":"gpt-4o", "n": 1.0 }', "utf8");
+    const prepared = prepareBody(raw);
+    if (!prepared.ok) throw new Error(prepared.problem);
+    expect(prepared.withModel("gpt-4o")).toBe(raw);
+    expect(prepared.withModel("gpt-4")).not.toBe(raw);
+    const mixed = prepareBody(Buffer.from('{"model":"gpt-4o","model":"x"}', "utf8"));
+    expect(mixed.ok && mixed.withModel("gpt-4o").toString("utf8")).toBe(
+      '{"model":"gpt-4o","model":"gpt-4o"}',
+    );
+  });
+
   it("refuses bytes that are not UTF-8", () => {
     const r = rewriteModel(Buffer.from([0x7b, 0xff, 0x7d]), "m");
     expect(r).toEqual({ ok: false, problem: "request body is not valid UTF-8" });
