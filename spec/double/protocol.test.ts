@@ -140,6 +140,12 @@ describe("the Kong double speaking Kong's side of the plugin protocol", () => {
     ).toBe(true);
   });
 
+  it("returns at most 100 request headers from get_headers without an argument, as lua_max_req_headers does", async () => {
+    const many = Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`x-filler-${i}`, String(i)]));
+    const reply = await call("encodings", { headers: many });
+    expect(Object.keys(reply.json.headers)).toHaveLength(100);
+  });
+
   it("proxies a request buffered after enable_buffering: log reads the service's body and status", async () => {
     const reply = await call("buffered", { path: "/probe/models" });
     await kong.settled();

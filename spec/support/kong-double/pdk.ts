@@ -40,6 +40,8 @@ interface MethodDef {
 }
 
 const BEFORE_PROXY: readonly Phase[] = ["rewrite", "access"];
+/** Kong's lua_max_req_headers default: how many request headers get_headers returns without an argument. */
+const LUA_MAX_REQ_HEADERS = 100;
 const ALL: readonly Phase[] = ["rewrite", "access", "log"];
 const LOG_LEVELS = ["alert", "crit", "err", "warn", "notice", "info", "debug"];
 const METHODS = [
@@ -94,10 +96,26 @@ export function escapeUri(path: string): string {
 }
 
 /** A header table as ngx.req.get_headers returns it: one value as a string, repeated ones as a list. */
-function luaHeaders(headers: HeaderValues): Record<string, string | string[]> {
-  return Object.fromEntries(
-    Object.entries(headers).map(([k, v]) => [k, v.length === 1 ? (v[0] as string) : v]),
-  );
+/** ngx.req.get_headers(max): one value as a string, repeated ones as a list, the first `max` header lines. */
+function luaHeaders(headers: HeaderValues, max = LUA_MAX_REQ_HEADERS): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  let left = max;
+  for (const [name, values] of Object.entries(headers)) {
+    if (left <= 0) break;
+    const kept = values.slice(0, left);
+    left -= kept.length;
+    out[name] = kept.length === 1 ? (kept[0] as string) : kept;
+  }
+  return out;
+}
+
+/** kong.request.get_headers' argument check (K3.9.3 kong/pdk/request.lua): 1..1000, default lua_max_req_headers. */
+function maxHeaders(max: unknown): number {
+  if (max === undefined || max === null) return LUA_MAX_REQ_HEADERS;
+  if (typeof max !== "number") throw new LuaError("max_headers must be a number");
+  if (max < 1) throw new LuaError("max_headers must be >= 1");
+  if (max > 1000) throw new LuaError("max_headers must be <= 1000");
+  return max;
 }
 
 function getHeader(headers: HeaderValues, name: unknown): string | undefined {
@@ -184,7 +202,9 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
   "kong.request.get_headers": {
     phases: ALL,
     step: "plugin.StepMultiMap",
-    fn: (ctx) => luaHeaders(ctx.state.client.headers),
+    // In log, Kong's override returns the headers saved for the timer (ngx.req.get_headers() with the default cap).
+    fn: (ctx, [max]) =>
+      luaHeaders(ctx.state.client.headers, ctx.phase === "log" ? undefined : maxHeaders(max)),
   },
   "kong.request.get_host": { phases: BEFORE_PROXY, fn: (ctx) => ctx.state.client.host },
   "kong.request.get_port": { phases: BEFORE_PROXY, fn: (ctx) => ctx.state.client.port },

@@ -73,6 +73,9 @@ export async function startProxy(
       });
     });
   });
+  // nginx limits the size of request headers (large_client_header_buffers), not their number; Node would drop
+  // every header past its default count (Host included, then answer 400).
+  server.maxHeadersCount = 0;
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
