@@ -23,6 +23,8 @@ import type { HeaderMap, Pdk } from "./pdk";
 
 /** Where `access` leaves the choice for `log`, in the request's kong.ctx.shared. */
 const CHOICE_KEY = "model_based_round_robin";
+/** The most headers kong.request.get_headers returns (Kong's upper bound for its argument). */
+const MAX_REQUEST_HEADERS = 1000;
 
 export class ModelBasedRoundRobinHandler {
   private readonly config: RoundRobinConfig | undefined;
@@ -65,7 +67,8 @@ export class ModelBasedRoundRobinHandler {
   }
 
   private async route(kong: Pdk, config: RoundRobinConfig, balancer: Balancer): Promise<void> {
-    const headers = (await kong.request.getHeaders()) ?? {};
+    // Kong's default cap is 100 headers: Content-Length or Upgrade after the 100th would go unseen.
+    const headers = (await kong.request.getHeaders(MAX_REQUEST_HEADERS)) ?? {};
     const contentLength = first(headers, "content-length");
     if (contentLength === undefined && first(headers, "transfer-encoding") === undefined) {
       return; // no body (GET /models and the like): the request goes to the service unchanged
@@ -143,7 +146,9 @@ export class ModelBasedRoundRobinHandler {
     // A 429 made by Kong itself (rate-limiting, another plugin's exit) says nothing about the model's quota.
     if ((await kong.response.getSource()) !== "service") return;
     const byStatus = config.suspendOnStatuses.has(status);
-    if (byStatus && choice.probe) {
+    // Kong turns buffering off for a WebSocket upgrade, and get_raw_body would then raise and never answer: ask
+    // the saved ngx.ctx first (one call, only for a probe that is being suspended).
+    if (byStatus && choice.probe && (await kong.nginx.getCtx("buffered_proxying")) === true) {
       const body = toBuffer(await kong.service.response.getRawBody());
       if (isInsufficientQuota(body, headers["content-encoding"])) {
         suspension = {

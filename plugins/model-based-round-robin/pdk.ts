@@ -28,12 +28,15 @@ export interface ConsumerEntity {
 
 export interface Pdk {
   request: {
-    getHeaders(): Promise<HeaderMap | undefined>;
+    /** At most `maxHeaders` (1..1000) headers; without it Kong's lua_max_req_headers, 100 by default. */
+    getHeaders(maxHeaders: number): Promise<HeaderMap | undefined>;
     /** Kong 3.8+ reads bodies over client_body_buffer_size from the temp file up to `maxAllowedFileSize`. */
     getRawBody(maxAllowedFileSize: number): Promise<Buffer | string | undefined>;
   };
   nginx: {
     getVar(name: string): Promise<string | undefined>;
+    /** A field of ngx.ctx; in log, of the copy Kong saved for the log timer. */
+    getCtx(key: string): Promise<unknown>;
   };
   router: {
     getService(): Promise<ServiceEntity | undefined>;

@@ -156,7 +156,7 @@ export const Schema: SchemaField[] = [
       default: 3600,
       between: [0, 604800],
       description:
-        "Seconds an entry is benched when its provider answers `insufficient_quota` (billing exhausted); not clamped by max_suspend_duration. The error is only in the body, so after a suspension the next non-streaming request to the entry is proxied buffered to read it. 0 turns this off.",
+        "Seconds an entry is benched when its provider answers `insufficient_quota` (billing exhausted); not clamped by max_suspend_duration. The error is only in the body, so after a suspension the next non-streaming request to the entry is proxied buffered to read it. 0 turns this off, as does on_quota_exceed_suspend_duration 0.",
     },
   },
   {

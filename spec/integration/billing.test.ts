@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { request as httpRequest } from "node:http";
 import { request } from "undici";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Bed, chat, llmService, startBed } from "./harness";
@@ -159,6 +160,51 @@ describe("billing exhaustion (insufficient_quota) benches an entry for a long ti
 
     expect((await chat(bed.kong, HELLO)).status).toBe(200);
     expect(buffered()).toBe(1);
+  });
+
+  it("does not read the body of a probe Kong proxied unbuffered (an Upgrade past the 1000th header)", async () => {
+    await configure(twoModels());
+    a.failNext({ status: 429, body: BILLING, times: 2 });
+    await chat(bed.kong, HELLO);
+    await bed.kong.settled();
+    await pause(1100);
+    expect(await models(1)).toEqual(["m2"]);
+    bed.kong.pdkCalls.reset();
+
+    // get_headers returns at most 1000 headers, so the plugin cannot see this Upgrade; Kong (and the double)
+    // still turns buffering off for it, and reading the body in log would raise and never be answered.
+    const filler = Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`h${i}`, "1"]));
+    const body = JSON.stringify(HELLO);
+    const status = await new Promise<number | undefined>((resolveStatus, reject) => {
+      const url = new URL(`${bed.kong.proxyUrl}/openai/v1/chat/completions`);
+      const req = httpRequest(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: "POST",
+          headers: {
+            host: "api.example.test",
+            "content-type": "application/json",
+            "content-length": String(Buffer.byteLength(body)),
+            ...filler,
+            upgrade: "websocket",
+          },
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolveStatus(res.statusCode));
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+    await bed.kong.settled();
+    expect(status).toBe(429);
+    expect(buffered()).toBe(1);
+    expect(bed.kong.pdkCalls.byPhase("log")["kong.service.response.get_raw_body"]).toBeUndefined();
+    expect(warnings().at(-1)).toMatch(/for 1000 ms: HTTP 429, no provider hint/);
+    expect(bed.kong.logs.some((l) => /only available with buffered proxying/.test(l.message))).toBe(false);
   });
 
   it("never buffers anything when insufficient_quota_suspend_duration is 0", async () => {

@@ -417,6 +417,13 @@ describe("model-based-round-robin behind the Kong double", () => {
     });
   });
 
+  it("sees a Content-Length that comes after 100 other headers (Kong's default get_headers cap)", async () => {
+    await configure({ production_models: [{ model: "gpt-4o", endpoint: a.url }] });
+    const filler = Object.fromEntries(Array.from({ length: 120 }, (_, i) => [`x-filler-${i}`, "1"]));
+    const reply = await chat(bed.kong, HELLO, { headers: filler });
+    expect(reply.json.model).toBe("gpt-4o");
+  });
+
   it("works with the official openai client through the proxy port", async () => {
     await configure({
       production_models: [

@@ -101,6 +101,9 @@ function reshape(stateKey: string, entries: Entry[]): Rotation {
     return existing;
   }
   const previous = new Map(existing?.slots.map((slot) => [slot.key, slot.current]));
+  const kept = new Set(entries.map((entry) => entry.key));
+  for (const slot of existing?.slots ?? [])
+    if (!kept.has(slot.key)) suspects.delete(`${stateKey}|${slot.key}`);
   const rotation: Rotation = {
     entries,
     slots: entries.map((entry) => ({

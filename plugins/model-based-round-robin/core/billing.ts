@@ -10,9 +10,15 @@ import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MARKER = "insufficient_quota";
 
-/** True when the body is an OpenAI-shaped error whose code or type is `insufficient_quota`. */
+/**
+ * True when the body is an OpenAI-shaped error whose code or type is `insufficient_quota`. The encoding is the
+ * one the client was told, which nginx's own gzip could have made up: gzip's magic bytes are trusted over it.
+ */
 export function isInsufficientQuota(body: Buffer, contentEncoding?: string): boolean {
-  const text = decode(body, contentEncoding);
+  const gzipped = body.length >= 2 && body[0] === 0x1f && body[1] === 0x8b;
+  const declared = (contentEncoding ?? "identity").trim().toLowerCase();
+  const encoding = gzipped ? "gzip" : declared === "gzip" || declared === "x-gzip" ? "identity" : declared;
+  const text = decode(body, encoding);
   if (text === undefined || !text.includes(MARKER)) return false;
   let parsed: unknown;
   try {
@@ -26,14 +32,13 @@ export function isInsufficientQuota(body: Buffer, contentEncoding?: string): boo
   return code === MARKER || type === MARKER;
 }
 
-function decode(body: Buffer, contentEncoding: string | undefined): string | undefined {
-  const encoding = (contentEncoding ?? "identity").trim().toLowerCase();
+function decode(body: Buffer, encoding: string): string | undefined {
   const options = { maxOutputLength: MAX_ERROR_BODY_BYTES };
   try {
     if (encoding === "identity" || encoding === "") {
       return body.length > MAX_ERROR_BODY_BYTES ? undefined : body.toString("utf8");
     }
-    if (encoding === "gzip" || encoding === "x-gzip") return gunzipSync(body, options).toString("utf8");
+    if (encoding === "gzip") return gunzipSync(body, options).toString("utf8");
     if (encoding === "deflate") return inflateSync(body, options).toString("utf8");
     if (encoding === "br") return brotliDecompressSync(body, options).toString("utf8");
   } catch {

@@ -110,6 +110,14 @@ describe("smooth weighted round robin", () => {
     // A new instance of the same plugin id (a config reload) sees the same suspect, once.
     expect(balancerFor(normalizeConfig(raw)).takeProbe("production", key)).toBe(true);
     expect(b.takeProbe("production", key)).toBe(false);
+    // An entry removed from the list takes its suspect with it; put back, it starts clean.
+    b.pick("production");
+    b.markSuspect("production", key);
+    const other = { model: "n", endpoint: "https://a.test" };
+    balancerFor(normalizeConfig({ ...raw, production_models: [other] })).pick("production");
+    const restored = balancerFor(normalizeConfig(raw));
+    restored.pick("production");
+    expect(restored.takeProbe("production", key)).toBe(false);
   });
 
   it("forgets the rotation of a plugin nobody picked from for a day, but never a running suspension", () => {

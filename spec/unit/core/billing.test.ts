@@ -47,12 +47,17 @@ describe("isInsufficientQuota", () => {
     expect(isInsufficientQuota(gzipSync(OPENAI_BILLING), " GZIP ")).toBe(true);
   });
 
+  it("trusts gzip's magic bytes over a content-encoding that nginx's own gzip may have set", () => {
+    expect(isInsufficientQuota(text(OPENAI_BILLING), "gzip")).toBe(true);
+    expect(isInsufficientQuota(gzipSync(OPENAI_BILLING))).toBe(true);
+    expect(isInsufficientQuota(gzipSync(OPENAI_BILLING), "identity")).toBe(true);
+  });
+
   it("answers no, without throwing, to anything it cannot read", () => {
     const gz = gzipSync(OPENAI_BILLING);
     expect(isInsufficientQuota(gz.subarray(0, gz.length / 2), "gzip")).toBe(false);
-    expect(isInsufficientQuota(text(OPENAI_BILLING), "gzip")).toBe(false);
-    expect(isInsufficientQuota(gz, "compress")).toBe(false);
-    expect(isInsufficientQuota(gz)).toBe(false);
+    expect(isInsufficientQuota(text(OPENAI_BILLING), "compress")).toBe(false);
+    expect(isInsufficientQuota(text(OPENAI_BILLING), "br")).toBe(false);
     expect(isInsufficientQuota(Buffer.alloc(0))).toBe(false);
     expect(isInsufficientQuota(text("insufficient_quota"))).toBe(false);
     expect(isInsufficientQuota(text('{"error":"insufficient_quota"}'))).toBe(false);
