@@ -7,22 +7,24 @@
 import { type Balancer, balancerFor } from "./core/balancer";
 import { isInsufficientQuota } from "./core/billing";
 import { ConfigError, type Entry, normalizeConfig, type RoundRobinConfig } from "./core/config";
-import { type Environment, environmentOf } from "./core/environment";
+import type { Environment } from "./core/environment";
 import {
-  allSuspendedError,
-  bodyTooLargeError,
-  internalError,
-  invalidBodyError,
-  retryHeaders,
-  sandboxNotConfiguredError,
-} from "./core/openai-error";
-import { prepareBody } from "./core/request-body";
+  admit,
+  checkBody,
+  decide,
+  failure,
+  needsConsumer,
+  type Pass,
+  type Refusal,
+  type RequestHead,
+  type Route,
+} from "./core/routing";
 import { needsHeaders, suspensionFromResponse } from "./core/signals";
 import { upstreamPath } from "./core/upstream-path";
 import type { HeaderMap, Pdk } from "./pdk";
 
-/** Where `access` leaves the choice for `log`, in the request's kong.ctx.shared. */
-const CHOICE_KEY = "model_based_round_robin";
+/** Where `access` leaves the routed entry for `log`, in the request's kong.ctx.shared. */
+const ROUTED_KEY = "model_based_round_robin";
 /** The most headers kong.request.get_headers returns (Kong's upper bound for its argument). */
 const MAX_REQUEST_HEADERS = 1000;
 
@@ -42,19 +44,14 @@ export class ModelBasedRoundRobinHandler {
     }
   }
 
+  /** Routes the request, or answers it with the one refusal the core decided on. */
   async access(kong: Pdk): Promise<void> {
-    if (this.config === undefined || this.balancer === undefined) {
-      // Kong's schema should make this impossible; never send traffic to the service's placeholder instead.
-      await kong.log.err(`invalid configuration: ${this.configProblem ?? "unknown problem"}`);
-      kong.response.exit(500, internalError("the model-based-round-robin plugin is misconfigured"));
-      return;
-    }
-    try {
-      await this.route(kong, this.config, this.balancer);
-    } catch (error) {
+    const outcome = await this.route(kong).catch(async (error: unknown) => {
       await kong.log.err(`access failed: ${describe(error)}`);
-      kong.response.exit(500, internalError("the model-based-round-robin plugin failed on this request"));
-    }
+      return failure("the model-based-round-robin plugin failed on this request");
+    });
+    // kong-pdk does not await exit and Kong never answers a call after it: it must be the handler's last.
+    if (outcome.kind === "refuse") kong.response.exit(outcome.status, outcome.body, outcome.headers);
   }
 
   async log(kong: Pdk): Promise<void> {
@@ -66,55 +63,28 @@ export class ModelBasedRoundRobinHandler {
     }
   }
 
-  private async route(kong: Pdk, config: RoundRobinConfig, balancer: Balancer): Promise<void> {
+  /** Reads what each step of the decision needs, and carries out a route. */
+  private async route(kong: Pdk): Promise<Route | Refusal | Pass> {
+    const { config, balancer } = this;
+    if (config === undefined || balancer === undefined) {
+      // Kong's schema should make this impossible; never send traffic to the service's placeholder instead.
+      await kong.log.err(`invalid configuration: ${this.configProblem ?? "unknown problem"}`);
+      return failure("the model-based-round-robin plugin is misconfigured");
+    }
     // Kong's default cap is 100 headers: Content-Length or Upgrade after the 100th would go unseen.
-    const headers = (await kong.request.getHeaders(MAX_REQUEST_HEADERS)) ?? {};
-    const contentLength = first(headers, "content-length");
-    if (contentLength === undefined && first(headers, "transfer-encoding") === undefined) {
-      return; // no body (GET /models and the like): the request goes to the service unchanged
-    }
-    const declaredSize = contentLength === undefined ? undefined : Number(contentLength);
-    if (declaredSize !== undefined && declaredSize > config.maxBodyBytes) {
-      kong.response.exit(413, bodyTooLargeError(declaredSize, config.maxBodyBytes));
-      return;
-    }
+    const head = requestHead((await kong.request.getHeaders(MAX_REQUEST_HEADERS)) ?? {});
+    const admission = admit(config, head);
+    if (admission !== undefined) return admission;
+    const body = checkBody(toBuffer(await kong.request.getRawBody(config.maxBodyBytes)));
+    if (body.kind === "refuse") return body;
+    const consumer = needsConsumer(config) ? await kong.client.getConsumer() : undefined;
+    const decision = decide(config, balancer, head, body, consumer);
+    if (decision.kind === "refuse") return decision;
 
-    // The body is checked before a model is chosen, so a bad request never takes a turn in the rotation.
-    const raw = toBuffer(await kong.request.getRawBody(config.maxBodyBytes));
-    const body = prepareBody(raw);
-    if (!body.ok) {
-      kong.response.exit(400, invalidBodyError(body.problem));
-      return;
-    }
-    const env = environmentOf(config, {
-      host: first(headers, "host"),
-      consumer: config.sandboxConsumers.size > 0 ? await kong.client.getConsumer() : undefined,
-    });
-    const choice = balancer.pick(env);
-    if (choice.kind === "no-list") {
-      kong.response.exit(404, sandboxNotConfiguredError());
-      return;
-    }
-    if (choice.kind === "all-suspended") {
-      kong.response.exit(
-        config.allSuspendedStatus,
-        allSuspendedError(env, choice.retryAfterMs),
-        retryHeaders(choice.retryAfterMs),
-      );
-      return;
-    }
-
-    const rewritten = body.withModel(choice.entry.model);
-    await this.sendTo(kong, choice.entry, rewritten === raw ? undefined : rewritten);
-    // A suspect entry's answer is read whole, once, to tell a billing error from a rate limit. Never a stream
-    // (buffering would hold every token back), never a WebSocket upgrade (Kong turns buffering off for it).
-    const probe =
-      config.billingSeconds > 0 &&
-      !body.streaming &&
-      first(headers, "upgrade") === undefined &&
-      balancer.takeProbe(env, choice.entry.key);
-    if (probe) await kong.service.request.enableBuffering();
-    await kong.ctx.shared.set(CHOICE_KEY, encodeChoice({ env, entryKey: choice.entry.key, probe }));
+    await this.sendTo(kong, decision.entry, decision.body);
+    if (decision.probe) await kong.service.request.enableBuffering();
+    await kong.ctx.shared.set(ROUTED_KEY, encodeRouted(decision));
+    return decision;
   }
 
   /** Points the upstream request at the entry. Each write is a round trip, so what is already right is skipped. */
@@ -140,15 +110,15 @@ export class ModelBasedRoundRobinHandler {
     if (status === undefined || !needsHeaders(status, config)) return;
     const headers = flatten((await kong.response.getHeaders()) ?? {});
     let suspension = suspensionFromResponse(status, headers, config, Date.now());
-    if (suspension === null) return;
-    const choice = decodeChoice(await kong.ctx.shared.get(CHOICE_KEY));
-    if (choice === undefined) return; // this plugin did not route the request (no body, or it answered itself)
+    if (suspension === undefined) return;
+    const routed = decodeRouted(await kong.ctx.shared.get(ROUTED_KEY));
+    if (routed === undefined) return; // this plugin did not route the request (no body, or it answered itself)
     // A 429 made by Kong itself (rate-limiting, another plugin's exit) says nothing about the model's quota.
     if ((await kong.response.getSource()) !== "service") return;
     const byStatus = config.suspendOnStatuses.has(status);
     // Kong turns buffering off for a WebSocket upgrade, and get_raw_body would then raise and never answer: ask
     // the saved ngx.ctx first (one call, only for a probe that is being suspended).
-    if (byStatus && choice.probe && (await kong.nginx.getCtx("buffered_proxying")) === true) {
+    if (byStatus && routed.probe && (await kong.nginx.getCtx("buffered_proxying")) === true) {
       const body = toBuffer(await kong.service.response.getRawBody());
       if (isInsufficientQuota(body, headers["content-encoding"])) {
         suspension = {
@@ -157,27 +127,28 @@ export class ModelBasedRoundRobinHandler {
         };
       }
     }
-    balancer.suspend(choice.env, choice.entryKey, suspension.durationMs);
+    balancer.suspend(routed.env, routed.entryKey, suspension.durationMs);
     // Whatever suspended it, the entry's next readable answer says whether the cause was billing.
-    if (byStatus && config.billingSeconds > 0) balancer.markSuspect(choice.env, choice.entryKey);
+    if (byStatus && config.billingSeconds > 0) balancer.markSuspect(routed.env, routed.entryKey);
     await kong.log.warn(
-      `suspended ${choice.entryKey} (${choice.env}) for ${suspension.durationMs} ms: ${suspension.reason}`,
+      `suspended ${routed.entryKey} (${routed.env}) for ${suspension.durationMs} ms: ${suspension.reason}`,
     );
   }
 }
 
-interface Choice {
+/** What log needs to know of the route access took, carried in kong.ctx.shared as one string. */
+interface Routed {
   env: Environment;
   entryKey: string;
   /** The request was proxied buffered, so log may read the answer's body. */
   probe: boolean;
 }
 
-function encodeChoice(choice: Choice): string {
-  return `${choice.env} ${choice.probe ? "probe" : "plain"} ${choice.entryKey}`;
+function encodeRouted(route: Route): string {
+  return `${route.env} ${route.probe ? "probe" : "plain"} ${route.entry.key}`;
 }
 
-function decodeChoice(value: unknown): Choice | undefined {
+function decodeRouted(value: unknown): Routed | undefined {
   if (typeof value !== "string") return undefined;
   const [env, mode] = value.split(" ", 2);
   if (env !== "production" && env !== "sandbox") return undefined;
@@ -185,8 +156,14 @@ function decodeChoice(value: unknown): Choice | undefined {
   return { env, probe: mode === "probe", entryKey: value.slice(env.length + mode.length + 2) };
 }
 
-function first(headers: HeaderMap, name: string): string | undefined {
-  return headers[name]?.[0];
+function requestHead(headers: HeaderMap): RequestHead {
+  const first = (name: string) => headers[name]?.[0];
+  return {
+    contentLength: first("content-length"),
+    transferEncoding: first("transfer-encoding"),
+    host: first("host"),
+    upgrade: first("upgrade"),
+  };
 }
 
 function flatten(headers: HeaderMap): Record<string, string | undefined> {

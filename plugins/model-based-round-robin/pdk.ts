@@ -14,9 +14,8 @@ export type HeaderMap = Record<string, string[] | undefined>;
 /** The fields of Kong's service entity this plugin reads. */
 export interface ServiceEntity {
   protocol?: string;
-  host?: string;
-  port?: number;
-  path?: string | null;
+  /** Kong sends no key for a service without a path (msgpack nil). */
+  path?: string;
 }
 
 /** The fields of Kong's consumer entity this plugin reads. */
@@ -75,6 +74,5 @@ export interface Pdk {
   log: {
     err(...message: string[]): Promise<void>;
     warn(...message: string[]): Promise<void>;
-    debug(...message: string[]): Promise<void>;
   };
 }

@@ -7,23 +7,23 @@
  */
 
 export interface FieldDef {
-  type: "string" | "number" | "integer" | "boolean" | "array" | "set" | "map" | "record";
-  description: string;
-  required?: boolean;
-  default?: unknown;
-  elements?: ElementDef;
-  fields?: SchemaField[];
-  between?: [number, number];
-  one_of?: (string | number)[];
-  len_min?: number;
-  match?: string;
-  referenceable?: boolean;
+  readonly type: "string" | "number" | "integer" | "boolean" | "array" | "set" | "map" | "record";
+  readonly description: string;
+  readonly required?: boolean;
+  readonly default?: unknown;
+  readonly elements?: ElementDef;
+  readonly fields?: readonly SchemaField[];
+  readonly between?: readonly [number, number];
+  readonly one_of?: readonly (string | number)[];
+  readonly len_min?: number;
+  readonly match?: string;
+  readonly referenceable?: boolean;
 }
 /** Array/set elements carry no description of their own in Kong's schemas; the field's describes them. */
-export type ElementDef = Omit<FieldDef, "description"> & { description?: string };
-export type SchemaField = Record<string, FieldDef>;
+export type ElementDef = Omit<FieldDef, "description"> & { readonly description?: string };
+export type SchemaField = { readonly [name: string]: FieldDef };
 
-const modelEntry: ElementDef = {
+const modelEntry = {
   type: "record",
   fields: [
     {
@@ -67,9 +67,9 @@ const modelEntry: ElementDef = {
       },
     },
   ],
-};
+} as const satisfies ElementDef;
 
-export const Schema: SchemaField[] = [
+export const Schema = [
   {
     production_models: {
       type: "array",
@@ -186,4 +186,4 @@ export const Schema: SchemaField[] = [
         "Largest request body, in bytes, the plugin reads; larger ones get 413. Kong 3.8+ reads bodies over client_body_buffer_size from its temp file up to this size.",
     },
   },
-];
+] as const satisfies readonly SchemaField[];

@@ -8,16 +8,15 @@ import type { Entry, Environment, RoundRobinConfig } from "./config";
 import { pickSmooth, type Slot } from "./selection";
 import { SuspensionStore } from "./suspension";
 
-export type Pick =
+/** The outcome of one turn of the rotation. */
+export type Selection =
   | { kind: "picked"; entry: Entry }
   | { kind: "all-suspended"; retryAfterMs: number }
   | { kind: "no-list" };
 
 export interface Balancer {
-  pick(env: Environment, nowMs?: number): Pick;
+  pick(env: Environment, nowMs?: number): Selection;
   suspend(env: Environment, entryKey: string, durationMs: number, nowMs?: number): void;
-  /** When a suspended entry returns (ms since epoch), for logs and tests. */
-  resumesAt(env: Environment, entryKey: string, nowMs?: number): number | undefined;
   /** The entry's last answer suspended it: the next request that can be proxied buffered should probe it. */
   markSuspect(env: Environment, entryKey: string): void;
   /** True once per suspect entry: the caller proxies this request buffered to read a billing error. */
@@ -79,9 +78,6 @@ export function balancerFor(config: RoundRobinConfig, nowMs = Date.now()): Balan
     },
     suspend(env, entryKey, durationMs, nowMs = Date.now()) {
       suspensions.suspend(suspensionKey(env, entryKey), durationMs, nowMs, `${config.pluginId}|${env}`);
-    },
-    resumesAt(env, entryKey, nowMs = Date.now()) {
-      return suspensions.resumesAt(suspensionKey(env, entryKey), nowMs);
     },
     markSuspect(env, entryKey) {
       suspects.add(suspensionKey(env, entryKey));

@@ -1,12 +1,14 @@
 /**
  * Turns the configuration Kong sends (already checked against schema.ts, defaults filled) into what the
- * request path needs, computed once per configuration: parsed endpoints, entry keys, lookup sets. It checks
- * again with ajv, because a plugin must not trust its input blindly (a config can reach the plugin server from
- * an older schema or a hand-written test), and adds the rules Kong's schema language cannot say: duplicate
- * entries, endpoint URLs that parse, min <= max.
+ * request path needs, computed once per configuration: parsed endpoints, entry keys, lookup sets. It fills the
+ * defaults and checks again with ajv, both derived from schema.ts, because a plugin must not trust its input
+ * blindly (a config can reach the plugin server from an older schema or a hand-written test), and adds the rules
+ * Kong's schema language cannot say: duplicate entries, endpoint URLs that parse, min <= max.
  */
 import { createHash } from "node:crypto";
 import Ajv, { type ErrorObject } from "ajv";
+import { Schema } from "../schema";
+import { type RecordOf, toJsonSchema, withDefaults } from "./schema-derived";
 
 export type Environment = "production" | "sandbox";
 
@@ -44,77 +46,25 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-const entrySchema = {
-  type: "object",
-  required: ["model", "endpoint"],
-  properties: {
-    model: { type: "string", minLength: 1 },
-    endpoint: { type: "string", minLength: 1 },
-    weight: { type: "integer", minimum: 1, maximum: 65535 },
-    auth_header_name: { type: "string", minLength: 1 },
-    auth_header_value: { type: "string" },
-  },
-};
+/** The configuration as Kong hands it over (defaults filled), typed from the schema Kong sees. */
+export type RawConfig = RecordOf<typeof Schema> & { __plugin_id?: unknown };
+type RawEntry = RawConfig["production_models"][number];
 
-const configSchema = {
-  type: "object",
-  required: ["production_models"],
-  properties: {
-    production_models: { type: "array", minItems: 1, items: entrySchema },
-    sandbox_models: { type: "array", items: entrySchema },
-    on_quota_exceed_suspend_duration: { type: "integer", minimum: 0, maximum: 86400 },
-    sandbox_hosts: { type: "array", items: { type: "string", minLength: 1 } },
-    sandbox_consumers: { type: "array", items: { type: "string", minLength: 1 } },
-    all_suspended_status: { enum: [503, 429] },
-    suspend_on_statuses: { type: "array", items: { type: "integer", minimum: 400, maximum: 599 } },
-    honor_retry_hints: { type: "boolean" },
-    proactive_suspension: { type: "boolean" },
-    insufficient_quota_suspend_duration: { type: "integer", minimum: 0, maximum: 604800 },
-    min_suspend_duration: { type: "number", minimum: 0, maximum: 86400 },
-    max_suspend_duration: { type: "number", minimum: 0, maximum: 86400 },
-    max_request_body_size: { type: "integer", minimum: 1, maximum: 1073741824 },
-  },
-};
+const validate = new Ajv({ allErrors: false, strict: true }).compile(toJsonSchema(Schema));
 
-const validate = new Ajv({ allErrors: false, strict: true }).compile(configSchema);
-
-interface RawEntry {
-  model: string;
-  endpoint: string;
-  weight?: number;
-  auth_header_name?: string;
-  auth_header_value?: string;
-}
-
-interface RawConfig {
-  __plugin_id?: unknown;
-  production_models: RawEntry[];
-  sandbox_models?: RawEntry[];
-  on_quota_exceed_suspend_duration?: number;
-  sandbox_hosts?: string[];
-  sandbox_consumers?: string[];
-  all_suspended_status?: 503 | 429;
-  suspend_on_statuses?: number[];
-  honor_retry_hints?: boolean;
-  proactive_suspension?: boolean;
-  insufficient_quota_suspend_duration?: number;
-  min_suspend_duration?: number;
-  max_suspend_duration?: number;
-  max_request_body_size?: number;
-}
-
-export function normalizeConfig(raw: unknown): RoundRobinConfig {
+export function normalizeConfig(input: unknown): RoundRobinConfig {
+  const raw = withDefaults(Schema, input) as Partial<RawConfig> | undefined;
+  // Kong's own message for this would be about a length; say what to do instead.
+  if (Array.isArray(raw?.sandbox_models) && raw.sandbox_models.length === 0) {
+    throw new ConfigError("sandbox_models: must have at least one entry; omit it to refuse sandbox requests");
+  }
   if (!validate(raw)) throw new ConfigError(describeAjvError(validate.errors?.[0]));
-  const config = raw as unknown as RawConfig;
-  const minSeconds = config.min_suspend_duration ?? 1;
-  const maxSeconds = config.max_suspend_duration ?? 3600;
+  const config = raw as RawConfig;
+  const { min_suspend_duration: minSeconds, max_suspend_duration: maxSeconds } = config;
   if (minSeconds > maxSeconds) {
     throw new ConfigError(
       `min_suspend_duration (${minSeconds}) must not exceed max_suspend_duration (${maxSeconds})`,
     );
-  }
-  if (config.sandbox_models !== undefined && config.sandbox_models.length === 0) {
-    throw new ConfigError("sandbox_models: must have at least one entry; omit it to refuse sandbox requests");
   }
   const production = entriesOf(config.production_models, "production_models");
   const sandbox = config.sandbox_models && entriesOf(config.sandbox_models, "sandbox_models");
@@ -122,15 +72,15 @@ export function normalizeConfig(raw: unknown): RoundRobinConfig {
     pluginId: typeof config.__plugin_id === "string" ? config.__plugin_id : anonymousId(config),
     production,
     ...(sandbox && { sandbox }),
-    suspendSeconds: config.on_quota_exceed_suspend_duration ?? 60,
-    sandboxHosts: hostMatcher(config.sandbox_hosts ?? []),
-    sandboxConsumers: new Set(config.sandbox_consumers ?? []),
-    allSuspendedStatus: config.all_suspended_status ?? 503,
-    suspendOnStatuses: new Set(config.suspend_on_statuses ?? [429]),
-    hints: { honor: config.honor_retry_hints ?? true, minSeconds, maxSeconds },
-    proactive: config.proactive_suspension ?? false,
-    billingSeconds: config.insufficient_quota_suspend_duration ?? 3600,
-    maxBodyBytes: config.max_request_body_size ?? 8388608,
+    suspendSeconds: config.on_quota_exceed_suspend_duration,
+    sandboxHosts: hostMatcher(config.sandbox_hosts),
+    sandboxConsumers: new Set(config.sandbox_consumers),
+    allSuspendedStatus: config.all_suspended_status as 503 | 429,
+    suspendOnStatuses: new Set(config.suspend_on_statuses),
+    hints: { honor: config.honor_retry_hints, minSeconds, maxSeconds },
+    proactive: config.proactive_suspension,
+    billingSeconds: config.insufficient_quota_suspend_duration,
+    maxBodyBytes: config.max_request_body_size,
   };
 }
 
@@ -147,7 +97,7 @@ function entriesOf(raw: RawEntry[], field: string): Entry[] {
       );
     }
     seen.set(key, index + 1);
-    const entry: Entry = { key, model: item.model, weight: item.weight ?? 1, ...endpoint };
+    const entry: Entry = { key, model: item.model, weight: item.weight, ...endpoint };
     // An unresolved vault reference reaches the plugin as "" (or absent): send no header rather than an empty one.
     if (item.auth_header_name !== undefined && item.auth_header_value) {
       entry.authHeader = { name: item.auth_header_name, value: item.auth_header_value };

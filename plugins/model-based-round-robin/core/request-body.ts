@@ -4,8 +4,6 @@
  * the client wrote it, which a JSON.parse/JSON.stringify round trip would not guarantee.
  */
 
-export type Rewrite = { ok: true; body: Buffer } | { ok: false; problem: string };
-
 /** A body checked to be one JSON object, ready to take any model: checked once, before a model is chosen. */
 export type PreparedBody =
   | {
@@ -18,11 +16,6 @@ export type PreparedBody =
   | { ok: false; problem: string };
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-export function rewriteModel(raw: Buffer, model: string): Rewrite {
-  const prepared = prepareBody(raw);
-  return prepared.ok ? { ok: true, body: prepared.withModel(model) } : prepared;
-}
 
 export function prepareBody(raw: Buffer): PreparedBody {
   if (raw.length === 0) return { ok: false, problem: "request body is empty; expected a JSON object" };

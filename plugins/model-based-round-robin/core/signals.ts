@@ -8,7 +8,7 @@
  */
 import type { RoundRobinConfig } from "./config";
 
-export type Headers = Record<string, string | string[] | undefined>;
+export type ResponseHeaders = Record<string, string | string[] | undefined>;
 export interface Suspension {
   durationMs: number;
   reason: string;
@@ -28,36 +28,36 @@ export function needsHeaders(status: number, config: SignalConfig): boolean {
 
 export function suspensionFromResponse(
   status: number,
-  headers: Headers,
+  headers: ResponseHeaders,
   config: SignalConfig,
   nowMs: number,
-): Suspension | null {
-  if (config.suspendSeconds <= 0) return null;
+): Suspension | undefined {
+  if (config.suspendSeconds <= 0) return undefined;
   const clamp = (hint: Suspension, prefix: string): Suspension => {
     const min = config.hints.minSeconds * 1000;
     const max = config.hints.maxSeconds * 1000;
     return { durationMs: Math.min(max, Math.max(min, hint.durationMs)), reason: `${prefix}, ${hint.reason}` };
   };
   if (config.suspendOnStatuses.has(status)) {
-    const hint = config.hints.honor ? providerHint(headers, nowMs) : null;
-    if (hint !== null) return clamp(hint, `HTTP ${status}`);
+    const hint = config.hints.honor ? providerHint(headers, nowMs) : undefined;
+    if (hint !== undefined) return clamp(hint, `HTTP ${status}`);
     return { durationMs: config.suspendSeconds * 1000, reason: `HTTP ${status}, no provider hint` };
   }
   // Proactive: the answer succeeded but says the quota is spent; the next request would get a 429.
   if (config.proactive && isSuccess(status)) {
     const spent = exhaustionHint(headers, nowMs);
-    if (spent !== null && spent.durationMs > 0) return clamp(spent, `HTTP ${status} with quota spent`);
+    if (spent !== undefined && spent.durationMs > 0) return clamp(spent, `HTTP ${status} with quota spent`);
   }
-  return null;
+  return undefined;
 }
 
-/** The provider's own statement of when capacity returns, or null. */
-export function providerHint(headers: Headers, nowMs: number): Suspension | null {
+/** The provider's own statement of when capacity returns, or undefined. */
+export function providerHint(headers: ResponseHeaders, nowMs: number): Suspension | undefined {
   return explicitHint(headers, nowMs) ?? exhaustionHint(headers, nowMs);
 }
 
 /** retry-after-ms (OpenAI), x-ms-retry-after-ms (Azure OpenAI), retry-after (seconds or HTTP date). */
-function explicitHint(headers: Headers, nowMs: number): Suspension | null {
+function explicitHint(headers: ResponseHeaders, nowMs: number): Suspension | undefined {
   for (const name of ["retry-after-ms", "x-ms-retry-after-ms"]) {
     const ms = nonNegativeNumber(header(headers, name));
     if (ms !== undefined) return { durationMs: ms, reason: `${name}: ${ms}` };
@@ -66,11 +66,11 @@ function explicitHint(headers: Headers, nowMs: number): Suspension | null {
   const fromRetryAfter = retryAfter === undefined ? undefined : parseRetryAfter(retryAfter, nowMs);
   if (fromRetryAfter !== undefined)
     return { durationMs: fromRetryAfter, reason: `retry-after: ${retryAfter}` };
-  return null;
+  return undefined;
 }
 
 /** A remaining count of 0 with its reset: OpenAI's durations, Anthropic's RFC 3339 instants. */
-function exhaustionHint(headers: Headers, nowMs: number): Suspension | null {
+function exhaustionHint(headers: ResponseHeaders, nowMs: number): Suspension | undefined {
   for (const kind of ["requests", "tokens"]) {
     if (nonNegativeNumber(header(headers, `x-ratelimit-remaining-${kind}`)) !== 0) continue;
     const reset = header(headers, `x-ratelimit-reset-${kind}`);
@@ -85,10 +85,10 @@ function exhaustionHint(headers: Headers, nowMs: number): Suspension | null {
       return { durationMs: Math.max(0, at - nowMs), reason: `anthropic-ratelimit-${kind}-reset: ${reset}` };
     }
   }
-  return null;
+  return undefined;
 }
 
-function header(headers: Headers, name: string): string | undefined {
+function header(headers: ResponseHeaders, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
 }

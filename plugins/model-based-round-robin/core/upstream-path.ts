@@ -9,17 +9,13 @@
  *   endpoint http://azure.example/openai/deployments/gpt-4o, service path /, $upstream_uri /chat/completions
  *   → /openai/deployments/gpt-4o/chat/completions
  */
-export function upstreamPath(
-  upstreamUri: string,
-  servicePath: string | null | undefined,
-  basePath: string,
-): string {
+export function upstreamPath(upstreamUri: string, servicePath: string | undefined, basePath: string): string {
   const relative = relativeToService(upstreamUri, servicePath);
   const joined = basePath + relative;
   return joined === "" ? "/" : joined;
 }
 
-function relativeToService(upstreamUri: string, servicePath: string | null | undefined): string {
+function relativeToService(upstreamUri: string, servicePath: string | undefined): string {
   const prefix = trimTrailingSlash(servicePath ?? "");
   const uri = upstreamUri.startsWith("/") ? upstreamUri : `/${upstreamUri}`;
   if (prefix === "" || !uri.startsWith(prefix)) return uri === "/" ? "" : uri;

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, normalizeConfig } from "../../../plugins/model-based-round-robin/core/config";
 import { environmentOf } from "../../../plugins/model-based-round-robin/core/environment";
+import { withDefaults } from "../../../plugins/model-based-round-robin/core/schema-derived";
+import { Schema } from "../../../plugins/model-based-round-robin/schema";
 
 const entry = (extra: Record<string, unknown> = {}) => ({
   model: "m",
@@ -92,5 +94,37 @@ describe("production or sandbox", () => {
     expect(environmentOf(c, { consumer: { id: "1", username: "tester" } })).toBe("sandbox");
     expect(environmentOf(c, { consumer: { id: "tester" } })).toBe("sandbox");
     expect(environmentOf(c, { consumer: { id: "2", username: "someone" } })).toBe("production");
+  });
+});
+
+describe("one declaration of the fields", () => {
+  it("takes every default from the schema Kong sees", () => {
+    const minimal = { production_models: [{ model: "m", endpoint: "http://e.test" }] };
+    const filled = withDefaults(Schema, minimal) as Record<string, unknown>;
+    for (const field of Schema) {
+      for (const [name, def] of Object.entries(field)) {
+        if ("default" in def) expect(filled[name], name).toEqual(def.default);
+      }
+    }
+    expect(filled.production_models).toEqual([{ model: "m", endpoint: "http://e.test", weight: 1 }]);
+    const c = normalizeConfig(minimal);
+    expect(c).toMatchObject({
+      suspendSeconds: 60,
+      allSuspendedStatus: 503,
+      suspendOnStatuses: new Set([429]),
+      hints: { honor: true, minSeconds: 1, maxSeconds: 3600 },
+      proactive: false,
+      billingSeconds: 3600,
+      maxBodyBytes: 8388608,
+    });
+  });
+
+  it("checks the bounds the schema declares", () => {
+    expect(() => normalizeConfig({ production_models: [entry({ weight: 65536 })] })).toThrow(
+      /weight: must be <= 65535/,
+    );
+    expect(() => normalizeConfig({ production_models: [entry()], max_request_body_size: 0 })).toThrow(
+      /max_request_body_size: must be >= 1/,
+    );
   });
 });

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { prepareBody, rewriteModel } from "../../../plugins/model-based-round-robin/core/request-body";
+import { prepareBody } from "../../../plugins/model-based-round-robin/core/request-body";
 
 const rewrite = (text: string, model = "gpt-4o") => {
-  const r = rewriteModel(Buffer.from(text, "utf8"), model);
-  return r.ok ? r.body.toString("utf8") : r;
+  const r = prepareBody(Buffer.from(text, "utf8"));
+  return r.ok ? r.withModel(model).toString("utf8") : r;
 };
 
 describe("rewriting the body's model byte for byte", () => {
@@ -50,7 +50,7 @@ describe("rewriting the body's model byte for byte", () => {
     ["null", /got null/],
     ["42", /got a number/],
   ])("refuses %j with a message naming the problem", (text, message) => {
-    const r = rewriteModel(Buffer.from(text), "m");
+    const r = prepareBody(Buffer.from(text));
     expect(r.ok).toBe(false);
     expect(r.ok ? "" : r.problem).toMatch(message);
   });
@@ -80,7 +80,7 @@ describe("rewriting the body's model byte for byte", () => {
   });
 
   it("refuses bytes that are not UTF-8", () => {
-    const r = rewriteModel(Buffer.from([0x7b, 0xff, 0x7d]), "m");
+    const r = prepareBody(Buffer.from([0x7b, 0xff, 0x7d]));
     expect(r).toEqual({ ok: false, problem: "request body is not valid UTF-8" });
   });
 });

@@ -18,8 +18,8 @@ describe("quota signals from providers", () => {
       durationMs: 60_000,
       reason: "HTTP 429, no provider hint",
     });
-    expect(suspensionFromResponse(500, {}, config(), NOW)).toBeNull();
-    expect(suspensionFromResponse(200, {}, config(), NOW)).toBeNull();
+    expect(suspensionFromResponse(500, {}, config(), NOW)).toBeUndefined();
+    expect(suspensionFromResponse(200, {}, config(), NOW)).toBeUndefined();
   });
 
   it("suspends nothing when the duration is 0, and reads headers only for a suspending status", () => {
@@ -30,7 +30,7 @@ describe("quota signals from providers", () => {
         config({ on_quota_exceed_suspend_duration: 0 }),
         NOW,
       ),
-    ).toBeNull();
+    ).toBeUndefined();
     expect(needsHeaders(429, config())).toBe(true);
     expect(needsHeaders(200, config())).toBe(false);
     expect(needsHeaders(200, config({ proactive_suspension: true }))).toBe(true); // a success may say the quota is spent
@@ -64,7 +64,7 @@ describe("quota signals from providers", () => {
       durationMs: 360_000,
       reason: "x-ratelimit-reset-tokens: 6m0s",
     });
-    expect(providerHint({ ...openai, "x-ratelimit-remaining-tokens": "12" }, NOW)).toBeNull();
+    expect(providerHint({ ...openai, "x-ratelimit-remaining-tokens": "12" }, NOW)).toBeUndefined();
   });
 
   it("reads Anthropic's RFC 3339 reset times when the matching remaining count is 0", () => {
@@ -109,9 +109,9 @@ describe("quota signals from providers", () => {
     });
     expect(
       suspensionFromResponse(200, { ...spent, "x-ratelimit-remaining-requests": "3" }, proactive, NOW),
-    ).toBeNull();
-    expect(suspensionFromResponse(200, spent, config(), NOW)).toBeNull();
-    expect(suspensionFromResponse(200, { "retry-after": "5" }, proactive, NOW)).toBeNull();
+    ).toBeUndefined();
+    expect(suspensionFromResponse(200, spent, config(), NOW)).toBeUndefined();
+    expect(suspensionFromResponse(200, { "retry-after": "5" }, proactive, NOW)).toBeUndefined();
   });
 
   it("parses Go-style durations and rejects others", () => {

@@ -8,7 +8,7 @@ describe("upstream path: endpoint path + request path relative to the route", ()
 
   it("appends the relative path to an endpoint path when the service has none", () => {
     expect(upstreamPath("/chat/completions", undefined, "/v1")).toBe("/v1/chat/completions");
-    expect(upstreamPath("/chat/completions", null, "/v1")).toBe("/v1/chat/completions");
+    expect(upstreamPath("/chat/completions", undefined, "/v1")).toBe("/v1/chat/completions");
     expect(upstreamPath("/chat/completions", "/", "/v1")).toBe("/v1/chat/completions");
   });
 

@@ -1,0 +1,117 @@
+/**
+ * What to do with a request, decided without Kong: refuse it (the plugin answers itself, once), let it pass
+ * unchanged, or route it to an entry. The handler gathers what the decision needs in as few PDK calls as
+ * possible and carries it out; every refusal a client can meet is made, and can be tested, here.
+ *
+ * The decision comes in steps because each thing it reads costs a round trip: `admit` looks at the headers
+ * alone (no body, or a declared size over the limit, needs no read), `checkBody` at the body, and only a good
+ * body is worth asking Kong who sent it and taking a turn in the rotation (`decide`).
+ */
+import type { Balancer } from "./balancer";
+import type { Entry, Environment, RoundRobinConfig } from "./config";
+import { environmentOf, type RequestIdentity } from "./environment";
+import {
+  allSuspendedError,
+  bodyTooLargeError,
+  internalError,
+  invalidBodyError,
+  type OpenAiError,
+  retryHeaders,
+  sandboxNotConfiguredError,
+} from "./openai-error";
+import { type PreparedBody, prepareBody } from "./request-body";
+
+/** An answer the plugin gives itself instead of proxying: one `kong.response.exit`. */
+export interface Refusal {
+  kind: "refuse";
+  status: number;
+  body: OpenAiError;
+  headers?: Record<string, string>;
+}
+
+/** The request goes to the service unchanged. */
+export interface Pass {
+  kind: "pass";
+}
+
+/** The request goes to `entry`, with `body` in place of the client's when the model had to be rewritten. */
+export interface Route {
+  kind: "route";
+  env: Environment;
+  entry: Entry;
+  body: Buffer | undefined;
+  /** Proxy this request buffered, so that log can read a billing error in its answer. */
+  probe: boolean;
+}
+
+/** The request headers the decision reads (first value of each). */
+export interface RequestHead {
+  contentLength?: string | undefined;
+  transferEncoding?: string | undefined;
+  host?: string | undefined;
+  upgrade?: string | undefined;
+}
+
+export function refusal(status: number, body: OpenAiError, headers?: Record<string, string>): Refusal {
+  return headers === undefined ? { kind: "refuse", status, body } : { kind: "refuse", status, body, headers };
+}
+
+/** Step one, on the headers alone: pass, refuse, or read the body (`undefined`). */
+export function admit(config: RoundRobinConfig, head: RequestHead): Pass | Refusal | undefined {
+  if (head.contentLength === undefined && head.transferEncoding === undefined) {
+    return { kind: "pass" }; // no body (GET /models and the like)
+  }
+  const declaredSize = head.contentLength === undefined ? undefined : Number(head.contentLength);
+  if (declaredSize !== undefined && declaredSize > config.maxBodyBytes) {
+    return refusal(413, bodyTooLargeError(declaredSize, config.maxBodyBytes));
+  }
+  return undefined;
+}
+
+/** Step two, on the body: a JSON object ready to take any model, or a 400 naming what is wrong with it. */
+export function checkBody(raw: Buffer): ModelReadyBody | Refusal {
+  const body = prepareBody(raw);
+  return body.ok ? { kind: "body", raw, ...body } : refusal(400, invalidBodyError(body.problem));
+}
+
+export type ModelReadyBody = Extract<PreparedBody, { ok: true }> & { kind: "body"; raw: Buffer };
+
+/** Step three: the environment and the entry, or the refusal when none can serve. */
+export function decide(
+  config: RoundRobinConfig,
+  balancer: Balancer,
+  head: RequestHead,
+  body: ModelReadyBody,
+  consumer?: RequestIdentity["consumer"],
+): Route | Refusal {
+  const env = environmentOf(config, { host: head.host, consumer });
+  const selection = balancer.pick(env);
+  if (selection.kind === "no-list") return refusal(404, sandboxNotConfiguredError());
+  if (selection.kind === "all-suspended") {
+    return refusal(
+      config.allSuspendedStatus,
+      allSuspendedError(env, selection.retryAfterMs),
+      retryHeaders(selection.retryAfterMs),
+    );
+  }
+  const { entry } = selection;
+  const rewritten = body.withModel(entry.model);
+  // A suspect entry's answer is read whole, once, to tell a billing error from a rate limit. Never a stream
+  // (buffering would hold every token back), never a WebSocket upgrade (Kong turns buffering off for it).
+  const probe =
+    config.billingSeconds > 0 &&
+    !body.streaming &&
+    head.upgrade === undefined &&
+    balancer.takeProbe(env, entry.key);
+  return { kind: "route", env, entry, body: rewritten === body.raw ? undefined : rewritten, probe };
+}
+
+/** The plugin could not do its work: never send the request to the service's placeholder instead. */
+export function failure(message: string): Refusal {
+  return refusal(500, internalError(message));
+}
+
+/** Whether `decide` needs the authenticated consumer (a PDK call), or the host alone settles the environment. */
+export function needsConsumer(config: RoundRobinConfig): boolean {
+  return config.sandboxConsumers.size > 0;
+}

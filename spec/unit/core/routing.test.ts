@@ -1,0 +1,127 @@
+import { describe, expect, it } from "vitest";
+import { balancerFor } from "../../../plugins/model-based-round-robin/core/balancer";
+import { normalizeConfig } from "../../../plugins/model-based-round-robin/core/config";
+import {
+  admit,
+  checkBody,
+  decide,
+  failure,
+  type ModelReadyBody,
+  type RequestHead,
+} from "../../../plugins/model-based-round-robin/core/routing";
+
+let ids = 0;
+function setup(extra: Record<string, unknown> = {}) {
+  const config = normalizeConfig({
+    __plugin_id: `routing-${++ids}`,
+    production_models: [
+      { model: "a", endpoint: "http://one.test/v1", weight: 2 },
+      { model: "b", endpoint: "http://two.test/v1" },
+    ],
+    ...extra,
+  });
+  return { config, balancer: balancerFor(config) };
+}
+
+const json = { contentLength: "20" } satisfies RequestHead;
+
+function body(text: string): ModelReadyBody {
+  const checked = checkBody(Buffer.from(text, "utf8"));
+  if (checked.kind !== "body") throw new Error(`not a good body: ${checked.body.error.message}`);
+  return checked;
+}
+
+describe("admitting a request on its headers", () => {
+  it("lets a request without a body pass to the service unchanged", () => {
+    expect(admit(setup().config, {})).toEqual({ kind: "pass" });
+  });
+
+  it("asks for the body when it has a length within the limit, or is chunked", () => {
+    expect(admit(setup().config, json)).toBeUndefined();
+    expect(admit(setup().config, { transferEncoding: "chunked" })).toBeUndefined();
+  });
+
+  it("refuses a declared length over max_request_body_size with 413, before reading it", () => {
+    const refusal = admit(setup({ max_request_body_size: 100 }).config, { contentLength: "101" });
+    expect(refusal).toMatchObject({
+      kind: "refuse",
+      status: 413,
+      body: { error: { type: "invalid_request_error", code: "request_too_large" } },
+    });
+    expect(refusal?.kind === "refuse" && refusal.body.error.message).toMatch(/101 bytes .* 100 bytes/);
+  });
+});
+
+describe("checking the body", () => {
+  it.each([
+    ["", /empty/],
+    ["{", /not valid JSON/],
+    ["[1]", /must be a JSON object, got an array/],
+  ])("refuses %j with 400 in OpenAI's error shape", (text, message) => {
+    const refusal = checkBody(Buffer.from(text));
+    expect(refusal).toMatchObject({ kind: "refuse", status: 400, body: { error: { code: "invalid_body" } } });
+    expect(refusal.kind === "refuse" && refusal.body.error.message).toMatch(message);
+  });
+});
+
+describe("deciding the route", () => {
+  it("routes by smooth rotation and rewrites the model only when it differs", () => {
+    const { config, balancer } = setup();
+    const first = decide(config, balancer, json, body('{"model":"a"}'));
+    const second = decide(config, balancer, json, body('{"model":"a"}'));
+    expect(first).toMatchObject({ kind: "route", env: "production", entry: { model: "a" }, body: undefined });
+    expect(second).toMatchObject({ kind: "route", entry: { model: "b" } });
+    expect(second.kind === "route" && second.body?.toString()).toBe('{"model":"b"}');
+  });
+
+  it("refuses a sandbox request with 404 when there are no sandbox models, never sending it to production", () => {
+    const { config, balancer } = setup({ sandbox_hosts: ["sbx.test"] });
+    expect(decide(config, balancer, { ...json, host: "sbx.test" }, body("{}"))).toMatchObject({
+      kind: "refuse",
+      status: 404,
+      body: { error: { code: "sandbox_not_configured" } },
+    });
+  });
+
+  it("answers all_suspended_status with Retry-After when every entry is suspended", () => {
+    const { config, balancer } = setup({ all_suspended_status: 429 });
+    balancer.suspend("production", config.production[0]?.key ?? "", 1500);
+    balancer.suspend("production", config.production[1]?.key ?? "", 60_000);
+    const refusal = decide(config, balancer, json, body("{}"));
+    expect(refusal).toMatchObject({
+      kind: "refuse",
+      status: 429,
+      body: { error: { type: "rate_limit_error", code: "all_models_suspended" } },
+      headers: { "Retry-After": "2" },
+    });
+    expect(Number(refusal.kind === "refuse" && refusal.headers?.["retry-after-ms"])).toBeGreaterThan(1400);
+  });
+
+  it("answers 503 by default", () => {
+    const { config, balancer } = setup();
+    for (const entry of config.production) balancer.suspend("production", entry.key, 10_000);
+    expect(decide(config, balancer, json, body("{}"))).toMatchObject({ kind: "refuse", status: 503 });
+  });
+
+  it("probes a suspect entry once, never with a stream or an upgrade", () => {
+    const { config, balancer } = setup({
+      production_models: [{ model: "a", endpoint: "http://one.test" }],
+    });
+    const key = config.production[0]?.key ?? "";
+    balancer.markSuspect("production", key);
+    expect(decide(config, balancer, json, body('{"stream":true}'))).toMatchObject({ probe: false });
+    expect(decide(config, balancer, { ...json, upgrade: "websocket" }, body("{}"))).toMatchObject({
+      probe: false,
+    });
+    expect(decide(config, balancer, json, body("{}"))).toMatchObject({ probe: true });
+    expect(decide(config, balancer, json, body("{}"))).toMatchObject({ probe: false });
+  });
+
+  it("turns a plugin failure into a 500 in OpenAI's shape", () => {
+    expect(failure("broken")).toEqual({
+      kind: "refuse",
+      status: 500,
+      body: { error: { message: "broken", type: "server_error", param: null, code: "gateway_plugin_error" } },
+    });
+  });
+});
