@@ -6,10 +6,11 @@
  */
 import { type Balancer, balancerFor } from "./core/balancer";
 import { isInsufficientQuota } from "./core/billing";
-import { ConfigError, type Entry, normalizeConfig, type RoundRobinConfig } from "./core/config";
+import { ConfigError, normalizeConfig, type RoundRobinConfig } from "./core/config";
 import type { Environment } from "./core/environment";
 import {
   admit,
+  CLIENT_CREDENTIAL_HEADERS,
   checkBody,
   decide,
   failure,
@@ -20,7 +21,6 @@ import {
   type Route,
 } from "./core/routing";
 import { needsHeaders, suspensionFromResponse } from "./core/signals";
-import { upstreamPath } from "./core/upstream-path";
 import type { HeaderMap, Pdk } from "./pdk";
 
 /** Where `access` leaves the routed entry for `log`, in the request's kong.ctx.shared. */
@@ -77,31 +77,19 @@ export class ModelBasedRoundRobinHandler {
     if (admission !== undefined) return admission;
     const body = checkBody(toBuffer(await kong.request.getRawBody(config.maxBodyBytes)));
     if (body.kind === "refuse") return body;
+    const service = await kong.router.getService();
+    const upstream = {
+      uri: (await kong.nginx.getVar("upstream_uri")) ?? "/",
+      serviceProtocol: service?.protocol,
+      servicePath: service?.path,
+    };
     const consumer = needsConsumer(config) ? await kong.client.getConsumer() : undefined;
-    const decision = decide(config, balancer, head, body, consumer);
+    const decision = decide(config, balancer, { head, body, upstream, consumer });
     if (decision.kind === "refuse") return decision;
 
-    await this.sendTo(kong, decision.entry, decision.body);
-    if (decision.probe) await kong.service.request.enableBuffering();
+    await sendTo(kong, decision);
     await kong.ctx.shared.set(ROUTED_KEY, encodeRouted(decision));
     return decision;
-  }
-
-  /** Points the upstream request at the entry. Each write is a round trip, so what is already right is skipped. */
-  private async sendTo(kong: Pdk, entry: Entry, body: Buffer | undefined): Promise<void> {
-    const upstreamUri = await kong.nginx.getVar("upstream_uri");
-    const service = await kong.router.getService();
-    // set_target also makes Kong send exactly this host as Host and TLS SNI (it sets $upstream_host).
-    await kong.service.setTarget(entry.host, entry.port);
-    if (service?.protocol !== entry.scheme) await kong.service.request.setScheme(entry.scheme);
-    // Unchanged when the endpoint's path is the service's (the usual /v1 on both).
-    const path = upstreamPath(upstreamUri ?? "/", service?.path, entry.basePath);
-    if (path !== upstreamUri) await kong.service.request.setPath(path);
-    // Unchanged when the client already asked for the chosen model.
-    if (body !== undefined) await kong.service.request.setRawBody(body);
-    if (entry.authHeader !== undefined) {
-      await kong.service.request.setHeader(entry.authHeader.name, entry.authHeader.value);
-    }
   }
 
   private async observe(kong: Pdk, config: RoundRobinConfig, balancer: Balancer): Promise<void> {
@@ -136,6 +124,21 @@ export class ModelBasedRoundRobinHandler {
   }
 }
 
+/** Points the upstream request at the route's entry. */
+async function sendTo(kong: Pdk, route: Route): Promise<void> {
+  const { entry } = route;
+  // set_target also makes Kong send exactly this host as Host and TLS SNI (it sets $upstream_host).
+  await kong.service.setTarget(entry.host, entry.port);
+  if (route.scheme !== undefined) await kong.service.request.setScheme(route.scheme);
+  if (route.path !== undefined) await kong.service.request.setPath(route.path);
+  if (route.body !== undefined) await kong.service.request.setRawBody(route.body);
+  if (entry.authHeader !== undefined) {
+    await kong.service.request.setHeader(entry.authHeader.name, entry.authHeader.value);
+  }
+  for (const name of route.clearHeaders) await kong.service.request.clearHeader(name);
+  if (route.probe) await kong.service.request.enableBuffering();
+}
+
 /** What log needs to know of the route access took, carried in kong.ctx.shared as one string. */
 interface Routed {
   env: Environment;
@@ -163,6 +166,7 @@ function requestHead(headers: HeaderMap): RequestHead {
     transferEncoding: first("transfer-encoding"),
     host: first("host"),
     upgrade: first("upgrade"),
+    credentials: CLIENT_CREDENTIAL_HEADERS.filter((name) => headers[name] !== undefined),
   };
 }
 

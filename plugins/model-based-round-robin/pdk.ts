@@ -50,6 +50,7 @@ export interface Pdk {
       setPath(path: string): Promise<void>;
       setRawBody(body: Buffer): Promise<void>;
       setHeader(name: string, value: string): Promise<void>;
+      clearHeader(name: string): Promise<void>;
       /** Buffered proxying for this request only: the whole answer is held, so its body is readable in log. */
       enableBuffering(): Promise<void>;
     };

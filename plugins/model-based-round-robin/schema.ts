@@ -17,6 +17,7 @@ export interface FieldDef {
   readonly one_of?: readonly (string | number)[];
   readonly len_min?: number;
   readonly match?: string;
+  readonly match_none?: readonly { readonly pattern: string; readonly err: string }[];
   readonly referenceable?: boolean;
 }
 /** Array/set elements carry no description of their own in Kong's schemas; the field's describes them. */
@@ -38,6 +39,14 @@ const modelEntry = {
         type: "string",
         required: true,
         match: "^https?://",
+        // A key in the URL would be sent in clear to Kong's logs and error pages; Kong's own message for a
+        // failed pattern echoes the value, so this one names the problem instead.
+        match_none: [
+          {
+            pattern: "^https?://[^/]*@",
+            err: "must not carry credentials (user:password@); use auth_header_name and auth_header_value",
+          },
+        ],
         description:
           "Base URL of the OpenAI-compatible endpoint serving this model (http or https, may carry a path such as /v1); the request path relative to the route is appended to it.",
       },
@@ -113,7 +122,7 @@ export const Schema = [
       default: [],
       elements: { type: "string" },
       description:
-        "Consumers (username, custom_id or id) whose authenticated requests use the sandbox list; needs an authentication plugin on the route or service.",
+        "Consumers whose authenticated requests use the sandbox list, named as Kong's Admin API names them: a UUID is a consumer id, anything else a username (custom_id is not matched). Needs an authentication plugin on the route or service.",
     },
   },
   {

@@ -85,6 +85,7 @@ function rulesOf(def: ElementDef): string {
       );
     }
     if (typeof d.match === "string") rules.push(`${scope}matches \`${d.match}\``);
+    for (const none of d.match_none ?? []) rules.push(`${scope}${none.err}`);
     if (d.referenceable === true) rules.push(`${scope}vault reference allowed`);
   };
   describe(def, "");

@@ -31,7 +31,8 @@ export interface RoundRobinConfig {
   sandbox?: Entry[];
   suspendSeconds: number;
   sandboxHosts: { exact: Set<string>; suffixes: string[] };
-  sandboxConsumers: Set<string>;
+  /** As Kong's Admin API reads `/consumers/{username or id}`: UUID-shaped names are ids, the others usernames. */
+  sandboxConsumers: { ids: Set<string>; usernames: Set<string>; size: number };
   allSuspendedStatus: 503 | 429;
   suspendOnStatuses: Set<number>;
   hints: { honor: boolean; minSeconds: number; maxSeconds: number };
@@ -74,7 +75,7 @@ export function normalizeConfig(input: unknown): RoundRobinConfig {
     ...(sandbox && { sandbox }),
     suspendSeconds: config.on_quota_exceed_suspend_duration,
     sandboxHosts: hostMatcher(config.sandbox_hosts),
-    sandboxConsumers: new Set(config.sandbox_consumers),
+    sandboxConsumers: consumerMatcher(config.sandbox_consumers),
     allSuspendedStatus: config.all_suspended_status as 503 | 429,
     suspendOnStatuses: new Set(config.suspend_on_statuses),
     hints: { honor: config.honor_retry_hints, minSeconds, maxSeconds },
@@ -107,28 +108,35 @@ function entriesOf(raw: RawEntry[], field: string): Entry[] {
 }
 
 function parseEndpoint(text: string, path: string): Pick<Entry, "scheme" | "host" | "port" | "basePath"> {
+  // Messages go to Kong's error log: never with a key someone put in the URL.
+  const shown = JSON.stringify(withoutCredentials(text));
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new ConfigError(`${path}: "${text}" is not a URL (expected http(s)://host[:port][/path])`);
+    throw new ConfigError(`${path}: ${shown} is not a URL (expected http(s)://host[:port][/path])`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new ConfigError(`${path}: "${text}" must use http or https`);
+    throw new ConfigError(`${path}: ${shown} must use http or https`);
   }
   if (url.username !== "" || url.password !== "") {
     throw new ConfigError(
-      `${path}: "${text}" must not carry credentials; use auth_header_name/auth_header_value`,
+      `${path}: ${shown} must not carry credentials; use auth_header_name/auth_header_value`,
     );
   }
   if (url.search !== "" || url.hash !== "") {
-    throw new ConfigError(`${path}: "${text}" must not carry a query or fragment`);
+    throw new ConfigError(`${path}: ${shown} must not carry a query or fragment`);
   }
   const scheme = url.protocol === "https:" ? "https" : "http";
   const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port === "" ? (scheme === "https" ? 443 : 80) : Number(url.port);
   const basePath = url.pathname.replace(/\/+$/, "");
   return { scheme, host, port, basePath };
+}
+
+/** The URL with anything before an `@` in its authority masked. */
+export function withoutCredentials(text: string): string {
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1***@");
 }
 
 function hostMatcher(hosts: string[]): RoundRobinConfig["sandboxHosts"] {
@@ -140,6 +148,18 @@ function hostMatcher(hosts: string[]): RoundRobinConfig["sandboxHosts"] {
     else exact.add(lower);
   }
   return { exact, suffixes };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function consumerMatcher(names: string[]): RoundRobinConfig["sandboxConsumers"] {
+  const ids = new Set<string>();
+  const usernames = new Set<string>();
+  for (const name of names) {
+    if (UUID.test(name)) ids.add(name.toLowerCase());
+    else usernames.add(name);
+  }
+  return { ids, usernames, size: names.length };
 }
 
 /** Without Kong's __plugin_id (tests, tools), a configuration is its own identity. */

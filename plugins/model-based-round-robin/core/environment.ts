@@ -16,11 +16,12 @@ export interface RequestIdentity {
 export function environmentOf(config: RoundRobinConfig, request: RequestIdentity): Environment {
   if (request.host !== undefined && isSandboxHost(config, request.host)) return "sandbox";
   const consumer = request.consumer;
-  if (consumer !== undefined && config.sandboxConsumers.size > 0) {
-    for (const name of [consumer.username, consumer.custom_id, consumer.id]) {
-      if (name !== undefined && config.sandboxConsumers.has(name)) return "sandbox";
-    }
-  }
+  if (consumer === undefined) return "production";
+  const { ids, usernames } = config.sandboxConsumers;
+  // One list of names for id, username and custom_id would let a consumer whose custom_id is someone's
+  // username into sandbox: each configured name is matched against exactly one field.
+  if (consumer.id !== undefined && ids.has(consumer.id.toLowerCase())) return "sandbox";
+  if (consumer.username !== undefined && usernames.has(consumer.username)) return "sandbox";
   return "production";
 }
 

@@ -21,6 +21,14 @@ export function invalidBodyError(problem: string): OpenAiError {
   return openAiError(problem, "invalid_request_error", "invalid_body");
 }
 
+export function invalidPathError(problem: string): OpenAiError {
+  return openAiError(
+    `request path refused: ${problem}; it would reach the provider as written`,
+    "invalid_request_error",
+    "invalid_path",
+  );
+}
+
 export function bodyTooLargeError(size: number, limit: number): OpenAiError {
   return openAiError(
     `request body of ${size} bytes is larger than the ${limit} bytes this route accepts (max_request_body_size)`,

@@ -36,13 +36,15 @@ export function prepareBody(raw: Buffer): PreparedBody {
   }
   const { open, spans } = topLevelModelValues(text);
   const empty = Object.keys(parsed).length === 0;
+  // The decoder drops a UTF-8 byte order mark, and providers refuse one: the body sent is always without it.
+  const hasBom = raw.length >= 3 && raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf;
   return {
     ok: true,
     streaming: (parsed as { stream?: unknown }).stream === true,
     withModel(model) {
       const replacement = JSON.stringify(model);
-      if (spans.length > 0 && spans.every(([start, end]) => text.slice(start, end) === replacement))
-        return raw;
+      const named = spans.length > 0 && spans.every(([start, end]) => text.slice(start, end) === replacement);
+      if (named) return hasBom ? Buffer.from(text, "utf8") : raw;
       if (spans.length === 0) {
         const insert = `"model":${replacement}${empty ? "" : ","}`;
         return Buffer.from(text.slice(0, open + 1) + insert + text.slice(open + 1), "utf8");

@@ -15,11 +15,15 @@ import {
   bodyTooLargeError,
   internalError,
   invalidBodyError,
+  invalidPathError,
   type OpenAiError,
   retryHeaders,
   sandboxNotConfiguredError,
 } from "./openai-error";
 import { type PreparedBody, prepareBody } from "./request-body";
+import { joinPath, relativeToService, unsafePathProblem } from "./upstream-path";
+
+type Consumer = RequestIdentity["consumer"];
 
 /** An answer the plugin gives itself instead of proxying: one `kong.response.exit`. */
 export interface Refusal {
@@ -34,12 +38,20 @@ export interface Pass {
   kind: "pass";
 }
 
-/** The request goes to `entry`, with `body` in place of the client's when the model had to be rewritten. */
+/**
+ * The request goes to `entry`. Each write is a round trip to Kong, so what is already right is left out:
+ * `scheme`, `path` and `body` are set only when they differ from what Kong would send.
+ */
 export interface Route {
   kind: "route";
   env: Environment;
   entry: Entry;
+  scheme: Entry["scheme"] | undefined;
+  path: string | undefined;
+  /** The body naming the entry's model, when the client's did not. */
   body: Buffer | undefined;
+  /** Client credentials that must not reach the provider beside the entry's own key. */
+  clearHeaders: string[];
   /** Proxy this request buffered, so that log can read a billing error in its answer. */
   probe: boolean;
 }
@@ -50,7 +62,19 @@ export interface RequestHead {
   transferEncoding?: string | undefined;
   host?: string | undefined;
   upgrade?: string | undefined;
+  /** Which of CLIENT_CREDENTIAL_HEADERS the request carries (lower case). */
+  credentials?: string[];
 }
+
+/** Where Kong would send the request: `$upstream_uri` and the service's protocol and path. */
+export interface UpstreamRequest {
+  uri: string;
+  serviceProtocol: string | undefined;
+  servicePath: string | undefined;
+}
+
+/** Headers OpenAI-compatible providers take a key from. */
+export const CLIENT_CREDENTIAL_HEADERS = ["authorization", "api-key", "x-api-key"] as const;
 
 export function refusal(status: number, body: OpenAiError, headers?: Record<string, string>): Refusal {
   return headers === undefined ? { kind: "refuse", status, body } : { kind: "refuse", status, body, headers };
@@ -80,11 +104,13 @@ export type ModelReadyBody = Extract<PreparedBody, { ok: true }> & { kind: "body
 export function decide(
   config: RoundRobinConfig,
   balancer: Balancer,
-  head: RequestHead,
-  body: ModelReadyBody,
-  consumer?: RequestIdentity["consumer"],
+  request: { head: RequestHead; body: ModelReadyBody; upstream: UpstreamRequest; consumer?: Consumer },
 ): Route | Refusal {
-  const env = environmentOf(config, { host: head.host, consumer });
+  const { head, body, upstream } = request;
+  const relative = relativeToService(upstream.uri, upstream.servicePath);
+  const unsafe = unsafePathProblem(relative);
+  if (unsafe !== undefined) return refusal(400, invalidPathError(unsafe));
+  const env = environmentOf(config, { host: head.host, consumer: request.consumer });
   const selection = balancer.pick(env);
   if (selection.kind === "no-list") return refusal(404, sandboxNotConfiguredError());
   if (selection.kind === "all-suspended") {
@@ -103,7 +129,18 @@ export function decide(
     !body.streaming &&
     head.upgrade === undefined &&
     balancer.takeProbe(env, entry.key);
-  return { kind: "route", env, entry, body: rewritten === body.raw ? undefined : rewritten, probe };
+  const path = joinPath(entry.basePath, relative);
+  const ownKey = entry.authHeader?.name.toLowerCase();
+  return {
+    kind: "route",
+    env,
+    entry,
+    scheme: upstream.serviceProtocol === entry.scheme ? undefined : entry.scheme,
+    path: path === upstream.uri ? undefined : path,
+    body: rewritten === body.raw ? undefined : rewritten,
+    clearHeaders: ownKey === undefined ? [] : (head.credentials ?? []).filter((name) => name !== ownKey),
+    probe,
+  };
 }
 
 /** The plugin could not do its work: never send the request to the service's placeholder instead. */

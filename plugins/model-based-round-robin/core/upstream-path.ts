@@ -10,12 +10,35 @@
  *   → /openai/deployments/gpt-4o/chat/completions
  */
 export function upstreamPath(upstreamUri: string, servicePath: string | undefined, basePath: string): string {
-  const relative = relativeToService(upstreamUri, servicePath);
+  return joinPath(basePath, relativeToService(upstreamUri, servicePath));
+}
+
+/** The endpoint's path followed by the relative path ("" or starting with "/"). */
+export function joinPath(basePath: string, relative: string): string {
   const joined = basePath + relative;
   return joined === "" ? "/" : joined;
 }
 
-function relativeToService(upstreamUri: string, servicePath: string | undefined): string {
+/**
+ * Why the client's part of the path must not be sent with a provider's key, or undefined when it may. It goes
+ * out as the client wrote it: a dot segment (plain or percent-encoded) could climb out of the endpoint's path,
+ * `//` and `@` could be read as an authority, an encoded slash or backslash as a separator by some servers.
+ */
+export function unsafePathProblem(relative: string): string | undefined {
+  if (relative.includes("//")) return "an empty path segment (//)";
+  if (/@|%40/i.test(relative)) return "an @ in the path";
+  if (/\\|%2f|%5c/i.test(relative)) return "an encoded slash or a backslash in the path";
+  // nginx refuses raw control characters itself; encoded ones would reach the provider.
+  if (/%[01][0-9a-f]|%7f/i.test(relative)) return "an encoded control character in the path";
+  for (const segment of relative.split("/")) {
+    const decoded = segment.replace(/%2e/gi, ".");
+    if (decoded === "." || decoded === "..") return "a dot segment (. or ..) in the path";
+  }
+  return undefined;
+}
+
+/** The request path relative to the service: what Kong left of the client's path after the route. */
+export function relativeToService(upstreamUri: string, servicePath: string | undefined): string {
   const prefix = trimTrailingSlash(servicePath ?? "");
   const uri = upstreamUri.startsWith("/") ? upstreamUri : `/${upstreamUri}`;
   if (prefix === "" || !uri.startsWith(prefix)) return uri === "/" ? "" : uri;

@@ -42,6 +42,10 @@ describe("configuration normalisation", () => {
     [{ production_models: [entry({ endpoint: "ftp://x.test" })] }, /must use http or https/],
     [{ production_models: [entry({ endpoint: "https://u:p@x.test" })] }, /must not carry credentials/],
     [
+      { production_models: [entry({ endpoint: "https://u:sk-secret@x.test" })] },
+      /"https:\/\/\*\*\*@x\.test"/,
+    ],
+    [
       { production_models: [entry(), entry({ endpoint: "https://api.example.test/v1" })] },
       /production_models\[2\]: same endpoint and model as production_models\[1\]/,
     ],
@@ -90,10 +94,22 @@ describe("production or sandbox", () => {
     expect(environmentOf(c, { host: "api.example.test" })).toBe("production");
   });
 
-  it("is sandbox for a listed consumer by username, custom_id or id", () => {
+  it("is sandbox for a listed consumer by username, never by a custom_id of the same spelling", () => {
     expect(environmentOf(c, { consumer: { id: "1", username: "tester" } })).toBe("sandbox");
-    expect(environmentOf(c, { consumer: { id: "tester" } })).toBe("sandbox");
-    expect(environmentOf(c, { consumer: { id: "2", username: "someone" } })).toBe("production");
+    expect(environmentOf(c, { consumer: { id: "2", username: "someone", custom_id: "tester" } })).toBe(
+      "production",
+    );
+  });
+
+  it("is sandbox for a listed consumer id, which is a UUID (as Kong's /consumers/{username or id})", () => {
+    const id = "8C8D4B7A-1B0A-4F4B-9E2D-3C1B0A9F8E7D";
+    const byId = normalizeConfig({
+      production_models: [entry()],
+      sandbox_models: [entry()],
+      sandbox_consumers: [id],
+    });
+    expect(environmentOf(byId, { consumer: { id: id.toLowerCase(), username: "x" } })).toBe("sandbox");
+    expect(environmentOf(byId, { consumer: { id: "other", username: id } })).toBe("production");
   });
 });
 
@@ -126,5 +142,22 @@ describe("one declaration of the fields", () => {
     expect(() => normalizeConfig({ production_models: [entry()], max_request_body_size: 0 })).toThrow(
       /max_request_body_size: must be >= 1/,
     );
+  });
+});
+
+describe("secrets", () => {
+  it("never repeats a key written into an endpoint URL", () => {
+    for (const endpoint of [
+      "https://user:sk-secret@x.test/v1",
+      "http://sk-secret@[bad",
+      "ftp://a:sk-secret@x.test",
+    ]) {
+      expect(() => normalizeConfig({ production_models: [entry({ endpoint })] })).toThrow(ConfigError);
+      try {
+        normalizeConfig({ production_models: [entry({ endpoint })] });
+      } catch (error) {
+        expect((error as Error).message).not.toContain("sk-secret");
+      }
+    }
   });
 });

@@ -83,4 +83,11 @@ describe("rewriting the body's model byte for byte", () => {
     const r = prepareBody(Buffer.from([0x7b, 0xff, 0x7d]));
     expect(r).toEqual({ ok: false, problem: "request body is not valid UTF-8" });
   });
+
+  it("drops a UTF-8 byte order mark whether or not the model had to change", () => {
+    const withBom = (text: string) => Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text)]);
+    const r = prepareBody(withBom('{"model":"a"}'));
+    expect(r.ok && r.withModel("a").toString("utf8")).toBe('{"model":"a"}');
+    expect(r.ok && r.withModel("b").toString("utf8")).toBe('{"model":"b"}');
+  });
 });

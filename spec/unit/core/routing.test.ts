@@ -25,6 +25,12 @@ function setup(extra: Record<string, unknown> = {}) {
 
 const json = { contentLength: "20" } satisfies RequestHead;
 
+const upstream = { uri: "/v1/chat/completions", serviceProtocol: "http", servicePath: "/v1" };
+
+function request(head: RequestHead, checked: ModelReadyBody, uri = upstream.uri) {
+  return { head, body: checked, upstream: { ...upstream, uri } };
+}
+
 function body(text: string): ModelReadyBody {
   const checked = checkBody(Buffer.from(text, "utf8"));
   if (checked.kind !== "body") throw new Error(`not a good body: ${checked.body.error.message}`);
@@ -67,8 +73,8 @@ describe("checking the body", () => {
 describe("deciding the route", () => {
   it("routes by smooth rotation and rewrites the model only when it differs", () => {
     const { config, balancer } = setup();
-    const first = decide(config, balancer, json, body('{"model":"a"}'));
-    const second = decide(config, balancer, json, body('{"model":"a"}'));
+    const first = decide(config, balancer, request(json, body('{"model":"a"}')));
+    const second = decide(config, balancer, request(json, body('{"model":"a"}')));
     expect(first).toMatchObject({ kind: "route", env: "production", entry: { model: "a" }, body: undefined });
     expect(second).toMatchObject({ kind: "route", entry: { model: "b" } });
     expect(second.kind === "route" && second.body?.toString()).toBe('{"model":"b"}');
@@ -76,7 +82,7 @@ describe("deciding the route", () => {
 
   it("refuses a sandbox request with 404 when there are no sandbox models, never sending it to production", () => {
     const { config, balancer } = setup({ sandbox_hosts: ["sbx.test"] });
-    expect(decide(config, balancer, { ...json, host: "sbx.test" }, body("{}"))).toMatchObject({
+    expect(decide(config, balancer, request({ ...json, host: "sbx.test" }, body("{}")))).toMatchObject({
       kind: "refuse",
       status: 404,
       body: { error: { code: "sandbox_not_configured" } },
@@ -87,7 +93,7 @@ describe("deciding the route", () => {
     const { config, balancer } = setup({ all_suspended_status: 429 });
     balancer.suspend("production", config.production[0]?.key ?? "", 1500);
     balancer.suspend("production", config.production[1]?.key ?? "", 60_000);
-    const refusal = decide(config, balancer, json, body("{}"));
+    const refusal = decide(config, balancer, request(json, body("{}")));
     expect(refusal).toMatchObject({
       kind: "refuse",
       status: 429,
@@ -100,7 +106,10 @@ describe("deciding the route", () => {
   it("answers 503 by default", () => {
     const { config, balancer } = setup();
     for (const entry of config.production) balancer.suspend("production", entry.key, 10_000);
-    expect(decide(config, balancer, json, body("{}"))).toMatchObject({ kind: "refuse", status: 503 });
+    expect(decide(config, balancer, request(json, body("{}")))).toMatchObject({
+      kind: "refuse",
+      status: 503,
+    });
   });
 
   it("probes a suspect entry once, never with a stream or an upgrade", () => {
@@ -109,12 +118,12 @@ describe("deciding the route", () => {
     });
     const key = config.production[0]?.key ?? "";
     balancer.markSuspect("production", key);
-    expect(decide(config, balancer, json, body('{"stream":true}'))).toMatchObject({ probe: false });
-    expect(decide(config, balancer, { ...json, upgrade: "websocket" }, body("{}"))).toMatchObject({
+    expect(decide(config, balancer, request(json, body('{"stream":true}')))).toMatchObject({ probe: false });
+    expect(decide(config, balancer, request({ ...json, upgrade: "websocket" }, body("{}")))).toMatchObject({
       probe: false,
     });
-    expect(decide(config, balancer, json, body("{}"))).toMatchObject({ probe: true });
-    expect(decide(config, balancer, json, body("{}"))).toMatchObject({ probe: false });
+    expect(decide(config, balancer, request(json, body("{}")))).toMatchObject({ probe: true });
+    expect(decide(config, balancer, request(json, body("{}")))).toMatchObject({ probe: false });
   });
 
   it("turns a plugin failure into a 500 in OpenAI's shape", () => {
@@ -123,5 +132,54 @@ describe("deciding the route", () => {
       status: 500,
       body: { error: { message: "broken", type: "server_error", param: null, code: "gateway_plugin_error" } },
     });
+  });
+
+  it("leaves scheme and path alone when Kong would send them anyway, and sets them otherwise", () => {
+    const { config, balancer } = setup({
+      production_models: [
+        { model: "a", endpoint: "http://one.test/v1" },
+        { model: "b", endpoint: "https://two.test/openai/deployments/b" },
+      ],
+    });
+    expect(decide(config, balancer, request(json, body("{}")))).toMatchObject({
+      scheme: undefined,
+      path: undefined,
+    });
+    expect(decide(config, balancer, request(json, body("{}")))).toMatchObject({
+      scheme: "https",
+      path: "/openai/deployments/b/chat/completions",
+    });
+  });
+
+  it.each([
+    ["/v1/../admin", /dot segment/],
+    ["/v1/%2e%2E/admin", /dot segment/],
+    ["/v1/chat/./completions", /dot segment/],
+    ["/v1//evil.test/x", /empty path segment/],
+    ["/v1/@evil.test", /@/],
+    ["/v1/a%40b", /@/],
+    ["/v1/a%2fb", /encoded slash/],
+    ["/v1/a\\b", /backslash/],
+    ["/v1/a%00b", /control character/],
+  ])("refuses the client path %s with 400 before taking a turn", (uri, message) => {
+    const { config, balancer } = setup();
+    const refused = decide(config, balancer, request(json, body("{}"), uri));
+    expect(refused).toMatchObject({ kind: "refuse", status: 400, body: { error: { code: "invalid_path" } } });
+    expect(refused.kind === "refuse" && refused.body.error.message).toMatch(message);
+    expect(decide(config, balancer, request(json, body("{}")))).toMatchObject({ entry: { model: "a" } });
+  });
+
+  it("removes the client's own credentials when the entry sends a key, and only then", () => {
+    const { config, balancer } = setup({
+      production_models: [
+        { model: "a", endpoint: "http://one.test", auth_header_name: "api-key", auth_header_value: "k" },
+        { model: "b", endpoint: "http://two.test" },
+      ],
+    });
+    const head = { ...json, credentials: ["authorization", "api-key", "x-api-key"] };
+    expect(decide(config, balancer, request(head, body("{}")))).toMatchObject({
+      clearHeaders: ["authorization", "x-api-key"],
+    });
+    expect(decide(config, balancer, request(head, body("{}")))).toMatchObject({ clearHeaders: [] });
   });
 });
