@@ -1,0 +1,85 @@
+import { randomUUID } from "node:crypto";
+import { request } from "undici";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type Bed, chat, llmService, PRODUCTION_HOST, send, startBed } from "./harness";
+
+describe("input and secrets, through the Kong double", () => {
+  let bed: Bed;
+  let a: Bed["providers"][number];
+
+  beforeAll(async () => {
+    bed = await startBed({ providers: 1 });
+    [a] = bed.providers as [typeof a];
+  });
+  afterAll(async () => bed?.stop());
+  beforeEach(() => {
+    a.reset();
+    a.clearRequests();
+  });
+
+  async function configure(pluginConfig: Record<string, unknown>) {
+    const config = llmService(pluginConfig) as { services: { url: string; plugins: { id?: string }[] }[] };
+    const service = config.services[0];
+    if (service?.plugins[0] === undefined) throw new Error("llmService changed shape");
+    service.url = `${a.url}/v1`;
+    service.plugins[0].id = randomUUID();
+    await bed.kong.loadConfig(config);
+  }
+
+  it("refuses an endpoint URL with credentials at configuration time, without echoing the key", async () => {
+    const res = await request(`${bed.kong.adminUrl}/config`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(
+        llmService({
+          production_models: [{ model: "m", endpoint: "http://user:sk-secret@provider.test/v1" }],
+        }),
+      ),
+    });
+    const text = await res.body.text();
+    expect(res.statusCode).toBe(400);
+    expect(text).toContain("must not carry credentials");
+    expect(text).not.toContain("sk-secret");
+  });
+
+  it.each(["/openai/v1/@evil.test", "/openai/v1/a%2Fb"])(
+    "refuses the client path %s with 400, and nothing reaches the provider",
+    async (path) => {
+      await configure({ production_models: [{ model: "m", endpoint: `${a.url}/v1` }] });
+      const reply = await send(bed.kong, { path, body: { model: "x" } });
+      expect(reply.status).toBe(400);
+      expect(reply.json?.error?.code).toBe("invalid_path");
+      expect(a.requests).toHaveLength(0);
+    },
+  );
+
+  it("sends only the entry's key: the client's Authorization, api-key and x-api-key do not reach the provider", async () => {
+    await configure({
+      production_models: [
+        { model: "m", endpoint: `${a.url}/v1`, auth_header_name: "api-key", auth_header_value: "entry-key" },
+      ],
+    });
+    const reply = await chat(
+      bed.kong,
+      { model: "x" },
+      { headers: { authorization: "Bearer client", "api-key": "client", "x-api-key": "client" } },
+    );
+    expect(reply.status).toBe(200);
+    expect(a.requests[0]?.headers).toMatchObject({ "api-key": "entry-key" });
+    expect(a.requests[0]?.headers.authorization).toBeUndefined();
+    expect(a.requests[0]?.headers["x-api-key"]).toBeUndefined();
+  });
+
+  it("drops a byte order mark even when the client already named the chosen model", async () => {
+    await configure({ production_models: [{ model: "m", endpoint: `${a.url}/v1` }] });
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"model":"m"}')]);
+    const res = await request(`${bed.kong.proxyUrl}/openai/v1/chat/completions`, {
+      method: "POST",
+      headers: { host: PRODUCTION_HOST, "content-type": "application/json" },
+      body: bom,
+    });
+    await res.body.text();
+    expect(res.statusCode).toBe(200);
+    expect(a.requests[0]?.body.toString("utf8")).toBe('{"model":"m"}');
+  });
+});
