@@ -20,7 +20,7 @@ import {
   type RequestHead,
   type Route,
 } from "./core/routing";
-import { needsHeaders, suspensionFromResponse } from "./core/signals";
+import { mayBeUnreachable, needsHeaders, type Suspension, suspensionFromResponse } from "./core/signals";
 import type { HeaderMap, Pdk } from "./pdk";
 
 /** Where `access` leaves the routed entry for `log`, in the request's kong.ctx.shared. */
@@ -93,16 +93,35 @@ export class ModelBasedRoundRobinHandler {
   }
 
   private async observe(kong: Pdk, config: RoundRobinConfig, balancer: Balancer): Promise<void> {
-    // Cheapest first: most answers end the phase after one or two calls.
+    // Cheapest first: most answers end the phase after one call.
     const status = await kong.response.getStatus();
-    if (status === undefined || !needsHeaders(status, config)) return;
-    const headers = flatten((await kong.response.getHeaders()) ?? {});
-    let suspension = suspensionFromResponse(status, headers, config, Date.now());
-    if (suspension === undefined) return;
+    if (status === undefined) return;
+    const unreachable = mayBeUnreachable(status, config);
+    // While an entry has failed in a row, an answer from it is news worth two calls: it ends the streak.
+    const recovering = balancer.hasStreaks();
+    let headers: Record<string, string | undefined> = {};
+    let suspension: Suspension | undefined;
+    if (needsHeaders(status, config)) {
+      headers = flatten((await kong.response.getHeaders()) ?? {});
+      suspension = suspensionFromResponse(status, headers, config, Date.now());
+    }
+    if (suspension === undefined && !unreachable && !recovering) return;
     const routed = decodeRouted(await kong.ctx.shared.get(ROUTED_KEY));
     if (routed === undefined) return; // this plugin did not route the request (no body, or it answered itself)
+    const source = await kong.response.getSource();
+    if (source === "error" && unreachable) {
+      const benchMs = balancer.benchUnreachable(routed.env, routed.entryKey);
+      if (benchMs > 0) {
+        await kong.log.warn(
+          `benched ${routed.entryKey} (${routed.env}) for ${benchMs} ms: Kong could not reach it (HTTP ${status})`,
+        );
+      }
+      return;
+    }
     // A 429 made by Kong itself (rate-limiting, another plugin's exit) says nothing about the model's quota.
-    if ((await kong.response.getSource()) !== "service") return;
+    if (source !== "service") return;
+    if (recovering) balancer.reached(routed.env, routed.entryKey);
+    if (suspension === undefined) return;
     const byStatus = config.suspendOnStatuses.has(status);
     // Kong turns buffering off for a WebSocket upgrade, and get_raw_body would then raise and never answer: ask
     // the saved ngx.ctx first (one call, only for a probe that is being suspended).

@@ -5,7 +5,15 @@
  * that has one to buffered proxying, which would hold a streamed (SSE) answer until the provider finished.
  */
 import { ModelBasedRoundRobinHandler } from "./handler";
+import { keepStateIn, STATE_FILE_ENV } from "./persistence";
 import { Schema } from "./schema";
+
+// Loaded once per plugin server process: what the previous process learned is taken in before any request.
+const stateFile = process.env[STATE_FILE_ENV];
+if (stateFile !== undefined && stateFile !== "") {
+  // stderr: stdout of the query command must stay pure JSON.
+  keepStateIn(stateFile, (message) => process.stderr.write(`[model-based-round-robin] ${message}\n`));
+}
 
 export const Name = "model-based-round-robin";
 export const Version = "0.1.0";

@@ -187,6 +187,24 @@ export const Schema = [
     },
   },
   {
+    unreachable_suspend_duration: {
+      type: "number",
+      default: 5,
+      between: [0, 3600],
+      description:
+        "Seconds an entry is benched when Kong could not reach its endpoint or it timed out (Kong's own 502, 503 or 504, not one the provider sent); doubled for each bench in a row up to unreachable_max_suspend_duration, and back to this after any answer from the endpoint. 0 turns it off.",
+    },
+  },
+  {
+    unreachable_max_suspend_duration: {
+      type: "number",
+      default: 300,
+      between: [0, 86400],
+      description:
+        "Longest bench, in seconds, of an endpoint that keeps failing to be reached; at least unreachable_suspend_duration.",
+    },
+  },
+  {
     max_request_body_size: {
       type: "integer",
       default: 8388608,

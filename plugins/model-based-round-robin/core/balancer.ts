@@ -21,6 +21,16 @@ export interface Balancer {
   markSuspect(env: Environment, entryKey: string): void;
   /** True once per suspect entry: the caller proxies this request buffered to read a billing error. */
   takeProbe(env: Environment, entryKey: string): boolean;
+  /**
+   * Kong could not reach the entry or it timed out: bench it for the configured time, doubled for each bench in
+   * a row (up to the maximum). Failures of requests already in flight while it is benched do not count again.
+   * Returns the bench in ms, or 0 when nothing was benched.
+   */
+  benchUnreachable(env: Environment, entryKey: string, nowMs?: number): number;
+  /** The entry answered: its next failure starts from the shortest bench again. */
+  reached(env: Environment, entryKey: string): void;
+  /** Some entry of this plugin has failures in a row: only then is an answer worth telling apart. */
+  hasStreaks(): boolean;
 }
 
 interface Rotation {
@@ -41,6 +51,27 @@ const rotations = new Map<string, Rotation>();
  * which costs every request it is used for, so only one request per suspension is spent on finding out.
  */
 const suspects = new Set<string>();
+/** Per plugin, the entries (by suspension key) benched as unreachable in a row, and how many times. */
+const streaks = new Map<string, Map<string, number>>();
+/** Rotation positions read from a snapshot, taken up when the plugin's rotation is first built. */
+const restoredPositions = new Map<string, Map<string, number>>();
+const changeListeners: (() => void)[] = [];
+/** Counts every change, picks included: a snapshot is due when it moved since the last one. */
+let revision = 0;
+
+export function stateRevision(): number {
+  return revision;
+}
+
+/** Called after every change worth keeping across a restart (not after each pick: positions are polled). */
+export function onStateChange(listener: () => void): void {
+  changeListeners.push(listener);
+}
+
+function changed(): void {
+  revision++;
+  for (const listener of changeListeners) listener();
+}
 
 export function balancerFor(config: RoundRobinConfig, nowMs = Date.now()): Balancer {
   // Kong creates instances on configuration changes only: a cheap moment to forget deleted plugins.
@@ -70,6 +101,7 @@ export function balancerFor(config: RoundRobinConfig, nowMs = Date.now()): Balan
           ? (i) => !suspensions.isSuspended(suspensionKey(env, slots[i]?.key ?? ""), nowMs)
           : always,
       );
+      revision++;
       if (index !== -1) return { kind: "picked", entry: entries[index] as Entry };
       let first = Number.POSITIVE_INFINITY;
       for (const slot of slots)
@@ -78,12 +110,38 @@ export function balancerFor(config: RoundRobinConfig, nowMs = Date.now()): Balan
     },
     suspend(env, entryKey, durationMs, nowMs = Date.now()) {
       suspensions.suspend(suspensionKey(env, entryKey), durationMs, nowMs, `${config.pluginId}|${env}`);
+      changed();
     },
     markSuspect(env, entryKey) {
       suspects.add(suspensionKey(env, entryKey));
+      changed();
     },
     takeProbe(env, entryKey) {
-      return suspects.delete(suspensionKey(env, entryKey));
+      const taken = suspects.delete(suspensionKey(env, entryKey));
+      if (taken) changed();
+      return taken;
+    },
+    benchUnreachable(env, entryKey, nowMs = Date.now()) {
+      const { baseSeconds, maxSeconds } = config.unreachable;
+      const key = suspensionKey(env, entryKey);
+      if (baseSeconds <= 0 || suspensions.isSuspended(key, nowMs)) return 0;
+      const mine = streaks.get(config.pluginId) ?? new Map<string, number>();
+      streaks.set(config.pluginId, mine);
+      const inARow = (mine.get(key) ?? 0) + 1;
+      mine.set(key, inARow);
+      const durationMs = Math.min(maxSeconds, baseSeconds * 2 ** Math.min(inARow - 1, 30)) * 1000;
+      suspensions.suspend(key, durationMs, nowMs, `${config.pluginId}|${env}`);
+      changed();
+      return durationMs;
+    },
+    reached(env, entryKey) {
+      const mine = streaks.get(config.pluginId);
+      if (mine?.delete(suspensionKey(env, entryKey)) !== true) return;
+      if (mine.size === 0) streaks.delete(config.pluginId);
+      changed();
+    },
+    hasStreaks() {
+      return streaks.has(config.pluginId);
     },
   };
 }
@@ -96,7 +154,11 @@ function reshape(stateKey: string, entries: Entry[]): Rotation {
     existing.entries = entries;
     return existing;
   }
-  const previous = new Map(existing?.slots.map((slot) => [slot.key, slot.current]));
+  const previous =
+    existing === undefined
+      ? (restoredPositions.get(stateKey) ?? new Map<string, number>())
+      : new Map(existing.slots.map((slot) => [slot.key, slot.current]));
+  restoredPositions.delete(stateKey);
   const kept = new Set(entries.map((entry) => entry.key));
   for (const slot of existing?.slots ?? [])
     if (!kept.has(slot.key)) suspects.delete(`${stateKey}|${slot.key}`);
@@ -122,6 +184,11 @@ function forgetIdle(nowMs: number): void {
     if (nowMs - rotation.lastUsedMs < IDLE_STATE_MS) continue;
     rotations.delete(stateKey);
     for (const suspect of suspects) if (suspect.startsWith(`${stateKey}|`)) suspects.delete(suspect);
+    const pluginId = stateKey.slice(0, stateKey.lastIndexOf("|"));
+    for (const key of streaks.get(pluginId)?.keys() ?? []) {
+      if (key.startsWith(`${stateKey}|`)) streaks.get(pluginId)?.delete(key);
+    }
+    if (streaks.get(pluginId)?.size === 0) streaks.delete(pluginId);
   }
   suspensions.forgetPast(nowMs);
 }
@@ -129,6 +196,75 @@ function forgetIdle(nowMs: number): void {
 /** How many rotations are kept (for tests of forgetIdle). */
 export function rotationCount(): number {
   return rotations.size;
+}
+
+/** What a restart must not forget, as plain data (see persistence.ts for where it is kept). */
+export interface StateSnapshot {
+  version: 1;
+  suspensions: [key: string, untilMs: number, group: string][];
+  suspects: string[];
+  streaks: [pluginId: string, key: string, inARow: number][];
+  /** Rotation positions (current weights) per plugin and environment. */
+  positions: [stateKey: string, [entryKey: string, current: number][]][];
+}
+
+export function exportState(nowMs = Date.now()): StateSnapshot {
+  const positions: StateSnapshot["positions"] = [];
+  for (const [stateKey, rotation] of rotations) {
+    positions.push([stateKey, rotation.slots.map((slot) => [slot.key, slot.current])]);
+  }
+  for (const [stateKey, restored] of restoredPositions) positions.push([stateKey, [...restored]]);
+  const streakRows: StateSnapshot["streaks"] = [];
+  for (const [pluginId, mine] of streaks) for (const [key, n] of mine) streakRows.push([pluginId, key, n]);
+  return {
+    version: 1,
+    suspensions: suspensions.entries(nowMs),
+    suspects: [...suspects],
+    streaks: streakRows,
+    positions,
+  };
+}
+
+/**
+ * Takes in a snapshot written before a restart: suspensions whose deadline has not passed, suspects, failure
+ * streaks, and rotation positions for rotations not built yet. Anything malformed is skipped, never thrown.
+ */
+export function importState(snapshot: unknown, nowMs = Date.now()): void {
+  if (!isSnapshot(snapshot)) return;
+  for (const row of snapshot.suspensions) {
+    const [key, until, group] = row;
+    if (typeof key === "string" && typeof group === "string" && Number.isFinite(until)) {
+      suspensions.suspend(key, until - nowMs, nowMs, group);
+    }
+  }
+  for (const key of snapshot.suspects) if (typeof key === "string") suspects.add(key);
+  for (const [pluginId, key, n] of snapshot.streaks) {
+    if (typeof pluginId !== "string" || typeof key !== "string" || !(n > 0)) continue;
+    const mine = streaks.get(pluginId) ?? new Map<string, number>();
+    mine.set(key, n);
+    streaks.set(pluginId, mine);
+  }
+  for (const [stateKey, slots] of snapshot.positions) {
+    if (typeof stateKey !== "string" || rotations.has(stateKey) || !Array.isArray(slots)) continue;
+    const valid = slots.filter(
+      (slot): slot is [string, number] =>
+        Array.isArray(slot) && typeof slot[0] === "string" && Number.isFinite(slot[1]),
+    );
+    restoredPositions.set(stateKey, new Map(valid));
+  }
+}
+
+function isSnapshot(value: unknown): value is StateSnapshot {
+  const v = value as Partial<StateSnapshot> | null;
+  return (
+    v !== null &&
+    typeof v === "object" &&
+    v.version === 1 &&
+    Array.isArray(v.suspensions) &&
+    Array.isArray(v.suspects) &&
+    Array.isArray(v.streaks) &&
+    Array.isArray(v.positions)
+  );
 }
 
 function sameEntries(a: Entry[], b: Entry[]): boolean {

@@ -38,6 +38,8 @@ export interface RoundRobinConfig {
   hints: { honor: boolean; minSeconds: number; maxSeconds: number };
   /** Suspend after a success that says the quota is spent (remaining 0), until its reset. */
   proactive: boolean;
+  /** Benches of entries Kong could not reach: the first, and the longest it doubles up to; base 0 is off. */
+  unreachable: { baseSeconds: number; maxSeconds: number };
   /** How long an `insufficient_quota` answer benches an entry; 0 turns the detection (and its probes) off. */
   billingSeconds: number;
   maxBodyBytes: number;
@@ -67,6 +69,12 @@ export function normalizeConfig(input: unknown): RoundRobinConfig {
       `min_suspend_duration (${minSeconds}) must not exceed max_suspend_duration (${maxSeconds})`,
     );
   }
+  const { unreachable_suspend_duration: base, unreachable_max_suspend_duration: longest } = config;
+  if (base > longest) {
+    throw new ConfigError(
+      `unreachable_suspend_duration (${base}) must not exceed unreachable_max_suspend_duration (${longest})`,
+    );
+  }
   const production = entriesOf(config.production_models, "production_models");
   const sandbox = config.sandbox_models && entriesOf(config.sandbox_models, "sandbox_models");
   return {
@@ -80,6 +88,7 @@ export function normalizeConfig(input: unknown): RoundRobinConfig {
     suspendOnStatuses: new Set(config.suspend_on_statuses),
     hints: { honor: config.honor_retry_hints, minSeconds, maxSeconds },
     proactive: config.proactive_suspension,
+    unreachable: { baseSeconds: base, maxSeconds: longest },
     billingSeconds: config.insufficient_quota_suspend_duration,
     maxBodyBytes: config.max_request_body_size,
   };

@@ -20,6 +20,17 @@ function isSuccess(status: number): boolean {
   return status >= 200 && status < 300;
 }
 
+/**
+ * Statuses Kong answers with itself when it could not reach the upstream: 502 (connection refused or reset,
+ * bad answer), 504 (timeout), 503 (no address: DNS failure, no healthy target). A provider may send them too;
+ * kong.response.get_source() tells the two apart ("error" for Kong's own).
+ */
+const KONG_UPSTREAM_FAILURES = new Set([502, 503, 504]);
+
+export function mayBeUnreachable(status: number, config: Pick<RoundRobinConfig, "unreachable">): boolean {
+  return config.unreachable.baseSeconds > 0 && KONG_UPSTREAM_FAILURES.has(status);
+}
+
 /** True when the response's status makes its headers worth a PDK round trip. */
 export function needsHeaders(status: number, config: SignalConfig): boolean {
   if (config.suspendSeconds <= 0) return false;

@@ -9,6 +9,8 @@ export class SuspensionStore {
   private readonly cache = new NodeCache({ checkperiod: 60, useClones: false });
   /** Per group (plugin id and environment), the latest deadline: lets a pick skip every lookup when none is due. */
   private readonly latest = new Map<string, number>();
+  /** The group of each suspended key, so a snapshot can restore `latest`. */
+  private readonly groups = new Map<string, string>();
 
   /** True when some key of the group may still be suspended at nowMs. */
   anyIn(group: string, nowMs: number): boolean {
@@ -23,6 +25,17 @@ export class SuspensionStore {
     // Two signals for one entry (concurrent 429s): the later deadline wins, a shorter hint never shortens it.
     if (existing !== undefined && existing >= until) return;
     this.cache.set(key, until, Math.ceil(durationMs / 1000) + 1);
+    this.groups.set(key, group);
+  }
+
+  /** Every running suspension: key, deadline and group. */
+  entries(nowMs: number): [key: string, untilMs: number, group: string][] {
+    const out: [string, number, string][] = [];
+    for (const key of this.cache.keys()) {
+      const until = this.resumesAt(key, nowMs);
+      if (until !== undefined) out.push([key, until, this.groups.get(key) ?? ""]);
+    }
+    return out;
   }
 
   /** When the entry returns, or undefined when it is not suspended. */
@@ -39,5 +52,6 @@ export class SuspensionStore {
   /** Forgets the per-group deadlines that have passed (their groups have nothing suspended). */
   forgetPast(nowMs: number): void {
     for (const [group, until] of this.latest) if (until <= nowMs) this.latest.delete(group);
+    for (const key of this.groups.keys()) if (!this.isSuspended(key, nowMs)) this.groups.delete(key);
   }
 }
