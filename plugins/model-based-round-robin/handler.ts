@@ -15,7 +15,6 @@ import {
   decide,
   failure,
   needsConsumer,
-  type Pass,
   type Refusal,
   type RequestHead,
   type Route,
@@ -64,7 +63,7 @@ export class ModelBasedRoundRobinHandler {
   }
 
   /** Reads what each step of the decision needs, and carries out a route. */
-  private async route(kong: Pdk): Promise<Route | Refusal | Pass> {
+  private async route(kong: Pdk): Promise<Route | Refusal> {
     const { config, balancer } = this;
     if (config === undefined || balancer === undefined) {
       // Kong's schema should make this impossible; never send traffic to the service's placeholder instead.
@@ -74,8 +73,8 @@ export class ModelBasedRoundRobinHandler {
     // Kong's default cap is 100 headers: Content-Length or Upgrade after the 100th would go unseen.
     const head = requestHead((await kong.request.getHeaders(MAX_REQUEST_HEADERS)) ?? {});
     const admission = admit(config, head);
-    if (admission !== undefined) return admission;
-    const body = checkBody(toBuffer(await kong.request.getRawBody(config.maxBodyBytes)));
+    if (admission?.kind === "refuse") return admission;
+    const body = admission ?? checkBody(toBuffer(await kong.request.getRawBody(config.maxBodyBytes)));
     if (body.kind === "refuse") return body;
     const service = await kong.router.getService();
     const upstream = {
@@ -107,7 +106,7 @@ export class ModelBasedRoundRobinHandler {
     }
     if (suspension === undefined && !unreachable && !recovering) return;
     const routed = decodeRouted(await kong.ctx.shared.get(ROUTED_KEY));
-    if (routed === undefined) return; // this plugin did not route the request (no body, or it answered itself)
+    if (routed === undefined) return; // this plugin did not route the request (it answered itself)
     const source = await kong.response.getSource();
     if (source === "error" && unreachable) {
       const benchMs = balancer.benchUnreachable(routed.env, routed.entryKey);

@@ -152,12 +152,21 @@ describe("model-based-round-robin behind the Kong double", () => {
     expect(received?.headers["api-key"]).toBe("secret-one");
   });
 
-  it("passes a request without a body to the service unchanged", async () => {
-    await configure({ production_models: [{ model: "gpt-4o", endpoint: b.url }] });
+  it("routes a request without a body (GET /models) to an entry with its key, never to the service", async () => {
+    await configure({
+      production_models: [
+        { model: "gpt-4o", endpoint: `${b.url}/v1`, auth_header_name: "api-key", auth_header_value: "k" },
+        { model: "gpt-3.5", endpoint: `${c.url}/v1` },
+      ],
+    });
     const reply = await send(bed.kong, { method: "GET", path: "/openai/v1/models" });
     expect(reply.status).toBe(200);
-    expect(a.requests.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /v1/models"]);
-    expect(b.requests).toHaveLength(0);
+    expect(b.requests.map((r) => `${r.method} ${r.path} ${r.headers["api-key"]}`)).toEqual([
+      "GET /v1/models k",
+    ]);
+    expect(a.requests).toHaveLength(0);
+    // It took no turn: the first chat still goes to the first entry.
+    expect((await chat(bed.kong, HELLO)).json?.model).toBe("gpt-4o");
   });
 
   describe("suspension after a quota signal", () => {

@@ -5,7 +5,7 @@
  * start level (current weight 0), removed ones are dropped: no burst either way.
  */
 import type { Entry, Environment, RoundRobinConfig } from "./config";
-import { pickSmooth, type Slot } from "./selection";
+import { peekSmooth, pickSmooth, type Slot } from "./selection";
 import { SuspensionStore } from "./suspension";
 
 /** The outcome of one turn of the rotation. */
@@ -16,6 +16,8 @@ export type Selection =
 
 export interface Balancer {
   pick(env: Environment, nowMs?: number): Selection;
+  /** The entry the next pick would choose, without taking its turn. */
+  peek(env: Environment, nowMs?: number): Selection;
   suspend(env: Environment, entryKey: string, durationMs: number, nowMs?: number): void;
   /** The entry's last answer suspended it: the next request that can be proxied buffered should probe it. */
   markSuspect(env: Environment, entryKey: string): void;
@@ -86,27 +88,31 @@ export function balancerFor(config: RoundRobinConfig, nowMs = Date.now()): Balan
     return reshape(`${config.pluginId}|${env}`, entries);
   };
   const suspensionKey = (env: Environment, entryKey: string) => `${config.pluginId}|${env}|${entryKey}`;
+  const select = (env: Environment, nowMs: number, choose: typeof pickSmooth): Selection => {
+    const rotation = rotationOf(env);
+    if (rotation === undefined) return { kind: "no-list" };
+    const { entries, slots } = rotation;
+    if (nowMs > rotation.lastUsedMs) rotation.lastUsedMs = nowMs;
+    // Most picks happen with nothing suspended: then no entry needs a lookup.
+    const anySuspended = suspensions.anyIn(`${config.pluginId}|${env}`, nowMs);
+    const index = choose(
+      slots,
+      anySuspended ? (i) => !suspensions.isSuspended(suspensionKey(env, slots[i]?.key ?? ""), nowMs) : always,
+    );
+    revision++;
+    if (index !== -1) return { kind: "picked", entry: entries[index] as Entry };
+    let first = Number.POSITIVE_INFINITY;
+    for (const slot of slots)
+      first = Math.min(first, suspensions.resumesAt(suspensionKey(env, slot.key), nowMs) ?? nowMs);
+    return { kind: "all-suspended", retryAfterMs: Math.max(1, first - nowMs) };
+  };
 
   return {
     pick(env, nowMs = Date.now()) {
-      const rotation = rotationOf(env);
-      if (rotation === undefined) return { kind: "no-list" };
-      const { entries, slots } = rotation;
-      if (nowMs > rotation.lastUsedMs) rotation.lastUsedMs = nowMs;
-      // Most picks happen with nothing suspended: then no entry needs a lookup.
-      const anySuspended = suspensions.anyIn(`${config.pluginId}|${env}`, nowMs);
-      const index = pickSmooth(
-        slots,
-        anySuspended
-          ? (i) => !suspensions.isSuspended(suspensionKey(env, slots[i]?.key ?? ""), nowMs)
-          : always,
-      );
-      revision++;
-      if (index !== -1) return { kind: "picked", entry: entries[index] as Entry };
-      let first = Number.POSITIVE_INFINITY;
-      for (const slot of slots)
-        first = Math.min(first, suspensions.resumesAt(suspensionKey(env, slot.key), nowMs) ?? nowMs);
-      return { kind: "all-suspended", retryAfterMs: Math.max(1, first - nowMs) };
+      return select(env, nowMs, pickSmooth);
+    },
+    peek(env, nowMs = Date.now()) {
+      return select(env, nowMs, peekSmooth);
     },
     suspend(env, entryKey, durationMs, nowMs = Date.now()) {
       suspensions.suspend(suspensionKey(env, entryKey), durationMs, nowMs, `${config.pluginId}|${env}`);

@@ -33,9 +33,9 @@ export interface Refusal {
   headers?: Record<string, string>;
 }
 
-/** The request goes to the service unchanged. */
-export interface Pass {
-  kind: "pass";
+/** The request has no body: it is routed as it is, without taking a turn in the rotation. */
+export interface Bodiless {
+  kind: "bodiless";
 }
 
 /**
@@ -80,10 +80,10 @@ export function refusal(status: number, body: OpenAiError, headers?: Record<stri
   return headers === undefined ? { kind: "refuse", status, body } : { kind: "refuse", status, body, headers };
 }
 
-/** Step one, on the headers alone: pass, refuse, or read the body (`undefined`). */
-export function admit(config: RoundRobinConfig, head: RequestHead): Pass | Refusal | undefined {
+/** Step one, on the headers alone: no body, refuse, or read the body (`undefined`). */
+export function admit(config: RoundRobinConfig, head: RequestHead): Bodiless | Refusal | undefined {
   if (head.contentLength === undefined && head.transferEncoding === undefined) {
-    return { kind: "pass" }; // no body (GET /models and the like)
+    return { kind: "bodiless" }; // GET /models and the like
   }
   const declaredSize = head.contentLength === undefined ? undefined : Number(head.contentLength);
   if (declaredSize !== undefined && declaredSize > config.maxBodyBytes) {
@@ -100,18 +100,27 @@ export function checkBody(raw: Buffer): ModelReadyBody | Refusal {
 
 export type ModelReadyBody = Extract<PreparedBody, { ok: true }> & { kind: "body"; raw: Buffer };
 
-/** Step three: the environment and the entry, or the refusal when none can serve. */
+/**
+ * Step three: the environment and the entry, or the refusal when none can serve. Every request is routed, a
+ * bodiless one (GET /models) too, so that nothing reaches the service's own URL, which refuses by design.
+ */
 export function decide(
   config: RoundRobinConfig,
   balancer: Balancer,
-  request: { head: RequestHead; body: ModelReadyBody; upstream: UpstreamRequest; consumer?: Consumer },
+  request: {
+    head: RequestHead;
+    body: ModelReadyBody | Bodiless;
+    upstream: UpstreamRequest;
+    consumer?: Consumer;
+  },
 ): Route | Refusal {
   const { head, body, upstream } = request;
   const relative = relativeToService(upstream.uri, upstream.servicePath);
   const unsafe = unsafePathProblem(relative);
   if (unsafe !== undefined) return refusal(400, invalidPathError(unsafe));
   const env = environmentOf(config, { host: head.host, consumer: request.consumer });
-  const selection = balancer.pick(env);
+  // Only requests with a model count in the proportions.
+  const selection = body.kind === "body" ? balancer.pick(env) : balancer.peek(env);
   if (selection.kind === "no-list") return refusal(404, sandboxNotConfiguredError());
   if (selection.kind === "all-suspended") {
     return refusal(
@@ -121,6 +130,7 @@ export function decide(
     );
   }
   const { entry } = selection;
+  if (body.kind === "bodiless") return routeTo(env, entry, upstream, relative, head, undefined, false);
   const rewritten = body.withModel(entry.model);
   // A suspect entry's answer is read whole, once, to tell a billing error from a rate limit. Never a stream
   // (buffering would hold every token back), never a WebSocket upgrade (Kong turns buffering off for it).
@@ -129,6 +139,19 @@ export function decide(
     !body.streaming &&
     head.upgrade === undefined &&
     balancer.takeProbe(env, entry.key);
+  const changed = rewritten === body.raw ? undefined : rewritten;
+  return routeTo(env, entry, upstream, relative, head, changed, probe);
+}
+
+function routeTo(
+  env: Environment,
+  entry: Entry,
+  upstream: UpstreamRequest,
+  relative: string,
+  head: RequestHead,
+  body: Buffer | undefined,
+  probe: boolean,
+): Route {
   const path = joinPath(entry.basePath, relative);
   const ownKey = entry.authHeader?.name.toLowerCase();
   return {
@@ -137,7 +160,7 @@ export function decide(
     entry,
     scheme: upstream.serviceProtocol === entry.scheme ? undefined : entry.scheme,
     path: path === upstream.uri ? undefined : path,
-    body: rewritten === body.raw ? undefined : rewritten,
+    body,
     clearHeaders: ownKey === undefined ? [] : (head.credentials ?? []).filter((name) => name !== ownKey),
     probe,
   };

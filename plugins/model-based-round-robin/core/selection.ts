@@ -33,3 +33,22 @@ export function pickSmooth(slots: readonly Slot[], eligible: (index: number) => 
   if (best !== -1) (slots[best] as Slot).current -= total;
   return best;
 }
+
+/**
+ * The slot pickSmooth would choose now, without taking the turn: for requests that must go to some entry but
+ * should not count in the proportions (a GET /models has no model to spread).
+ */
+export function peekSmooth(slots: readonly Slot[], eligible: (index: number) => boolean): number {
+  let best = -1;
+  let bestCurrent = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < slots.length; i++) {
+    const slot = slots[i] as Slot;
+    if (!eligible(i)) continue;
+    // An ineligible slot's current would be held at 0 by a real pick; eligible ones gain their weight.
+    if (slot.current + slot.weight > bestCurrent) {
+      best = i;
+      bestCurrent = slot.current + slot.weight;
+    }
+  }
+  return best;
+}

@@ -38,8 +38,8 @@ function body(text: string): ModelReadyBody {
 }
 
 describe("admitting a request on its headers", () => {
-  it("lets a request without a body pass to the service unchanged", () => {
-    expect(admit(setup().config, {})).toEqual({ kind: "pass" });
+  it("reads no body from a request that has none", () => {
+    expect(admit(setup().config, {})).toEqual({ kind: "bodiless" });
   });
 
   it("asks for the body when it has a length within the limit, or is chunked", () => {
@@ -181,5 +181,35 @@ describe("deciding the route", () => {
       clearHeaders: ["authorization", "x-api-key"],
     });
     expect(decide(config, balancer, request(head, body("{}")))).toMatchObject({ clearHeaders: [] });
+  });
+
+  it("routes a bodiless request (GET /models) to the next entry with its key, without taking its turn", () => {
+    const { config, balancer } = setup({
+      production_models: [
+        {
+          model: "a",
+          endpoint: "http://one.test/v1",
+          weight: 2,
+          auth_header_name: "api-key",
+          auth_header_value: "k",
+        },
+        { model: "b", endpoint: "https://two.test/v1" },
+      ],
+    });
+    const models = {
+      head: {},
+      body: { kind: "bodiless" as const },
+      upstream: { ...upstream, uri: "/v1/models" },
+    };
+    expect(decide(config, balancer, models)).toMatchObject({
+      kind: "route",
+      entry: { model: "a" },
+      body: undefined,
+    });
+    expect(decide(config, balancer, models)).toMatchObject({ entry: { model: "a" } });
+    const chats = [1, 2, 3].map(() => decide(config, balancer, request(json, body("{}"))));
+    expect(chats.map((r) => r.kind === "route" && r.entry.model)).toEqual(["a", "b", "a"]);
+    for (const entry of config.production) balancer.suspend("production", entry.key, 1000);
+    expect(decide(config, balancer, models)).toMatchObject({ kind: "refuse", status: 503 });
   });
 });
