@@ -4,7 +4,6 @@ WORKDIR /src
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY plugins ./plugins
 COPY scripts ./scripts
-COPY spec/support ./spec/support
 RUN npm ci --no-audit --no-fund && npm run build && npm ci --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim
@@ -15,4 +14,4 @@ ENV MOCK_HOST=0.0.0.0 MOCK_PORT=80
 # Runs as root: it listens on port 80, the port of the endpoints in the converted example.
 EXPOSE 80
 HEALTHCHECK --interval=5s --timeout=3s --retries=10 CMD node -e "fetch('http://127.0.0.1:'+process.env.MOCK_PORT+'/__mock/requests').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["node", "dist/scripts/mock-provider.js"]
+CMD ["node", "dist/scripts/mock-provider/cli.js"]

@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { generateKongConfig } from "../../scripts/generate-kong-config";
+import { KongDouble } from "../../scripts/kong-double";
 import { imageSettings, kongEnvironment, socketPath } from "../../scripts/lib/pluginserver-settings";
-import { KongDouble } from "../support/kong-double";
 import { envOf, readDockerfile } from "./dockerfile";
 
 const root = process.cwd();
