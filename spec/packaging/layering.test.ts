@@ -35,6 +35,13 @@ describe("which way the imports point", () => {
     expect(show(intoSpec)).toEqual([]);
   });
 
+  it("the Kong double's configuration side imports nothing of its runtime side (the runtime reads the config)", () => {
+    const intoRuntime = importsUnder("scripts/kong-double/config").filter(
+      (i) => i.target !== undefined && isUnder(i.target, "scripts/kong-double/runtime"),
+    );
+    expect(show(intoRuntime)).toEqual([]);
+  });
+
   it("the mock provider imports only Node's modules and its own files (its image ships nothing else)", () => {
     const other = importsUnder("scripts/mock-provider").filter((i) =>
       i.target === undefined ? !i.specifier.startsWith("node:") : !isUnder(i.target, "scripts/mock-provider"),

@@ -4,7 +4,7 @@
  * and request-transformer (priority 801: header add/remove/replace/rename/append and replace.uri, the target of
  * converted APK header policies and operation paths).
  */
-import type { KongConfig, PluginEntity } from "./model";
+import type { KongConfig, PluginEntity } from "../config/model";
 import { escapeUri } from "./pdk";
 import type { ExitResponse, RequestState } from "./request-state";
 

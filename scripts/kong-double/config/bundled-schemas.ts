@@ -4,8 +4,8 @@
  * fields with Kong's defaults and validators. Their behaviour lives with the runtime (bundled/behaviour.ts).
  * What cannot be expressed here: request-transformer's check that a template value compiles.
  */
-import type { FieldDef, PluginInfo, SchemaField } from "../model";
-import type { CustomValidator } from "../schema";
+import type { FieldDef, PluginInfo, SchemaField } from "./model";
+import type { CustomValidator } from "./schema";
 
 const KONG_VERSION = "3.9.3";
 
