@@ -18,8 +18,8 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { balancerFor } from "../plugins/model-based-round-robin/core/balancer";
 import { normalizeConfig } from "../plugins/model-based-round-robin/core/config";
-import { KongDouble } from "../spec/support/kong-double";
-import { startMockProvider } from "../spec/support/mock-provider";
+import { KongDouble } from "./kong-double";
+import { startMockProvider } from "./mock-provider";
 
 const root = resolve(__dirname, "../..");
 const { values } = parseArgs({

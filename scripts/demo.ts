@@ -7,8 +7,8 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { request } from "undici";
-import { KongDouble } from "../spec/support/kong-double";
-import { startMockProvider } from "../spec/support/mock-provider";
+import { KongDouble } from "./kong-double";
+import { startMockProvider } from "./mock-provider";
 
 const root = resolve(__dirname, "../..");
 

@@ -1,7 +1,7 @@
 /** Declarative configuration and Admin API validation, with Kong's 400 shapes. */
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KongApiError, KongDouble } from "../support/kong-double";
+import { KongApiError, KongDouble } from "../../scripts/kong-double";
 
 const FIXTURES = resolve(process.cwd(), "spec/fixtures/plugins");
 

@@ -6,8 +6,8 @@ import { request as httpRequest } from "node:http";
 import { resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KongDouble } from "../support/kong-double";
-import { type MockProvider, startMockProvider } from "../support/mock-provider";
+import { KongDouble } from "../../scripts/kong-double";
+import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 
 const FIXTURES = resolve(process.cwd(), "spec/fixtures/plugins");
 

@@ -4,8 +4,8 @@
  */
 import { resolve } from "node:path";
 import { request } from "undici";
-import { KongDouble } from "../support/kong-double";
-import { type MockProvider, startMockProvider } from "../support/mock-provider";
+import { KongDouble } from "../../scripts/kong-double";
+import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 
 export const PLUGIN_NAME = "model-based-round-robin";
 export const PLUGIN_DIR = resolve(process.cwd(), "dist/plugins");

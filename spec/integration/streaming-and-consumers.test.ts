@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMockProvider } from "../support/mock-provider";
+import { startMockProvider } from "../../scripts/mock-provider";
 import { type Bed, chat, llmService, PLUGIN_NAME, startBed } from "./harness";
 
 describe("streaming and consumer-selected sandbox", () => {

@@ -42,3 +42,13 @@ export function envOf(instructions: Instruction[], stage: number): Record<string
   }
   return env;
 }
+
+/** What the COPY instructions take from the build context (not `--from` another stage): their source paths. */
+export function contextSources(instructions: Instruction[]): string[] {
+  return instructions
+    .filter((i) => i.keyword === "COPY")
+    .map((i) => i.args.split(/\s+/))
+    .filter((words) => !words.some((w) => w.startsWith("--from=")))
+    .flatMap((words) => words.filter((w) => !w.startsWith("--")).slice(0, -1))
+    .map((source) => source.replace(/^\.\//, "").replace(/\/$/, ""));
+}

@@ -1,10 +1,11 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { generateKongConfig } from "../../scripts/generate-kong-config";
+import { KongDouble } from "../../scripts/kong-double";
 import { imageSettings, kongEnvironment, socketPath } from "../../scripts/lib/pluginserver-settings";
-import { KongDouble } from "../support/kong-double";
-import { envOf, readDockerfile } from "./dockerfile";
+import { contextSources, envOf, readDockerfile } from "./dockerfile";
+import { isUnder } from "./imports";
 
 const root = process.cwd();
 const dockerfile = readDockerfile(readFileSync("kong/Dockerfile", "utf8"));
@@ -55,6 +56,24 @@ describe("kong/Dockerfile", () => {
     expect(copies.some((c) => c.endsWith("/usr/local/kong/js-plugins/node_modules"))).toBe(true);
   });
 
+  it("builds the plugin from the product alone: no scripts/, no spec/ in the image's build context", () => {
+    const sources = contextSources(dockerfile);
+    expect(sources.filter((s) => isUnder(s, "scripts") || isUnder(s, "spec"))).toEqual([]);
+    expect(sources).toContain("plugins");
+    expect(sources).toContain("tsconfig.plugin.json");
+    const runs = dockerfile.filter((i) => i.keyword === "RUN").map((i) => i.args);
+    expect(runs.some((r) => r.includes("npm run build:plugin"))).toBe(true);
+  });
+
+  it("copies every product directory the plugin build compiles, once it exists", () => {
+    const pluginBuild = JSON.parse(readFileSync("tsconfig.plugin.json", "utf8")) as { include: string[] };
+    const dirs = [...new Set(pluginBuild.include.map((pattern) => pattern.split("/")[0] as string))];
+    expect(dirs).toEqual(["plugins", "pluginserver"]);
+    const sources = contextSources(dockerfile);
+    for (const dir of dirs.filter((d) => existsSync(d)))
+      expect({ dir, copied: sources.includes(dir) }).toEqual({ dir, copied: true });
+  });
+
   it("installs the kong-pdk version the tests run", () => {
     const runs = dockerfile
       .filter((i) => i.keyword === "RUN")
@@ -69,6 +88,27 @@ describe("kong/Dockerfile", () => {
     expect(dockerfile.filter((i) => i.keyword === "USER" && i.stage === finalStage).at(-1)?.args).toBe(
       "kong",
     );
+  });
+});
+
+describe("kong/mock-provider.Dockerfile", () => {
+  const mock = readDockerfile(readFileSync("kong/mock-provider.Dockerfile", "utf8"));
+
+  it("builds the mock provider from its own directory alone: no spec/, no other code", () => {
+    const code = contextSources(mock).filter(
+      (s) => !/^(package(-lock)?\.json|tsconfig(\.[\w-]+)?\.json)$/.test(s),
+    );
+    expect(code).toEqual(["scripts/mock-provider"]);
+    expect(contextSources(mock).some((s) => isUnder(s, "spec"))).toBe(false);
+  });
+
+  it("runs the command the mock provider build emits", () => {
+    const cmd = mock.filter((i) => i.keyword === "CMD").at(-1)?.args ?? "";
+    const script = (JSON.parse(cmd) as string[])[1] as string;
+    expect(script).toBe("dist/scripts/mock-provider/cli.js");
+    expect(existsSync(script)).toBe(true);
+    const runs = mock.filter((i) => i.keyword === "RUN").map((i) => i.args);
+    expect(runs.some((r) => r.includes("npm run build:mock-provider"))).toBe(true);
   });
 });
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 describe("the mock provider command (docker-compose's stand-in for real endpoints)", () => {
   it("listens, answers chat completions with the model asked for, and takes failures over its control API", async () => {
     const child = spawn(process.execPath, [
-      resolve("dist/scripts/mock-provider.js"),
+      resolve("dist/scripts/mock-provider/cli.js"),
       "--port",
       "0",
       "--host",

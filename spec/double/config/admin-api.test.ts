@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { createAdminApi } from "../../support/kong-double/admin-api";
-import { BUNDLED_PLUGINS } from "../../support/kong-double/bundled/schemas";
-import { ConfigStore } from "../../support/kong-double/config-store";
-import type { KongConfig, PluginInfo } from "../../support/kong-double/model";
+import { createAdminApi } from "../../../scripts/kong-double/config/admin-api";
+import { BUNDLED_PLUGINS } from "../../../scripts/kong-double/config/bundled-schemas";
+import { ConfigStore } from "../../../scripts/kong-double/config/config-store";
+import type { KongConfig, PluginInfo } from "../../../scripts/kong-double/config/model";
 
 const GREETER: PluginInfo = {
   name: "greeter",

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { BUNDLED_PLUGINS } from "../../support/kong-double/bundled/schemas";
-import { parseDeclarativeConfig } from "../../support/kong-double/declarative";
-import { buildInstanceConfig } from "../../support/kong-double/instance-config";
-import type { PluginInfo } from "../../support/kong-double/model";
+import { BUNDLED_PLUGINS } from "../../../scripts/kong-double/config/bundled-schemas";
+import { parseDeclarativeConfig } from "../../../scripts/kong-double/config/declarative";
+import { buildInstanceConfig } from "../../../scripts/kong-double/config/instance-config";
+import type { PluginInfo } from "../../../scripts/kong-double/config/model";
 
 const SECRETIVE: PluginInfo = {
   name: "secretive",

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { checkPluginSchema } from "../../support/kong-double/metaschema";
-import { PluginLoadError, parsePluginDump } from "../../support/kong-double/plugin-info";
+import { checkPluginSchema } from "../../../scripts/kong-double/config/metaschema";
+import { PluginLoadError, parsePluginDump } from "../../../scripts/kong-double/config/plugin-info";
 
 /** The dump kong-pdk prints for one plugin whose `Schema` export is `fields`. */
 const dumpOf = (fields: unknown[], extra: Record<string, unknown> = {}) =>

@@ -1,6 +1,6 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { PluginLoadError, runQueryCommand } from "../../support/kong-double/plugin-info";
+import { PluginLoadError, runQueryCommand } from "../../../scripts/kong-double/config/plugin-info";
 
 const repoRoot = path.resolve(__dirname, "../../..");
 const serverBin = path.join(repoRoot, "node_modules/kong-pdk/bin/kong-js-pluginserver");

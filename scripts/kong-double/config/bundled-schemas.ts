@@ -1,11 +1,11 @@
 /**
  * The bundled Kong plugins the double emulates, as Kong 3.9.3 declares them (kong/plugins/key-auth/schema.lua
  * and handler.lua, kong/plugins/request-transformer/schema.lua and handler.lua): priority, phases and config
- * fields with Kong's defaults and validators. Their behaviour lives with the runtime (bundled/behaviour.ts).
+ * fields with Kong's defaults and validators. Their behaviour lives with the runtime (../runtime/bundled-plugins.ts).
  * What cannot be expressed here: request-transformer's check that a template value compiles.
  */
-import type { FieldDef, PluginInfo, SchemaField } from "../model";
-import type { CustomValidator } from "../schema";
+import type { FieldDef, PluginInfo, SchemaField } from "./model";
+import type { CustomValidator } from "./schema";
 
 const KONG_VERSION = "3.9.3";
 

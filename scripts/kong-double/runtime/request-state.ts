@@ -3,7 +3,7 @@
  * them): the client's request, the route match, the upstream state the PDK changes, the response, and the
  * per-request kong.ctx.shared table.
  */
-import type { ConsumerEntity, KeyAuthCredentialEntity, RouteEntity, ServiceEntity } from "./model";
+import type { ConsumerEntity, KeyAuthCredentialEntity, RouteEntity, ServiceEntity } from "../config/model";
 
 export type HeaderValues = Record<string, string[]>;
 

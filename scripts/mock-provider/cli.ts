@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Starts the project's mock OpenAI-compatible provider (spec/support/mock-provider.ts) as a process, for
+ * Starts the project's mock OpenAI-compatible provider (./index.ts) as a process, for
  * docker-compose and manual tries. Control it over HTTP: POST /__mock/fail {"status":429,"headers":{...},
  * "model":"gpt-4o","times":1}, POST /__mock/default, POST /__mock/reset, GET /__mock/requests.
  *
@@ -8,7 +8,7 @@
  * Environment variables of the same meaning: MOCK_PORT, MOCK_HOST, MOCK_NAME, MOCK_STREAM_CHUNK_DELAY_MS.
  */
 import { parseArgs } from "node:util";
-import { startMockProvider } from "../spec/support/mock-provider";
+import { startMockProvider } from ".";
 
 const { values } = parseArgs({
   options: {

@@ -10,16 +10,11 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import {
-  type PluginServerSettings,
-  queryArgv,
-  socketPath,
-  startArgv,
-} from "../../../scripts/lib/pluginserver-settings";
+import { type PluginServerSettings, queryArgv, socketPath, startArgv } from "../../lib/pluginserver-settings";
+import type { PluginInfo } from "../config/model";
+import { type KongVersion, runQueryCommand } from "../config/plugin-info";
 import { LuaError } from "./lua-error";
-import type { PluginInfo } from "./model";
 import { PDK_SURFACE, type PdkContext, type StepMethod } from "./pdk";
-import { type KongVersion, runQueryCommand } from "./plugin-info";
 import { RpcClient, RpcError } from "./rpc";
 
 export type LogFn = (

@@ -4,7 +4,7 @@
  * wildcard, methods, regex_priority, strip_path, and the path_handling v0/v1 join of the service's path.
  * Routes with more kinds of criteria win; then regex paths by regex_priority; then longer paths.
  */
-import type { RouteEntity, ServiceEntity } from "./model";
+import type { RouteEntity, ServiceEntity } from "../config/model";
 
 export interface Match {
   route: RouteEntity;

@@ -8,22 +8,29 @@
  *   kong.pdkCalls.byPhase("access");               // PDK calls counted per phase and method
  *   await kong.stop();
  *
- * It is test code: nothing in plugins/ may import it.
+ * Two halves: config/ is Kong's configuration side (declarative loading, the Admin API, entities and their
+ * schemas, the schema engine and metaschema, plugin info from the query command, the config each instance
+ * gets); runtime/ is what serves traffic (the plugin server process and its MsgPack RPC, the PDK, the router,
+ * the proxy, request state, the bundled plugins it emulates). The runtime reads the configuration; the
+ * configuration side imports nothing of the runtime.
+ *
+ * It is a tool, used by the tests and by the demo and the bench; it is not product code: nothing in plugins/
+ * may import it (spec/packaging/layering.test.ts checks both).
  */
 import { randomUUID } from "node:crypto";
-import { startAdmin } from "./admin";
-import { createAdminApi } from "./admin-api";
-import { BUNDLED_PLUGINS } from "./bundled/schemas";
-import { ConfigStore } from "./config-store";
-import { parseDeclarativeConfig } from "./declarative";
-import type { KongConfig, PluginInfo } from "./model";
-import type { KongVersion } from "./plugin-info";
-import { PdkCallCounter, PluginServer } from "./plugin-server";
-import { type Runtime, startProxy } from "./proxy";
-import { Router } from "./router";
+import { startAdmin } from "./config/admin";
+import { createAdminApi } from "./config/admin-api";
+import { BUNDLED_PLUGINS } from "./config/bundled-schemas";
+import { ConfigStore } from "./config/config-store";
+import { parseDeclarativeConfig } from "./config/declarative";
+import type { KongConfig, PluginInfo } from "./config/model";
+import type { KongVersion } from "./config/plugin-info";
+import { PdkCallCounter, PluginServer } from "./runtime/plugin-server";
+import { type Runtime, startProxy } from "./runtime/proxy";
+import { Router } from "./runtime/router";
 
-export type { KongConfig, PluginInfo } from "./model";
-export { KongApiError } from "./model";
+export type { KongConfig, PluginInfo } from "./config/model";
+export { KongApiError } from "./config/model";
 
 export interface KongDoubleOptions {
   pluginServers: { name: string; pluginsDirectory: string }[];

@@ -1,10 +1,10 @@
 /**
- * What the two bundled Lua plugins the double emulates do in access (their schemas are in bundled/schemas.ts):
+ * What the two bundled Lua plugins the double emulates do in access (their schemas are in ../config/bundled-schemas.ts):
  * key-auth (priority 1250: authenticates a consumer by key, so plugins after it see kong.client.get_consumer())
  * and request-transformer (priority 801: header add/remove/replace/rename/append and replace.uri, the target of
  * converted APK header policies and operation paths).
  */
-import type { KongConfig, PluginEntity } from "./model";
+import type { KongConfig, PluginEntity } from "../config/model";
 import { escapeUri } from "./pdk";
 import type { ExitResponse, RequestState } from "./request-state";
 

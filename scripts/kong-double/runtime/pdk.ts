@@ -35,7 +35,7 @@ export interface PdkContext {
 interface MethodDef {
   phases: readonly Phase[];
   step?: StepMethod;
-  /** True when Kong implements it by reading ngx.var/ngx.req, which raises in the log phase's timer. */
+  /** The call: its answer, or a thrown LuaError where Kong's argument checks raise. */
   fn(ctx: PdkContext, args: unknown[]): unknown;
 }
 
