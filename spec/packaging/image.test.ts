@@ -11,7 +11,7 @@ const dockerfile = readDockerfile(readFileSync("kong/Dockerfile", "utf8"));
 const finalStage = Math.max(...dockerfile.map((i) => i.stage));
 const env = envOf(dockerfile, finalStage);
 const settings = imageSettings(root);
-const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { devDependencies: Record<string, string> };
+const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { dependencies: Record<string, string> };
 
 describe("kong/Dockerfile", () => {
   it("builds on an official Kong 3.9.x image", () => {
@@ -60,7 +60,7 @@ describe("kong/Dockerfile", () => {
       .filter((i) => i.keyword === "RUN")
       .map((i) => i.args)
       .join("\n");
-    expect(runs).toContain(`kong-pdk@${pkg.devDependencies["kong-pdk"]}`);
+    expect(runs).toContain(`kong-pdk@${pkg.dependencies["kong-pdk"]}`);
   });
 
   it("raises the client body buffer for chat bodies, and has a health check", () => {

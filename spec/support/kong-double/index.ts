@@ -18,15 +18,17 @@ import { ConfigStore } from "./config-store";
 import { parseDeclarativeConfig } from "./declarative";
 import type { KongConfig, PluginInfo } from "./model";
 import type { KongVersion } from "./plugin-info";
-import { PdkCallCounter, PluginServer } from "./plugin-server";
+import { PdkCallCounter, PluginServer, type ServerLaunch } from "./plugin-server";
 import { type Runtime, startProxy } from "./proxy";
 import { Router } from "./router";
 
 export type { KongConfig, PluginInfo } from "./model";
 export { KongApiError } from "./model";
+export { type ServerLaunch, stockServerBin } from "./plugin-server";
 
 export interface KongDoubleOptions {
-  pluginServers: { name: string; pluginsDirectory: string }[];
+  /** The project's plugin server by default; `serverBin: stockServerBin()` runs kong-pdk's own. */
+  pluginServers: ({ name: string; pluginsDirectory: string } & ServerLaunch)[];
   kongVersion?: KongVersion;
   config?: string | object;
   /** nginx's client_body_buffer_size; Kong's default is 8k. */
@@ -76,7 +78,13 @@ export class KongDouble {
     };
     for (const info of BUNDLED_PLUGINS.values()) this.plugins.set(info.name, info);
     for (const def of this.options.pluginServers) {
-      const server = new PluginServer(def.name, def.pluginsDirectory, this.options.kongVersion ?? "3.9", log);
+      const server = new PluginServer(
+        def.name,
+        def.pluginsDirectory,
+        this.options.kongVersion ?? "3.9",
+        log,
+        def,
+      );
       this.servers.set(def.name, server);
       await server.start();
       for (const info of server.plugins) {
