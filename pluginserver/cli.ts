@@ -4,7 +4,7 @@
  */
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { DEFAULT_CALL_TIMEOUT_MS } from "./server";
+import { DEFAULT_CALL_TIMEOUT_MS } from "./timeouts";
 
 export interface CliOptions {
   pluginsDirectory: string;

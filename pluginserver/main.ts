@@ -15,7 +15,8 @@ import Listener = require("kong-pdk/listener");
 
 import { type CliOptions, parseCli } from "./cli";
 import { PlainLogger } from "./logger";
-import { EventReleasingServer, KONG_SOCKET_TIMEOUT_MS } from "./server";
+import { EventReleasingServer } from "./server";
+import { KONG_SOCKET_TIMEOUT_MS } from "./timeouts";
 
 /** kong-pdk's own copy of @msgpack/msgpack, the encoder its listener uses. */
 const msgpack = createRequire(require.resolve("kong-pdk/server"))("@msgpack/msgpack") as {

@@ -29,13 +29,11 @@
  */
 import Server = require("kong-pdk/server");
 
+import { DEFAULT_CALL_TIMEOUT_MS } from "./timeouts";
+
 /** PDK calls Kong never answers: the event ends with the response they produce (pdk.js NON_RETURN_METHODS). */
 const ENDING_METHODS = new Set(["kong.response.exit", "kong.response.error"]);
 const RET = "ret";
-
-export const DEFAULT_CALL_TIMEOUT_MS = 65_000;
-/** Kong's cosocket read timeout (lua_socket_read_timeout default): it gives up on a step after this. */
-export const KONG_SOCKET_TIMEOUT_MS = 60_000;
 
 function methodOf(message: unknown): string | undefined {
   if (message === null || typeof message !== "object") return undefined;
