@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run demo`: the built plugin in the real kong-js-pluginserver, behind the project's Kong test double (not
+ * `npm run demo`: the built plugin in the project's plugin server (kong-pdk's, leak-free), behind the project's Kong test double (not
  * Kong), with two mock OpenAI-compatible providers. Sends requests and prints which model answered each, then
  * shows a 429 suspension and the all-suspended answer. Exits 0 when everything behaved as described.
  */
@@ -14,7 +14,7 @@ const root = resolve(__dirname, "../..");
 
 async function main(): Promise<void> {
   say(
-    "This demo runs the plugin in the real kong-js-pluginserver behind the project's Kong TEST DOUBLE, not Kong.",
+    "This demo runs the plugin in the project's plugin server (built on kong-pdk) behind the project's Kong TEST DOUBLE, not Kong.",
   );
   say(
     "For real Kong, see the README (Kong 3.9 with the plugin-server settings in kong/pluginserver.json).\n",

@@ -1,5 +1,5 @@
 /**
- * The Kong double: Kong's side of the external plugin protocol, run against the real kong-js-pluginserver.
+ * The Kong double: Kong's side of the external plugin protocol, run against the real plugin server (the project's, built on kong-pdk; kong-pdk's stock kong-js-pluginserver on request).
  *
  *   const kong = await KongDouble.start({ pluginServers: [{ name, pluginsDirectory: "dist/plugins" }] });
  *   await kong.loadConfig(declarativeConfig);     // as POST /config on a DB-less Kong
@@ -25,15 +25,17 @@ import { ConfigStore } from "./config/config-store";
 import { parseDeclarativeConfig } from "./config/declarative";
 import type { KongConfig, PluginInfo } from "./config/model";
 import type { KongVersion } from "./config/plugin-info";
-import { PdkCallCounter, PluginServer } from "./runtime/plugin-server";
+import { PdkCallCounter, PluginServer, type ServerLaunch } from "./runtime/plugin-server";
 import { type Runtime, startProxy } from "./runtime/proxy";
 import { Router } from "./runtime/router";
 
 export type { KongConfig, PluginInfo } from "./config/model";
 export { KongApiError } from "./config/model";
+export { type ServerLaunch, stockServerBin } from "./runtime/plugin-server";
 
 export interface KongDoubleOptions {
-  pluginServers: { name: string; pluginsDirectory: string }[];
+  /** The project's plugin server by default; `serverBin: stockServerBin()` runs kong-pdk's own. */
+  pluginServers: ({ name: string; pluginsDirectory: string } & ServerLaunch)[];
   kongVersion?: KongVersion;
   config?: string | object;
   /** nginx's client_body_buffer_size; Kong's default is 8k. */
@@ -83,7 +85,13 @@ export class KongDouble {
     };
     for (const info of BUNDLED_PLUGINS.values()) this.plugins.set(info.name, info);
     for (const def of this.options.pluginServers) {
-      const server = new PluginServer(def.name, def.pluginsDirectory, this.options.kongVersion ?? "3.9", log);
+      const server = new PluginServer(
+        def.name,
+        def.pluginsDirectory,
+        this.options.kongVersion ?? "3.9",
+        log,
+        def,
+      );
       this.servers.set(def.name, server);
       await server.start();
       for (const info of server.plugins) {

@@ -18,7 +18,7 @@ export interface PluginServerSettings {
   sockName: string;
   /** Directory holding the built plugin and nothing else. */
   pluginsDirectory: string;
-  /** Absolute path of `kong-js-pluginserver` (Kong runs the commands with a limited PATH). */
+  /** Absolute path of the plugin server command (Kong runs the commands with a limited PATH). */
   serverBin: string;
 }
 

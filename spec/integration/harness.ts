@@ -1,5 +1,5 @@
 /**
- * What every integration test of the plugin needs: the built plugin in the real kong-js-pluginserver behind
+ * What every integration test of the plugin needs: the built plugin in the project's plugin server (kong-pdk's server, leak-free) behind
  * the Kong double, and mock OpenAI-compatible providers on real sockets.
  */
 import { resolve } from "node:path";

@@ -12,7 +12,7 @@ const dockerfile = readDockerfile(readFileSync("kong/Dockerfile", "utf8"));
 const finalStage = Math.max(...dockerfile.map((i) => i.stage));
 const env = envOf(dockerfile, finalStage);
 const settings = imageSettings(root);
-const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { devDependencies: Record<string, string> };
+const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { dependencies: Record<string, string> };
 
 describe("kong/Dockerfile", () => {
   it("builds on an official Kong 3.9.x image", () => {
@@ -74,12 +74,17 @@ describe("kong/Dockerfile", () => {
       expect({ dir, copied: sources.includes(dir) }).toEqual({ dir, copied: true });
   });
 
-  it("installs the kong-pdk version the tests run", () => {
+  it("runs the project's plugin server, with kong-pdk pinned as a production dependency (npm ci --omit=dev)", () => {
+    expect(pkg.dependencies["kong-pdk"]).toMatch(/^\d+\.\d+\.\d+$/);
     const runs = dockerfile
       .filter((i) => i.keyword === "RUN")
       .map((i) => i.args)
       .join("\n");
-    expect(runs).toContain(`kong-pdk@${pkg.devDependencies["kong-pdk"]}`);
+    expect(runs).toContain("npm ci --omit=dev");
+    expect(runs).toContain("/usr/local/kong/js-plugins/pluginserver/main.js");
+    expect(runs).toContain(`> ${settings.serverBin}`);
+    const copies = dockerfile.filter((i) => i.keyword === "COPY").map((i) => i.args);
+    expect(copies).toContain("--from=build /src/dist/pluginserver /usr/local/kong/js-plugins/pluginserver");
   });
 
   it("raises the client body buffer for chat bodies, and has a health check", () => {

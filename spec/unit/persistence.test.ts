@@ -80,4 +80,13 @@ describe("what the plugin learned survives a restart of its plugin server", () =
     expect(readFileSync(file, "utf8")).toBe("{not json");
     expect(models(fresh.balancerFor(fresh.normalizeConfig(raw)), 4)).toBe("a a b a");
   });
+
+  it("reads the variable the project's plugin server sets, to a file beside its socket", async () => {
+    const server = await import("../../pluginserver/state-file");
+    const plugin = await import("../../plugins/model-based-round-robin/persistence");
+    expect(server.STATE_FILE_ENV).toBe(plugin.STATE_FILE_ENV);
+    expect(
+      server.stateFileFor({ kongPrefix: "/usr/local/kong", sockName: "model-based-round-robin.sock" }),
+    ).toBe("/usr/local/kong/model-based-round-robin.state.json");
+  });
 });

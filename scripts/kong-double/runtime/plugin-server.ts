@@ -83,16 +83,28 @@ function accepts(path: string): Promise<boolean> {
   });
 }
 
-/** The kong-js-pluginserver of the nearest node_modules (from the sources or from dist/ alike). */
-function findServerBin(): string {
+/**
+ * The plugin server the double starts: the project's (dist/pluginserver/main.js, what the image runs), or
+ * kong-pdk's stock kong-js-pluginserver. Found from the sources or from dist/ alike.
+ */
+function findServerBin(stock: boolean): string {
+  const relative = stock ? "node_modules/kong-pdk/bin/kong-js-pluginserver" : "dist/pluginserver/main.js";
   for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
-    const bin = join(dir, "node_modules/kong-pdk/bin/kong-js-pluginserver");
+    const bin = join(dir, relative);
     if (existsSync(bin)) return bin;
   }
-  throw new Error("kong-pdk is not installed: run npm ci");
+  throw new Error(
+    stock ? "kong-pdk is not installed: run npm ci" : "no dist/pluginserver: run npm run build",
+  );
 }
 
-const KONG_PDK_BIN = findServerBin();
+export const stockServerBin = (): string => findServerBin(true);
+
+/** How one plugin server is launched: another server script (run with node), extra environment variables. */
+export interface ServerLaunch {
+  serverBin?: string;
+  env?: Record<string, string>;
+}
 
 export class PluginServer {
   readonly settings: PluginServerSettings;
@@ -114,6 +126,7 @@ export class PluginServer {
     pluginsDirectory: string,
     private readonly kongVersion: KongVersion,
     private readonly log: LogFn,
+    private readonly launch: ServerLaunch = {},
   ) {
     const prefix = mkdtempSync(join(tmpdir(), "kong-double-"));
     this.settings = {
@@ -121,7 +134,7 @@ export class PluginServer {
       kongPrefix: prefix,
       sockName: `${name}.sock`,
       pluginsDirectory: resolve(pluginsDirectory),
-      serverBin: KONG_PDK_BIN,
+      serverBin: launch.serverBin ?? findServerBin(false),
     };
     this.rpc = new RpcClient(socketPath(this.settings));
   }
@@ -153,7 +166,10 @@ export class PluginServer {
   private async spawnOnce(): Promise<void> {
     this.lastStart = Date.now();
     const [bin, ...args] = startArgv(this.settings);
-    const child = spawn(process.execPath, [bin as string, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [bin as string, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...this.launch.env },
+    });
     this.child = child;
     const pid = child.pid;
     for (const stream of [child.stdout, child.stderr]) {
