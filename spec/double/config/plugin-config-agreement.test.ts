@@ -1,0 +1,83 @@
+/**
+ * The plugin's configuration is declared once (plugins/.../schema.ts). Kong fills its defaults before it hands a
+ * configuration over; the plugin fills the same defaults itself (core/schema-derived.ts) for configurations that
+ * reach it another way. Both views must agree: the config Kong's side of the double builds for StartInstance,
+ * from the schema the real query command reports, normalises to exactly what the plugin makes of the bare one.
+ */
+import path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { normalizeConfig } from "../../../plugins/model-based-round-robin/core/config";
+import { withDefaults } from "../../../plugins/model-based-round-robin/core/schema-derived";
+import { Schema } from "../../../plugins/model-based-round-robin/schema";
+import { BUNDLED_PLUGINS } from "../../../scripts/kong-double/config/bundled-schemas";
+import { parseDeclarativeConfig } from "../../../scripts/kong-double/config/declarative";
+import { buildInstanceConfig } from "../../../scripts/kong-double/config/instance-config";
+import type { PluginInfo } from "../../../scripts/kong-double/config/model";
+import { runQueryCommand } from "../../../scripts/kong-double/config/plugin-info";
+
+const repoRoot = path.resolve(__dirname, "../../..");
+const NAME = "model-based-round-robin";
+let info: PluginInfo;
+
+beforeAll(async () => {
+  const argv = [
+    process.execPath,
+    path.join(repoRoot, "dist/pluginserver/main.js"),
+    "--plugins-directory",
+    path.join(repoRoot, "dist/plugins"),
+    "--dump-all-plugins",
+  ];
+  [info] = (await runQueryCommand(argv, { kongVersion: "3.9", server: NAME })) as [PluginInfo];
+});
+
+/** The Config Kong would send at StartInstance for this plugin config, as the double builds it. */
+function kongConfig(config: Record<string, unknown>): Record<string, unknown> {
+  const loaded = parseDeclarativeConfig(
+    {
+      _format_version: "3.0",
+      services: [{ name: "llm", url: "http://unrouted.model-based-round-robin.invalid/v1" }],
+      plugins: [{ name: NAME, service: "llm", config }],
+    },
+    new Map([...BUNDLED_PLUGINS, [NAME, info]]),
+  );
+  const plugin = loaded.plugins[0];
+  if (plugin === undefined) throw new Error("the plugin was not loaded");
+  return buildInstanceConfig(plugin, 1, { fields: info.configFields });
+}
+
+const BOOKKEEPING = ["__plugin_id", "__key__", "__seq__", "__ws_id", "service_id", "route_id", "consumer_id"];
+
+describe("Kong's defaults and the plugin's own agree", () => {
+  it.each([
+    ["the smallest config", { production_models: [{ model: "m", endpoint: "http://e.test/v1" }] }],
+    [
+      "a config that sets some fields and nests records",
+      {
+        production_models: [
+          {
+            model: "a",
+            endpoint: "https://a.test/v1",
+            weight: 3,
+            auth_header_name: "api-key",
+            auth_header_value: "k",
+          },
+        ],
+        sandbox_models: [{ model: "b", endpoint: "http://b.test" }],
+        sandbox_hosts: ["sbx.test"],
+        max_request_body_size: 1024,
+      },
+    ],
+  ])("for %s", (_name, config) => {
+    const filledByKong = kongConfig(config);
+    const withoutBookkeeping = Object.fromEntries(
+      Object.entries(filledByKong).filter(([key]) => !BOOKKEEPING.includes(key)),
+    );
+    expect(withDefaults(Schema, config)).toEqual(withoutBookkeeping);
+    const pluginId = filledByKong.__plugin_id;
+    expect(normalizeConfig(filledByKong)).toEqual(normalizeConfig({ ...config, __plugin_id: pluginId }));
+  });
+
+  it("reports to Kong exactly the fields the plugin declares", () => {
+    expect(info.configFields).toEqual(JSON.parse(JSON.stringify(Schema)));
+  });
+});
