@@ -141,6 +141,35 @@ describe("converting an API without any policy", () => {
   });
 });
 
+describe("the README", () => {
+  const readme = readFileSync("README.md", "utf8");
+  const section = (title: string) => {
+    const start = readme.indexOf(`## ${title}`);
+    return readme.slice(start, readme.indexOf("\n## ", start + 1));
+  };
+
+  it("points the service of the Configuring it example at the unrouted host, and the example loads", async () => {
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(section("Configuring it"))?.[1] ?? "";
+    const config = parse(yaml) as { services: { url: string }[] };
+    expect(config.services.map((s) => s.url)).toEqual([`https://${UNROUTED_HOST}/v1`]);
+    const kong = await KongDouble.start({
+      pluginServers: [{ name: "model-based-round-robin", pluginsDirectory: resolve("dist/plugins") }],
+    });
+    try {
+      const loaded = await kong.loadConfig(yaml);
+      expect(loaded.plugins.map((p) => p.name)).toEqual(["model-based-round-robin"]);
+    } finally {
+      await kong.stop();
+    }
+  });
+
+  it("names the unrouted host and the -direct services in From APK", () => {
+    const text = section("From APK");
+    expect(text).toContain(UNROUTED_HOST);
+    expect(text).toContain("<api>-direct");
+  });
+});
+
 describe("APK's examples as a cross-check (skipped without ../shared/apk)", () => {
   const dir = resolve("../shared/apk/examples");
   const file = (prefix: string) => `${dir}/${prefix}`;
