@@ -1,9 +1,14 @@
 /**
  * apk-conf → Kong declarative configuration (`_format_version: "3.0"`) for the model-based-round-robin plugin.
  *
- * - A service per API (url: the first production endpoint) and, when the apk-conf has sandbox endpoints, a
- *   second service for them whose routes only match the sandbox host: Kong prefers a route with a matching host,
- *   so sandbox traffic to operations without the policy reaches the sandbox endpoint, as in APK.
+ * - A service per API and, when the apk-conf has sandbox endpoints, a second service for them whose routes only
+ *   match the sandbox host: Kong prefers a route with a matching host, so sandbox traffic to operations without
+ *   the policy reaches the sandbox endpoint, as in APK.
+ * - Fail closed: when Kong's plugin server is down, Kong proxies the request without the plugin, to the service's
+ *   own URL. So a service whose every route carries the plugin points at UNROUTED_HOST (scheme, port and path of
+ *   the endpoint it used to name: the plugin computes the upstream path relative to the service's path), and
+ *   only operations without the policy (operation-level policies only) keep the endpoint's URL, on a second
+ *   service `<api>-direct` (`<api>-sandbox-direct`). Without any policy nothing changes.
  * - A route per operation under /<basePath>/<version>, the verb as its method, the target as an anchored regex
  *   path (`{threadId}` becomes a named capture). Kong's strip_path removes the whole matched path, not just the
  *   /<basePath>/<version> prefix, so each route carries a request-transformer that sets the upstream path to the
@@ -21,6 +26,24 @@ import { type ApkConf, type EndpointConfiguration, type Operation, type Policy, 
 
 export const PLUGIN_NAME = "model-based-round-robin";
 export const APK_DEFAULT_SANDBOX_HOST = "default.sandbox.gw.wso2.com";
+
+/**
+ * The host of a service whose every route carries the plugin. The plugin routes every request that reaches it,
+ * so the service's own URL is used only when Kong skips the plugin: Kong 3.9 proxies a request without it when
+ * the plugin server is unreachable (crashed, out of memory, restarting). Such a request must reach no provider
+ * (it would carry the client's model, no key, and for sandbox the production backend), so it goes to a name in
+ * `.invalid`, which never resolves (RFC 6761), and the client gets Kong's own error. A host NAME, not an IP: on
+ * Kong 3.9 an IP service host with a DNS-named endpoint fails every request with `no host allowed`.
+ */
+export const UNROUTED_HOST = "unrouted.model-based-round-robin.invalid";
+
+/** The endpoint's URL with its host replaced by UNROUTED_HOST: scheme, port (even a default one) and path kept. */
+export function unroutedUrl(endpoint: string): string {
+  const url = new URL(endpoint);
+  const port = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*:(\d+)(?:[/?#]|$)/i.exec(endpoint)?.[1];
+  const path = url.pathname.replace(/\/+$/, "");
+  return `${url.protocol}//${UNROUTED_HOST}${port === undefined ? "" : `:${port}`}${path}`;
+}
 
 export interface ConvertOptions {
   fileName: string;
@@ -102,12 +125,39 @@ class Converter {
         "is empty and no policy names a model endpoint: there is nowhere to send requests",
       );
     }
-    const services: Service[] = [this.service(this.apiName, firstProduction, undefined, apiPolicy)];
-    if (sandbox[0] !== undefined)
-      services.push(this.service(`${this.apiName}-sandbox`, sandbox[0], [this.sandboxHost], apiPolicy));
+    const operations = (this.apk.operations ?? []).map((op, index) => ({
+      op,
+      index,
+      policy: this.roundRobinPolicy(op.operationPolicies?.request, `operations[${index}].operationPolicies`),
+    }));
+    const routed = operations.filter((o) => apiPolicy !== undefined || o.policy !== undefined);
+    const direct = operations.filter((o) => apiPolicy === undefined && o.policy === undefined);
+    const services: Service[] = [];
+    const unrouted: Service[] = [];
+    const directServices: Service[] = [];
+    const add = (name: string, endpoint: string, hosts: string[] | undefined) => {
+      if (routed.length === 0 && apiPolicy === undefined) {
+        // No plugin anywhere: Kong alone routes, to the endpoint, as before.
+        services.push(this.service(name, name, endpoint, operations, hosts, undefined));
+        return;
+      }
+      const service = this.service(name, name, unroutedUrl(endpoint), routed, hosts, apiPolicy);
+      services.push(service);
+      unrouted.push(service);
+      if (direct.length > 0) {
+        const other = this.service(`${name}-direct`, name, endpoint, direct, hosts, undefined);
+        services.push(other);
+        directServices.push(other);
+      }
+    };
+    add(this.apiName, firstProduction, undefined);
+    if (sandbox[0] !== undefined) add(`${this.apiName}-sandbox`, sandbox[0], [this.sandboxHost]);
+    const failClosed = this.failClosedNotes(unrouted, directServices);
+    this.notes.push(...failClosed);
     const config: DeclarativeConfig = { _format_version: "3.0", services };
     const header = [
       `# Converted from the apk-conf of API "${this.apk.name}" (${this.prefix}) by apk-conf-to-kong.`,
+      ...failClosed.flatMap((n) => wrap(n, 110).map((line) => `# ${line}`)),
       ...this.secretsList().map(
         (s) => `# Set ${s.envVar} to key "${s.key}" of Kubernetes secret "${s.secretName}" (${s.reference}).`,
       ),
@@ -123,12 +173,14 @@ class Converter {
 
   private service(
     name: string,
+    routePrefix: string,
     url: string,
+    operations: { op: Operation; index: number; policy: Policy | undefined }[],
     hosts: string[] | undefined,
     apiPolicy: Policy | undefined,
   ): Service {
     const servicePath = new URL(url).pathname.replace(/\/+$/, "");
-    const routes = (this.apk.operations ?? []).map((op, i) => this.route(name, servicePath, op, i, hosts));
+    const routes = operations.map((o) => this.route(routePrefix, servicePath, o.op, o.policy, hosts));
     return {
       name,
       url,
@@ -137,11 +189,26 @@ class Converter {
     };
   }
 
+  /** What the unrouted URLs are for, and where operations without the policy go. */
+  private failClosedNotes(unrouted: Service[], direct: Service[]): string[] {
+    const names = (list: Service[]) => list.map((s) => `${s.name} (${s.url})`).join(", ");
+    const notes: string[] = [];
+    if (unrouted.length > 0)
+      notes.push(
+        `fail closed: service${unrouted.length > 1 ? "s" : ""} ${names(unrouted)}: every route carries the plugin, which sends each request to a model's endpoint; the host ${UNROUTED_HOST} never resolves, so while Kong's plugin server is down (Kong then proxies without the plugin) a request fails with Kong's own error instead of reaching a provider unrouted`,
+      );
+    if (direct.length > 0)
+      notes.push(
+        `fail closed: operations without a ModelBasedRoundRobin policy go to ${names(direct)}: Kong routes them to the endpoint itself`,
+      );
+    return notes;
+  }
+
   private route(
     serviceName: string,
     servicePath: string,
     op: Operation,
-    index: number,
+    policy: Policy | undefined,
     hosts: string[] | undefined,
   ): Route {
     const captures: string[] = [];
@@ -165,10 +232,6 @@ class Converter {
     // Only the sections a policy filled, so the generated file says what it does and nothing else.
     const sections = Object.fromEntries(Object.entries(headers).filter(([, v]) => v.headers.length > 0));
     const transformer = { ...sections, replace: { ...sections.replace, uri } };
-    const policy = this.roundRobinPolicy(
-      op.operationPolicies?.request,
-      `operations[${index}].operationPolicies`,
-    );
     return {
       name: `${serviceName}-${op.verb.toLowerCase()}-${slug(op.target) || "root"}`,
       methods: [op.verb],
@@ -310,7 +373,7 @@ class Converter {
           w(`${where}.weight: not converted (endpoint weights; the plugin weighs models)`);
         if (i > 0)
           w(
-            `${where}: only the first ${env} endpoint is the service's upstream; the others are reached through the policy's models`,
+            `${where}: only the first ${env} endpoint is a service's (operations without the policy go to it); the others are reached through the policy's models`,
           );
         const t = c.endpointSecurity?.securityType as { in?: string; apiKeyNameKey?: string } | undefined;
         if (c.endpointSecurity?.enabled && t?.apiKeyNameKey === undefined)
@@ -380,4 +443,18 @@ function slug(text: string): string {
 
 function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** Words of `text` in lines of at most `width` characters (a longer word stays whole). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  if (line !== "") lines.push(line);
+  return lines;
 }

@@ -64,11 +64,17 @@ describe("what the conversion of example 01 (API-level policy) holds", () => {
   const [production, sandbox] = result.config.services;
 
   it("makes a production service and a sandbox service restricted to the sandbox host", () => {
-    expect(production).toMatchObject({ name: "chat-service-api-prod-sand", url: "http://chat-backend-1:80" });
+    // Every route carries the plugin, so the services' own URLs are for when the plugin server is down: a host
+    // that never resolves, the endpoint's scheme, port and path (see fail-closed.test.ts).
+    expect(production).toMatchObject({
+      name: "chat-service-api-prod-sand",
+      url: "http://unrouted.model-based-round-robin.invalid:80",
+    });
     expect(sandbox).toMatchObject({
       name: "chat-service-api-prod-sand-sandbox",
-      url: "http://chat-backend-1:80",
+      url: "http://unrouted.model-based-round-robin.invalid:80",
     });
+    expect(result.config.services).toHaveLength(2);
     expect(sandbox?.routes.every((r) => r.hosts?.[0] === "default.sandbox.gw.wso2.com")).toBe(true);
     expect(production?.routes.every((r) => r.hosts === undefined)).toBe(true);
   });
@@ -112,13 +118,21 @@ describe("what the conversion of example 01 (API-level policy) holds", () => {
 });
 
 describe("other shapes", () => {
-  it("puts an operation-level policy (example 02) on that operation's route only", () => {
-    const [production] = convert(read(example("02"))).config.services;
+  it("puts an operation-level policy (example 02) on that operation's route only, the other operation on a -direct service", () => {
+    const [production, direct] = convert(read(example("02"))).config.services;
     expect(production?.plugins).toEqual([]);
     const withPlugin = production?.routes.filter((r) =>
       r.plugins.some((p) => p.name === "model-based-round-robin"),
     );
     expect(withPlugin?.map((r) => r.methods[0])).toEqual(["POST"]);
+    expect(production?.routes).toHaveLength(1);
+    expect(direct).toMatchObject({
+      name: "chat-service-api-prod-sand-direct",
+      url: "http://chat-backend-1:80",
+    });
+    expect(direct?.routes.map((r) => [r.name, r.methods[0], r.plugins.length])).toEqual([
+      ["chat-service-api-prod-sand-get-get", "GET", 1],
+    ]);
   });
 
   it("turns endpointSecurity into the entry's auth header with a vault reference, and names the variable (example 06)", () => {

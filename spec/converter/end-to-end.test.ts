@@ -79,6 +79,7 @@ describe.each(cases)("example %s converted and run through the Kong double", (_,
     expect(backend1.requests.every((r) => r.path === "/chat/completions")).toBe(true);
   });
 
+  // 01: the plugin routes it (bodiless, to the entry the rotation picks next); 02: the -direct service.
   it("passes GET /get to the API's endpoint with the operation's path", async () => {
     backend1.clearRequests();
     await send("default.gw.wso2.com", "GET", "/get");
@@ -141,7 +142,9 @@ describe("--admin-url", () => {
         ((await (await fetch(`${kong.adminUrl}/${entity}`)).json()) as { data: { name: string }[] }).data;
       expect((await list("services")).map((s) => s.name).sort()).toEqual([
         "chat-service-api-prod-sand",
+        "chat-service-api-prod-sand-direct",
         "chat-service-api-prod-sand-sandbox",
+        "chat-service-api-prod-sand-sandbox-direct",
       ]);
       expect(await list("routes")).toHaveLength(4);
       const plugins = await list("plugins");
