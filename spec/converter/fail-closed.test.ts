@@ -9,8 +9,8 @@ import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { convertApkConf, UNROUTED_HOST, unroutedUrl } from "../../scripts/converter/convert";
-import { KongDouble } from "../support/kong-double";
-import { type MockProvider, startMockProvider } from "../support/mock-provider";
+import { KongDouble } from "../../scripts/kong-double";
+import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 
 const policy = (production: string, sandbox: string, indent: string) =>
   [
