@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { ownFixturePath } from "../support/apk-files";
 
 const CLI = resolve("dist/scripts/apk-conf-to-kong.js");
-const EXAMPLES = resolve("../shared/apk/examples");
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
@@ -18,17 +18,18 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
 
 describe("apk-conf-to-kong, the command", () => {
   it("writes Kong YAML to stdout and warnings, notes and secrets to stderr", async () => {
-    const r = await run([`${EXAMPLES}/06-docs-apk-1.3.0-model-based-round-robin-openai.apk-conf.yaml`]);
+    const r = await run([ownFixturePath("endpoint-security.apk-conf.yaml")]);
     expect(r.code).toBe(0);
     expect(parse(r.stdout)._format_version).toBe("3.0");
     expect(r.stderr).toMatch(/^warning: aiProvider: not converted/m);
-    expect(r.stderr).toMatch(/^secret: set OPEN_AI_SECRET_APIKEY in Kong's environment/m);
+    expect(r.stderr).toMatch(/^secret: set PROVIDER_CREDENTIALS_TOKEN in Kong's environment/m);
+    expect(r.stderr).not.toContain("_format_version");
   });
 
   it("writes to -o FILE and takes the sandbox host from --sandbox-host", async () => {
     const out = join(mkdtempSync(join(tmpdir(), "apk-")), "kong.yml");
     const r = await run([
-      `${EXAMPLES}/01-apk-test-modelroundrobin-api-level-policy-multi-endpoints.apk-conf.yaml`,
+      ownFixturePath("api-level-policy.apk-conf.yaml"),
       "-o",
       out,
       "--sandbox-host",
@@ -36,13 +37,14 @@ describe("apk-conf-to-kong, the command", () => {
     ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("");
-    expect(readFileSync(out, "utf8")).toContain("sbx.example.test");
+    const written = parse(readFileSync(out, "utf8")) as { services: { routes: { hosts?: string[] }[] }[] };
+    expect(written.services[1]?.routes[0]?.hosts).toEqual(["sbx.example.test"]);
   });
 
   it.each([
     [
       "a Kubernetes custom resource",
-      `${EXAMPLES}/08-docs-apk-1.3.0-model-based-round-robin-via-crs.APIPolicy.yaml`,
+      ownFixturePath("round-robin.APIPolicy.yaml"),
       /is a Kubernetes custom resource \(kind: APIPolicy/,
     ],
     ["a missing file", "/nonexistent/api.yaml", /\/nonexistent\/api\.yaml: cannot read: ENOENT/],

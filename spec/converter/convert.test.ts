@@ -1,17 +1,24 @@
-import { readdirSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { readdirSync } from "node:fs";
 import Ajv from "ajv";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import ownSchema from "../../scripts/converter/apk-conf.schema.json";
 import { convertApkConf } from "../../scripts/converter/convert";
 import { ConversionError } from "../../scripts/converter/errors";
+import {
+  apkExamples,
+  HAS_APK,
+  OWN_FIXTURES,
+  readApkExample,
+  readApkFile,
+  readOwnFixture,
+  SKIPPED_WITHOUT_APK,
+} from "../support/apk-files";
 
-const APK = resolve(process.cwd(), "../shared/apk");
-const examples = readdirSync(`${APK}/examples`).sort();
-const read = (name: string) => readFileSync(`${APK}/examples/${name}`, "utf8");
-const example = (prefix: string) => examples.find((e) => e.startsWith(prefix)) as string;
 const isCustomResource = (name: string) => /CRs|APIPolicy/.test(name);
+const fixtures = readdirSync(OWN_FIXTURES)
+  .filter((f) => f.endsWith(".yaml"))
+  .sort();
 
 function convert(text: string, fileName = "api.apk-conf") {
   return convertApkConf(text, { fileName });
@@ -27,9 +34,32 @@ function failure(text: string, fileName = "api.apk-conf"): string {
   throw new Error("expected the conversion to fail");
 }
 
-describe("every real apk-conf example", () => {
+describe("the project's own apk-confs (spec/fixtures/apk-conf)", () => {
+  it.each(fixtures.filter((f) => !isCustomResource(f)))(
+    "converts %s, the YAML being the configuration",
+    (name) => {
+      const result = convert(readOwnFixture(name), name);
+      expect(result.config._format_version).toBe("3.0");
+      expect(result.config.services.length).toBeGreaterThan(0);
+      expect(parse(result.yaml)).toEqual(result.config);
+      expect(new Ajv({ strict: false }).compile(ownSchema)(parse(readOwnFixture(name)))).toBe(true);
+    },
+  );
+
+  it.each(fixtures.filter(isCustomResource))(
+    "refuses the Kubernetes custom resource %s, naming it",
+    (name) => {
+      expect(failure(readOwnFixture(name), name)).toBe(
+        `${name}: is a Kubernetes custom resource (kind: APIPolicy, apiVersion: dp.wso2.com/v1alpha3), not an apk-conf; convert the apk-conf file it was generated from`,
+      );
+    },
+  );
+});
+
+describe.skipIf(!HAS_APK)(`every real apk-conf example of APK, a cross-check ${SKIPPED_WITHOUT_APK}`, () => {
+  const examples = apkExamples();
   it.each(examples.filter((e) => !isCustomResource(e)))("converts %s", (name) => {
-    const result = convert(read(name), name);
+    const result = convert(readApkExample(name), name);
     expect(result.config._format_version).toBe("3.0");
     expect(result.config.services.length).toBeGreaterThan(0);
     expect(parse(result.yaml)).toEqual(result.config);
@@ -38,18 +68,18 @@ describe("every real apk-conf example", () => {
   it.each(examples.filter(isCustomResource))(
     "refuses the Kubernetes custom resource %s, naming it",
     (name) => {
-      expect(failure(read(name), name)).toMatch(
+      expect(failure(readApkExample(name), name)).toMatch(
         new RegExp(`^${name.replace(/\./g, "\\.")}: is a Kubernetes custom resource \\(kind: \\w+`),
       );
     },
   );
 
   it("agrees with APK's own schema on them: both accept every apk-conf example", () => {
-    const apkSchema = JSON.parse(readFileSync(`${APK}/schema/apk-schema.config-deployer.1.x.json`, "utf8"));
+    const apkSchema = JSON.parse(readApkFile("schema/apk-schema.config-deployer.1.x.json"));
     const apkValidate = new Ajv({ strict: false, allErrors: true }).compile(apkSchema);
     const ownValidate = new Ajv({ strict: false }).compile(ownSchema);
     for (const name of examples.filter((e) => !isCustomResource(e))) {
-      const doc = parse(read(name));
+      const doc = parse(readApkExample(name));
       expect({ name, apk: apkValidate(doc), errors: apkValidate.errors?.slice(0, 2) }).toMatchObject({
         name,
         apk: true,
@@ -59,20 +89,20 @@ describe("every real apk-conf example", () => {
   });
 });
 
-describe("what the conversion of example 01 (API-level policy) holds", () => {
-  const result = convert(read(example("01")));
+describe("what the conversion of an API-level policy holds (api-level-policy.apk-conf.yaml)", () => {
+  const result = convert(readOwnFixture("api-level-policy.apk-conf.yaml"));
   const [production, sandbox] = result.config.services;
 
   it("makes a production service and a sandbox service restricted to the sandbox host", () => {
     // Every route carries the plugin, so the services' own URLs are for when the plugin server is down: a host
     // that never resolves, the endpoint's scheme, port and path (see fail-closed.test.ts).
     expect(production).toMatchObject({
-      name: "chat-service-api-prod-sand",
-      url: "http://unrouted.model-based-round-robin.invalid:80",
+      name: "llm-gateway",
+      url: "http://unrouted.model-based-round-robin.invalid:8080",
     });
     expect(sandbox).toMatchObject({
-      name: "chat-service-api-prod-sand-sandbox",
-      url: "http://unrouted.model-based-round-robin.invalid:80",
+      name: "llm-gateway-sandbox",
+      url: "http://unrouted.model-based-round-robin.invalid:8080",
     });
     expect(result.config.services).toHaveLength(2);
     expect(sandbox?.routes.every((r) => r.hosts?.[0] === "default.sandbox.gw.wso2.com")).toBe(true);
@@ -80,78 +110,101 @@ describe("what the conversion of example 01 (API-level policy) holds", () => {
   });
 
   it("routes each operation under /<basePath>/<version> with its verb, sending the operation's path upstream", () => {
+    expect(production?.routes.map((r) => [r.methods[0], r.paths[0]])).toEqual([
+      ["POST", "~/llm-gateway/v1/chat/completions$"],
+      ["GET", "~/llm-gateway/v1/models$"],
+    ]);
     const chat = production?.routes.find((r) => r.methods[0] === "POST");
-    expect(chat?.paths).toEqual(["~/chat-service-prod-sand/1\\.0/chat/completions$"]);
-    expect(chat?.plugins[0]).toMatchObject({
-      name: "request-transformer",
-      config: { replace: { uri: "/chat/completions" } },
-    });
-  });
-
-  it("puts the API-level policy on the services with the converted parameters", () => {
-    expect(production?.plugins).toEqual([
-      {
-        name: "model-based-round-robin",
-        config: {
-          production_models: [
-            { model: "gpt-4o", endpoint: "http://chat-backend-1:80", weight: 1 },
-            { model: "gpt-3.5", endpoint: "http://chat-backend-2:80", weight: 1 },
-            { model: "gpt-4.5", endpoint: "http://chat-backend-1:80", weight: 1 },
-          ],
-          sandbox_models: [
-            { model: "gpt-4o", endpoint: "http://chat-backend-2:80", weight: 1 },
-            { model: "gpt-3.5", endpoint: "http://chat-backend-1:80", weight: 1 },
-            { model: "gpt-4.5", endpoint: "http://chat-backend-2:80", weight: 1 },
-          ],
-          on_quota_exceed_suspend_duration: 60,
-          sandbox_hosts: ["default.sandbox.gw.wso2.com"],
-        },
-      },
+    expect(chat?.plugins).toEqual([
+      { name: "request-transformer", config: { replace: { uri: "/chat/completions" } } },
     ]);
   });
 
-  it("lists what it did not convert", () => {
-    expect(result.warnings).toEqual(
-      expect.arrayContaining([expect.stringMatching(/^aiProvider: not converted/)]),
-    );
+  it("puts the API-level policy on the services with the converted parameters, weight 1 by default", () => {
+    const config = {
+      production_models: [
+        { model: "model-large", endpoint: "http://llm-backend-a:8080", weight: 1 },
+        { model: "model-medium", endpoint: "http://llm-backend-b:8080", weight: 1 },
+        { model: "model-small", endpoint: "http://llm-backend-a:8080", weight: 1 },
+      ],
+      sandbox_models: [
+        { model: "model-large", endpoint: "http://llm-backend-b:8080", weight: 1 },
+        { model: "model-medium", endpoint: "http://llm-backend-a:8080", weight: 1 },
+        { model: "model-small", endpoint: "http://llm-backend-b:8080", weight: 1 },
+      ],
+      on_quota_exceed_suspend_duration: 30,
+      sandbox_hosts: ["default.sandbox.gw.wso2.com"],
+    };
+    expect(production?.plugins).toEqual([{ name: "model-based-round-robin", config }]);
+    expect(sandbox?.plugins).toEqual([{ name: "model-based-round-robin", config }]);
+  });
+
+  it("takes the sandbox host from the options", () => {
+    const other = convertApkConf(readOwnFixture("api-level-policy.apk-conf.yaml"), {
+      fileName: "api.apk-conf",
+      sandboxHost: "sandbox.example.test",
+    });
+    expect(other.config.services[1]?.routes[0]?.hosts).toEqual(["sandbox.example.test"]);
+    expect(other.config.services[0]?.plugins[0]?.config.sandbox_hosts).toEqual(["sandbox.example.test"]);
   });
 });
 
 describe("other shapes", () => {
-  it("puts an operation-level policy (example 02) on that operation's route only, the other operation on a -direct service", () => {
-    const [production, direct] = convert(read(example("02"))).config.services;
+  it("puts an operation-level policy on that operation's route only, the other operation on a -direct service", () => {
+    const [production, direct] = convert(readOwnFixture("operation-level-policy.apk-conf.yaml")).config
+      .services;
     expect(production?.plugins).toEqual([]);
     const withPlugin = production?.routes.filter((r) =>
       r.plugins.some((p) => p.name === "model-based-round-robin"),
     );
     expect(withPlugin?.map((r) => r.methods[0])).toEqual(["POST"]);
     expect(production?.routes).toHaveLength(1);
-    expect(direct).toMatchObject({
-      name: "chat-service-api-prod-sand-direct",
-      url: "http://chat-backend-1:80",
-    });
+    expect(direct).toMatchObject({ name: "llm-gateway-direct", url: "http://llm-backend-a:8080" });
     expect(direct?.routes.map((r) => [r.name, r.methods[0], r.plugins.length])).toEqual([
-      ["chat-service-api-prod-sand-get-get", "GET", 1],
+      ["llm-gateway-get-models", "GET", 1],
     ]);
   });
 
-  it("turns endpointSecurity into the entry's auth header with a vault reference, and names the variable (example 06)", () => {
-    const result = convert(read(example("06")));
+  it("turns endpointSecurity into the entry's auth header with a vault reference, and names the variable", () => {
+    const result = convert(readOwnFixture("endpoint-security.apk-conf.yaml"));
     const config = result.config.services[0]?.plugins[0]?.config as {
       production_models: Record<string, unknown>[];
     };
-    expect(config.production_models[0]).toMatchObject({
-      auth_header_name: "Authorization",
-      auth_header_value: "{vault://env/open-ai-secret-apikey}",
-    });
-    expect(result.secrets).toEqual([
+    expect(config.production_models).toEqual([
       {
-        envVar: "OPEN_AI_SECRET_APIKEY",
-        reference: "{vault://env/open-ai-secret-apikey}",
-        secretName: "open-ai-secret",
-        key: "apiKey",
+        model: "hosted-fast",
+        endpoint: "https://llm.provider.test/v1",
+        weight: 3,
+        auth_header_name: "Authorization",
+        auth_header_value: "{vault://env/provider-credentials-token}",
+      },
+      {
+        model: "hosted-smart",
+        endpoint: "https://llm.provider.test/v1",
+        weight: 1,
+        auth_header_name: "Authorization",
+        auth_header_value: "{vault://env/provider-credentials-token}",
       },
     ]);
+    expect(result.secrets).toEqual([
+      {
+        envVar: "PROVIDER_CREDENTIALS_TOKEN",
+        reference: "{vault://env/provider-credentials-token}",
+        secretName: "provider-credentials",
+        key: "token",
+      },
+    ]);
+    expect(result.yaml).toContain(
+      '# Set PROVIDER_CREDENTIALS_TOKEN to key "token" of Kubernetes secret "provider-credentials"',
+    );
+  });
+
+  it("lists what it did not convert", () => {
+    expect(convert(readOwnFixture("endpoint-security.apk-conf.yaml")).warnings).toEqual([
+      expect.stringMatching(/^aiProvider: not converted/),
+      expect.stringMatching(/^operations are secured in APK/),
+    ]);
+    expect(convert(readOwnFixture("api-level-policy.apk-conf.yaml")).warnings).toEqual([]);
   });
 
   it("turns path parameters into named regex captures and fills them into the upstream path", () => {

@@ -1,10 +1,11 @@
 /**
- * APK's own scenario (../shared/apk/tests/apk-ModelBasedRoundRobin.feature) on the converted examples 01 and
- * 02: three POSTs with "model": "gpt-4.5" get answers from gpt-4o, gpt-3.5 and gpt-4.5, on the production and
- * on the sandbox host, through the Kong double with mock providers standing in for chat-backend-1 and -2.
+ * Converted apk-confs run through the Kong double, with mock providers standing in for the endpoints: three POSTs
+ * get answers from the three production models, on the production and on the sandbox host; the sandbox list goes
+ * to the sandbox endpoints; GET reaches the API's endpoint. On the project's own apk-confs (spec/fixtures/apk-conf)
+ * and, as a cross-check, on APK's examples 01 and 02 with APK's own scenario
+ * (../shared/apk/tests/apk-ModelBasedRoundRobin.feature), skipped when ../shared/apk is absent.
  */
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,31 +13,47 @@ import { parse } from "yaml";
 import { convertApkConf } from "../../scripts/converter/convert";
 import { KongDouble } from "../../scripts/kong-double";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
+import {
+  HAS_APK,
+  ownFixturePath,
+  readApkExample,
+  readOwnFixture,
+  SKIPPED_WITHOUT_APK,
+} from "../support/apk-files";
 
-const EXAMPLES = resolve("../shared/apk/examples");
-const cases = [
-  ["01 (API-level policy)", "01-apk-test-modelroundrobin-api-level-policy-multi-endpoints.apk-conf.yaml"],
-  [
-    "02 (operation-level policy)",
-    "02-apk-test-modelroundrobin-resource-level-policy-multi-endpoints.apk-conf.yaml",
-  ],
-] as const;
+interface Scenario {
+  /** The apk-conf's text (read only when the scenario runs). */
+  text: () => string;
+  /** The endpoint URLs the apk-conf names; the first and second mock providers stand in for them. */
+  endpoints: [string, string];
+  /** /<basePath>/<version>. */
+  prefix: string;
+  /** The production (and sandbox) models, and the one every request asks for. */
+  models: [string, string, string];
+  asked: string;
+  /** Which sandbox models reach the second endpoint and which the first, sorted. */
+  sandbox: { second: string[]; first: string[] };
+  /** A GET operation without a request body. */
+  get: string;
+}
 
-describe.each(cases)("example %s converted and run through the Kong double", (_, file) => {
+/** The scenario's tests, in the describe block that calls it. */
+function throughTheDouble(scenario: Scenario): void {
   let kong: KongDouble;
   let backend1: MockProvider;
   let backend2: MockProvider;
 
   beforeAll(async () => {
-    backend1 = await startMockProvider({ name: "chat-backend-1" });
-    backend2 = await startMockProvider({ name: "chat-backend-2" });
+    backend1 = await startMockProvider({ name: "backend-1" });
+    backend2 = await startMockProvider({ name: "backend-2" });
     kong = await KongDouble.start({
       pluginServers: [{ name: "model-based-round-robin", pluginsDirectory: resolve("dist/plugins") }],
     });
-    // The example's hosts are Kubernetes services; here the mocks stand in for them.
-    const yaml = convertApkConf(readFileSync(`${EXAMPLES}/${file}`, "utf8"), { fileName: file })
-      .yaml.replaceAll("http://chat-backend-1:80", backend1.url)
-      .replaceAll("http://chat-backend-2:80", backend2.url);
+    // The apk-conf's hosts are Kubernetes services; here the mocks stand in for them.
+    const [first, second] = scenario.endpoints;
+    const yaml = convertApkConf(scenario.text(), { fileName: "api.apk-conf" })
+      .yaml.replaceAll(first, backend1.url)
+      .replaceAll(second, backend2.url);
     await kong.loadConfig(yaml);
   });
   afterAll(async () => {
@@ -46,44 +63,83 @@ describe.each(cases)("example %s converted and run through the Kong double", (_,
   });
 
   const send = async (host: string, method: "GET" | "POST", path: string, body?: string) => {
-    const res = await request(`${kong.proxyUrl}/chat-service-prod-sand/1.0${path}`, {
+    const res = await request(`${kong.proxyUrl}${scenario.prefix}${path}`, {
       method,
       headers: { host, ...(body && { "content-type": "application/json" }) },
       body,
     });
     return { status: res.statusCode, text: await res.body.text() };
   };
+  const ask = JSON.stringify({ model: scenario.asked, input: "Hello" });
 
   it.each([
     ["production", "default.gw.wso2.com"],
     ["sandbox", "default.sandbox.gw.wso2.com"],
-  ])("answers three gpt-4.5 requests from gpt-4o, gpt-3.5 and gpt-4.5 on the %s host", async (_env, host) => {
+  ])("answers three requests from the three models on the %s host", async (_env, host) => {
     const bodies: string[] = [];
     for (let i = 0; i < 3; i++) {
-      const reply = await send(host, "POST", "/chat/completions", '{"model": "gpt-4.5", "input": "Hello"}');
+      const reply = await send(host, "POST", "/chat/completions", ask);
       expect(reply.status).toBe(200);
       bodies.push(reply.text);
     }
-    for (const model of ["gpt-4o", "gpt-3.5", "gpt-4.5"])
+    for (const model of scenario.models)
       expect(bodies.some((b) => b.includes(`"model":"${model}"`))).toBe(true);
   });
 
   it("sends the sandbox list to the sandbox endpoints and the production list to the production ones", async () => {
     backend1.clearRequests();
     backend2.clearRequests();
-    for (let i = 0; i < 3; i++)
-      await send("default.sandbox.gw.wso2.com", "POST", "/chat/completions", '{"model":"gpt-4.5"}');
+    for (let i = 0; i < 3; i++) await send("default.sandbox.gw.wso2.com", "POST", "/chat/completions", ask);
     const models = (m: MockProvider) => m.requests.map((r) => (r.json as { model: string }).model).sort();
-    expect(models(backend2)).toEqual(["gpt-4.5", "gpt-4o"]);
-    expect(models(backend1)).toEqual(["gpt-3.5"]);
+    expect(models(backend2)).toEqual(scenario.sandbox.second);
+    expect(models(backend1)).toEqual(scenario.sandbox.first);
     expect(backend1.requests.every((r) => r.path === "/chat/completions")).toBe(true);
   });
 
-  // 01: the plugin routes it (bodiless, to the entry the rotation picks next); 02: the -direct service.
-  it("passes GET /get to the API's endpoint with the operation's path", async () => {
+  // API-level policy: the plugin routes it (bodiless, to the entry the rotation picks next); operation-level:
+  // the -direct service.
+  it("passes the GET operation to the API's endpoint with the operation's path", async () => {
     backend1.clearRequests();
-    await send("default.gw.wso2.com", "GET", "/get");
-    expect(backend1.requests.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /get"]);
+    await send("default.gw.wso2.com", "GET", scenario.get);
+    expect(backend1.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`GET ${scenario.get}`]);
+  });
+}
+
+const ownScenario = (file: string): Scenario => ({
+  text: () => readOwnFixture(file),
+  endpoints: ["http://llm-backend-a:8080", "http://llm-backend-b:8080"],
+  prefix: "/llm-gateway/v1",
+  models: ["model-large", "model-medium", "model-small"],
+  asked: "model-small",
+  sandbox: { second: ["model-large", "model-small"], first: ["model-medium"] },
+  get: "/models",
+});
+
+describe.each([
+  ["an API-level policy", "api-level-policy.apk-conf.yaml"],
+  ["an operation-level policy", "operation-level-policy.apk-conf.yaml"],
+])("the project's apk-conf with %s converted and run through the Kong double", (_, file) => {
+  throughTheDouble(ownScenario(file));
+});
+
+// The file names of APK's examples 01 and 02; their text stays in ../shared/apk.
+const APK_01 = "01-apk-test-modelroundrobin-api-level-policy-multi-endpoints.apk-conf.yaml";
+const APK_02 = "02-apk-test-modelroundrobin-resource-level-policy-multi-endpoints.apk-conf.yaml";
+
+describe.skipIf(!HAS_APK)(`APK's own scenario on its examples, a cross-check ${SKIPPED_WITHOUT_APK}`, () => {
+  describe.each([
+    ["01 (API-level policy)", APK_01],
+    ["02 (operation-level policy)", APK_02],
+  ])("example %s converted and run through the Kong double", (_, file) => {
+    throughTheDouble({
+      text: () => readApkExample(file),
+      endpoints: ["http://chat-backend-1:80", "http://chat-backend-2:80"],
+      prefix: "/chat-service-prod-sand/1.0",
+      models: ["gpt-4o", "gpt-3.5", "gpt-4.5"],
+      asked: "gpt-4.5",
+      sandbox: { second: ["gpt-4.5", "gpt-4o"], first: ["gpt-3.5"] },
+      get: "/get",
+    });
   });
 });
 
@@ -98,7 +154,7 @@ describe("--admin-url", () => {
           process.execPath,
           [
             resolve("dist/scripts/apk-conf-to-kong.js"),
-            `${EXAMPLES}/${cases[0][1]}`,
+            ownFixturePath("api-level-policy.apk-conf.yaml"),
             "--admin-url",
             kong.adminUrl,
           ],
@@ -127,7 +183,7 @@ describe("--admin-url", () => {
             process.execPath,
             [
               resolve("dist/scripts/apk-conf-to-kong.js"),
-              `${EXAMPLES}/${cases[1][1]}`,
+              ownFixturePath("operation-level-policy.apk-conf.yaml"),
               "--admin-url",
               kong.adminUrl,
             ],
@@ -141,10 +197,10 @@ describe("--admin-url", () => {
       const list = async (entity: string) =>
         ((await (await fetch(`${kong.adminUrl}/${entity}`)).json()) as { data: { name: string }[] }).data;
       expect((await list("services")).map((s) => s.name).sort()).toEqual([
-        "chat-service-api-prod-sand",
-        "chat-service-api-prod-sand-direct",
-        "chat-service-api-prod-sand-sandbox",
-        "chat-service-api-prod-sand-sandbox-direct",
+        "llm-gateway",
+        "llm-gateway-direct",
+        "llm-gateway-sandbox",
+        "llm-gateway-sandbox-direct",
       ]);
       expect(await list("routes")).toHaveLength(4);
       const plugins = await list("plugins");

@@ -3,7 +3,7 @@
  * URL. So a converted service whose every route carries the plugin points at UNROUTED_HOST (never resolves), and
  * operations without the policy go to a `-direct` service with the endpoint's URL. The project's own apk-confs.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +11,7 @@ import { parse } from "yaml";
 import { convertApkConf, UNROUTED_HOST, unroutedUrl } from "../../scripts/converter/convert";
 import { KongDouble } from "../../scripts/kong-double";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
+import { apkExample, HAS_APK, readApkExample, SKIPPED_WITHOUT_APK } from "../support/apk-files";
 
 const policy = (production: string, sandbox: string, indent: string) =>
   [
@@ -170,36 +171,21 @@ describe("the README", () => {
   });
 });
 
-describe("APK's examples as a cross-check (skipped without ../shared/apk)", () => {
-  const dir = resolve("../shared/apk/examples");
-  const file = (prefix: string) => `${dir}/${prefix}`;
-  it.skipIf(!existsSync(dir))(
-    "01: both services on the unrouted host with port 80; 02: -direct services for GET /get",
-    () => {
-      const one = convert(
-        readFileSync(
-          file("01-apk-test-modelroundrobin-api-level-policy-multi-endpoints.apk-conf.yaml"),
-          "utf8",
-        ),
-      );
-      expect(one.config.services.map((s) => s.url)).toEqual([
-        `http://${UNROUTED_HOST}:80`,
-        `http://${UNROUTED_HOST}:80`,
-      ]);
-      const two = convert(
-        readFileSync(
-          file("02-apk-test-modelroundrobin-resource-level-policy-multi-endpoints.apk-conf.yaml"),
-          "utf8",
-        ),
-      );
-      expect(two.config.services.map((s) => [s.name, s.url, s.routes.map((r) => r.methods[0])])).toEqual([
-        ["chat-service-api-prod-sand", `http://${UNROUTED_HOST}:80`, ["POST"]],
-        ["chat-service-api-prod-sand-direct", "http://chat-backend-1:80", ["GET"]],
-        ["chat-service-api-prod-sand-sandbox", `http://${UNROUTED_HOST}:80`, ["POST"]],
-        ["chat-service-api-prod-sand-sandbox-direct", "http://chat-backend-1:80", ["GET"]],
-      ]);
-    },
-  );
+describe.skipIf(!HAS_APK)(`APK's examples as a cross-check ${SKIPPED_WITHOUT_APK}`, () => {
+  it("01: both services on the unrouted host with port 80; 02: -direct services for GET /get", () => {
+    const one = convert(readApkExample(apkExample("01")));
+    expect(one.config.services.map((s) => s.url)).toEqual([
+      `http://${UNROUTED_HOST}:80`,
+      `http://${UNROUTED_HOST}:80`,
+    ]);
+    const two = convert(readApkExample(apkExample("02")));
+    expect(two.config.services.map((s) => [s.name, s.url, s.routes.map((r) => r.methods[0])])).toEqual([
+      ["chat-service-api-prod-sand", `http://${UNROUTED_HOST}:80`, ["POST"]],
+      ["chat-service-api-prod-sand-direct", "http://chat-backend-1:80", ["GET"]],
+      ["chat-service-api-prod-sand-sandbox", `http://${UNROUTED_HOST}:80`, ["POST"]],
+      ["chat-service-api-prod-sand-sandbox-direct", "http://chat-backend-1:80", ["GET"]],
+    ]);
+  });
 });
 
 describe("operation-level policies converted and run through the Kong double", () => {

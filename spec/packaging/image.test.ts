@@ -4,6 +4,7 @@ import { parse } from "yaml";
 import { generateKongConfig } from "../../scripts/generate-kong-config";
 import { KongDouble } from "../../scripts/kong-double";
 import { imageSettings, kongEnvironment, socketPath } from "../../scripts/lib/pluginserver-settings";
+import { HAS_APK, SKIPPED_WITHOUT_APK } from "../support/apk-files";
 import { contextSources, envOf, readDockerfile } from "./dockerfile";
 import { isUnder } from "./imports";
 
@@ -139,9 +140,12 @@ describe("docker-compose.yml", () => {
 });
 
 describe("kong/kong.yml", () => {
-  it("is the converter's output for APK's example 01 (run `npm run generate-kong-config` after changing the converter)", () => {
-    expect(readFileSync("kong/kong.yml", "utf8")).toBe(generateKongConfig(root));
-  });
+  it.skipIf(!HAS_APK)(
+    `is the converter's output for APK's example 01 (run \`npm run generate-kong-config\` after changing the converter) ${SKIPPED_WITHOUT_APK}`,
+    () => {
+      expect(readFileSync("kong/kong.yml", "utf8")).toBe(generateKongConfig(root));
+    },
+  );
 
   it("loads into the Kong double with the plugin accepted", async () => {
     const double = await KongDouble.start({
