@@ -142,11 +142,13 @@ export class ModelBasedRoundRobinHandler {
   }
 }
 
-/** Points the upstream request at the route's entry. */
+/**
+ * Points the upstream request at the route's entry. The target comes last: if the plugin server dies between
+ * two of these calls, Kong proxies with what was applied so far (it fails open), and until set_target the
+ * request still goes to the service's refusing URL, never to a provider without its model and key.
+ */
 async function sendTo(kong: Pdk, route: Route): Promise<void> {
   const { entry } = route;
-  // set_target also makes Kong send exactly this host as Host and TLS SNI (it sets $upstream_host).
-  await kong.service.setTarget(entry.host, entry.port);
   if (route.scheme !== undefined) await kong.service.request.setScheme(route.scheme);
   if (route.path !== undefined) await kong.service.request.setPath(route.path);
   if (route.body !== undefined) await kong.service.request.setRawBody(route.body);
@@ -155,6 +157,8 @@ async function sendTo(kong: Pdk, route: Route): Promise<void> {
   }
   for (const name of route.clearHeaders) await kong.service.request.clearHeader(name);
   if (route.probe) await kong.service.request.enableBuffering();
+  // set_target also makes Kong send exactly this host as Host and TLS SNI (it sets $upstream_host).
+  await kong.service.setTarget(entry.host, entry.port);
 }
 
 /** What log needs to know of the route access took, carried in kong.ctx.shared as one string. */
