@@ -281,6 +281,15 @@ interface Agents {
 }
 
 /**
+ * Kong's resolver caches a name that does not exist for dns_not_found_ttl (30 s) and any other failure for
+ * dns_error_ttl (1 s) (K3.9.3 kong/templates/kong_defaults.lua); the double keeps failures as long, so a
+ * stream of requests to the refusing service URL does not ask the system resolver each time.
+ */
+const DNS_NOT_FOUND_TTL_MS = 30_000;
+const DNS_ERROR_TTL_MS = 1_000;
+const dnsFailures = new Map<string, { code: string; until: number }>();
+
+/**
  * The first DNS resolution, done in access.after (K3.9.3 kong/runloop/handler.lua `balancer_execute` →
  * kong/runloop/balancer/init.lua `execute`): a name that does not exist ("3 name error", "101 empty record
  * received") is answered with kong.response.error(503, "name resolution failed"); any other resolver failure
@@ -293,15 +302,24 @@ interface Agents {
 async function resolveTarget(state: RequestState): Promise<{ address: string } | { page: ErrorPage }> {
   const host = state.upstream.host;
   if (isIP(host) !== 0) return { address: host };
-  try {
-    return { address: (await lookup(host)).address };
-  } catch (error) {
-    const code = (error as { code?: string }).code ?? String(error);
-    if (code === "ENOTFOUND" || code === "ENODATA")
-      return { page: pdkErrorPage(state.client.headers, 503, "name resolution failed", state.id) };
-    const message = `failed the initial dns/balancer resolve for '${host}' with: ${code}`;
-    return { page: pdkErrorPage(state.client.headers, 500, message, state.id) };
+  const cached = dnsFailures.get(host);
+  let code = cached !== undefined && cached.until > Date.now() ? cached.code : undefined;
+  if (code === undefined) {
+    try {
+      return { address: (await lookup(host)).address };
+    } catch (error) {
+      code = (error as { code?: string }).code ?? String(error);
+      const notFound = code === "ENOTFOUND" || code === "ENODATA";
+      dnsFailures.set(host, {
+        code,
+        until: Date.now() + (notFound ? DNS_NOT_FOUND_TTL_MS : DNS_ERROR_TTL_MS),
+      });
+    }
   }
+  if (code === "ENOTFOUND" || code === "ENODATA")
+    return { page: pdkErrorPage(state.client.headers, 503, "name resolution failed", state.id) };
+  const message = `failed the initial dns/balancer resolve for '${host}' with: ${code}`;
+  return { page: pdkErrorPage(state.client.headers, 500, message, state.id) };
 }
 
 type TryOutcome =
