@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { request as httpRequest } from "node:http";
 import { request } from "undici";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Bed, chat, llmService, PRODUCTION_HOST, send, startBed } from "./harness";
@@ -52,6 +53,58 @@ describe("input and secrets, through the Kong double", () => {
       expect(a.requests).toHaveLength(0);
     },
   );
+
+  /** A POST with the path exactly as given: fetch and undici would resolve dot segments first (WHATWG URL). */
+  function postRaw(path: string): Promise<{ status: number; text: string }> {
+    const { hostname, port } = new URL(bed.kong.proxyUrl);
+    return new Promise((resolveReply, reject) => {
+      const req = httpRequest(
+        {
+          hostname,
+          port,
+          path,
+          method: "POST",
+          headers: { host: PRODUCTION_HOST, "content-type": "application/json" },
+        },
+        (res) => {
+          let text = "";
+          res.on("data", (c) => {
+            text += c;
+          });
+          res.on("end", () => resolveReply({ status: res.statusCode ?? 0, text }));
+        },
+      );
+      req.on("error", reject);
+      req.end(JSON.stringify({ model: "x" }));
+    });
+  }
+
+  // Kong routes on the normalised path and builds $upstream_uri from it (kong/router/utils.lua strip_uri_args →
+  // kong/tools/uri.lua normalize): the plugin never sees a dot segment or `//`, and the provider gets the
+  // resolved path with the chosen model.
+  it.each([
+    ["/openai/v1/models/../files", "/v1/files"],
+    ["/openai/v1/models/%2e%2e/files", "/v1/files"],
+    ["/openai/v1/models/%2E./files", "/v1/files"],
+    ["/openai/v1//chat//completions", "/v1/chat/completions"],
+    ["/openai/v1/./chat/completions", "/v1/chat/completions"],
+  ])("sends the client path %s to the provider as Kong normalised it (%s)", async (path, upstream) => {
+    await configure({ production_models: [{ model: "m", endpoint: `${a.url}/v1` }] });
+    await postRaw(path);
+    expect(a.requests.map((r) => r.path)).toEqual([upstream]);
+    expect(a.requests[0]?.json).toMatchObject({ model: "m" });
+  });
+
+  it("never lets a path climb out of the route: nginx refuses '..' above the root, Kong's router drops the rest", async () => {
+    await configure({ production_models: [{ model: "m", endpoint: `${a.url}/v1` }] });
+    const above = await postRaw("/openai/v1/../../../etc/passwd");
+    expect(above.status).toBe(400);
+    expect(above.text).toMatch(/Bad request/);
+    // Out of the route's prefix once normalised: no route, nothing proxied.
+    expect((await postRaw("/openai/v1/../../v2/x")).status).toBe(404);
+    expect((await postRaw("/openai/%2e%2e/admin")).status).toBe(404);
+    expect(a.requests).toHaveLength(0);
+  });
 
   it("sends only the entry's key: the client's Authorization, api-key and x-api-key do not reach the provider", async () => {
     await configure({

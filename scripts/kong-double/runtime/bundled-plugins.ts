@@ -5,22 +5,19 @@
  * converted APK header policies and operation paths).
  */
 import type { KongConfig, PluginEntity } from "../config/model";
+import { pdkErrorPage } from "./error-page";
 import { escapeUri } from "./pdk";
 import type { ExitResponse, RequestState } from "./request-state";
 
+/** key-auth answers through kong.response.error: the client's Accept picks the format, get_source() is "exit". */
 function json(
   status: number,
   message: string,
-  id: string,
+  state: RequestState,
   headers: Record<string, string> = {},
 ): ExitResponse {
-  const body = Buffer.from(`{\n  "message":"${message}",\n  "request_id":"${id}"\n}`);
-  return {
-    status,
-    body,
-    headers: { "Content-Type": "application/json; charset=utf-8", ...headers },
-    source: "error",
-  };
+  const page = pdkErrorPage(state.client.headers, status, message, state.id);
+  return { status, body: page.body, headers: { ...page.headers, ...headers }, source: "exit" };
 }
 
 /** Runs a bundled plugin's access phase; returns the response when it ends the request. */
@@ -52,11 +49,10 @@ function keyAuth(
     }
   }
   const challenge = { "WWW-Authenticate": `Key${conf.realm ? ` realm="${conf.realm}"` : ""}` };
-  if (key === undefined) return json(401, "No API key found in request", state.id, challenge);
+  if (key === undefined) return json(401, "No API key found in request", state, challenge);
   const credential = config.keyauth_credentials.find((c) => c.key === key);
   const consumer = credential && config.consumers.find((c) => c.id === credential.consumer.id);
-  if (credential === undefined || consumer === undefined)
-    return json(401, "Unauthorized", state.id, challenge);
+  if (credential === undefined || consumer === undefined) return json(401, "Unauthorized", state, challenge);
   state.consumer = consumer;
   state.credential = credential;
   state.upstream.headers["x-consumer-id"] = [consumer.id];

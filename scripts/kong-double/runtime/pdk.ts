@@ -6,8 +6,10 @@
  * like Kong's exposed_api lookup.
  */
 import { randomUUID } from "node:crypto";
+import { pdkErrorPage } from "./error-page";
 import { LuaError } from "./lua-error";
 import type { ExitResponse, HeaderValues, RequestState } from "./request-state";
+import { normalizePath } from "./uri";
 
 export type Phase = "rewrite" | "access" | "log";
 export type StepMethod =
@@ -210,7 +212,8 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
   "kong.request.get_port": { phases: BEFORE_PROXY, fn: (ctx) => ctx.state.client.port },
   "kong.request.get_scheme": { phases: BEFORE_PROXY, fn: (ctx) => ctx.state.client.scheme },
   "kong.request.get_method": { phases: BEFORE_PROXY, fn: (ctx) => ctx.state.client.method },
-  "kong.request.get_path": { phases: BEFORE_PROXY, fn: (ctx) => decodeURI(ctx.state.client.path) },
+  // K3.9.3 kong/pdk/request.lua get_path: normalize(get_raw_path(), true), as the router sees it (uri.ts).
+  "kong.request.get_path": { phases: BEFORE_PROXY, fn: (ctx) => normalizePath(ctx.state.client.path) },
   "kong.request.get_raw_path": { phases: BEFORE_PROXY, fn: (ctx) => ctx.state.client.path },
   "kong.request.get_path_with_query": {
     phases: BEFORE_PROXY,
@@ -362,14 +365,9 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
           : typeof message === "string"
             ? message
             : JSON.stringify(message);
-      const body = `{\n  "message":"${text}",\n  "request_id":"${ctx.state.id}"\n}`;
-      ctx.exit = exitResponse(
-        ctx,
-        status,
-        body,
-        { "Content-Type": "application/json; charset=utf-8", ...(headers as object) },
-        "error",
-      );
+      // K3.9.3 kong/pdk/response.lua _RESPONSE.error: the type from Accept, KONG_EXITED (get_source "exit").
+      const page = pdkErrorPage(ctx.state.client.headers, status, text, ctx.state.id);
+      ctx.exit = exitResponse(ctx, status, page.body, { ...page.headers, ...(headers as object) }, "exit");
       return undefined;
     },
   },
@@ -516,7 +514,8 @@ function ngxVar(state: RequestState, name: string): string | undefined {
     case "request_uri":
       return state.client.path + (state.client.query === undefined ? "" : `?${state.client.query}`);
     case "uri":
-      return decodeURI(state.client.path);
+      // nginx's $uri: percent-decoded, dot segments resolved, slashes merged.
+      return fullyDecoded(normalizePath(state.client.path));
     case "args":
       return state.client.query;
     case "is_args":
@@ -532,5 +531,13 @@ function ngxVar(state: RequestState, name: string): string | undefined {
     default:
       if (name.startsWith("http_")) return state.client.headers[name.slice(5).replace(/_/g, "-")]?.[0];
       return undefined;
+  }
+}
+
+function fullyDecoded(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
   }
 }

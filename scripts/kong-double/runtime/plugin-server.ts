@@ -256,8 +256,18 @@ export class PluginServer {
   ): Promise<PhaseOutcome> {
     let reply: { Data?: unknown; EventId?: number };
     for (let attempt = 0; ; attempt++) {
-      // A StartInstance failure is not caught here: Kong raises it, and the request ends in a 500.
-      const instanceId = await instance();
+      // A StartInstance failure (the server down, no socket) is raised by Kong (K3.9.3
+      // kong/runloop/plugin_servers/plugin.lua get_instance_id: error(err)): in access the runloop turns it into
+      // a 500 (kong/init.lua execute_collecting_plugins_iterator), so a worker that had no instance yet fails
+      // the request while one that had an instance fails open on the HandleEvent error below.
+      let instanceId: number;
+      try {
+        instanceId = await instance();
+      } catch (error) {
+        if (!(error instanceof RpcError)) throw error;
+        this.log("err", `starting instance: ${error.message}`, "kong", this.name);
+        return { kind: "lua-error", message: `starting instance: ${error.message}` };
+      }
       try {
         reply = (await this.rpc.call("plugin.HandleEvent", {
           InstanceId: instanceId,

@@ -5,16 +5,26 @@
  * has been sent, from a snapshot, as Kong's log timer does.
  */
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { Agent, request as upstreamRequest } from "undici";
+import { lookup } from "node:dns/promises";
+import {
+  createServer,
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { type AddressInfo, isIP } from "node:net";
 import { buildInstanceConfig } from "../config/instance-config";
 import type { KongConfig, PluginEntity, PluginInfo } from "../config/model";
 import { emulatedAccess } from "./bundled-plugins";
+import { type ErrorPage, handlerErrorPage, pdkErrorPage } from "./error-page";
 import type { PdkContext, Phase } from "./pdk";
 import type { LogFn, PdkCallCounter, PhaseOutcome, PluginServer } from "./plugin-server";
 import type { ExitResponse, HeaderValues, RequestState } from "./request-state";
 import type { Router } from "./router";
+import { climbsAboveRoot } from "./uri";
 
 export const KONG_VERSION = "3.9.3";
 const SERVER_HEADER = `kong/${KONG_VERSION}`;
@@ -51,22 +61,18 @@ export interface ProxyDeps {
 export async function startProxy(
   deps: ProxyDeps,
 ): Promise<{ server: Server; url: string; close(): Promise<void> }> {
-  const agents = new Map<string, Agent>();
-  const agentFor = (servername: string) => {
-    let agent = agents.get(servername);
-    if (agent === undefined) {
-      // Kong does not verify upstream certificates unless tls_verify is set.
-      agent = new Agent({ connect: { servername, rejectUnauthorized: false } });
-      agents.set(servername, agent);
-    }
-    return agent;
+  // Kong keeps upstream connections alive (upstream_keepalive_pool_size 512) and does not verify upstream
+  // certificates unless tls_verify is set.
+  const agents: Agents = {
+    http: new HttpAgent({ keepAlive: true }),
+    https: new HttpsAgent({ keepAlive: true, rejectUnauthorized: false }),
   };
 
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      handle(deps, req, res, Buffer.concat(chunks), agentFor).catch((error: unknown) => {
+      handle(deps, req, res, Buffer.concat(chunks), agents).catch((error: unknown) => {
         deps.log("err", `double internal error: ${(error as Error).stack ?? String(error)}`, "kong");
         if (!res.headersSent) sendJson(res, 500, { message: "An unexpected error occurred" });
         else res.destroy();
@@ -85,7 +91,8 @@ export async function startProxy(
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      await Promise.all([...agents.values()].map((a) => a.close()));
+      agents.http.destroy();
+      agents.https.destroy();
     },
   };
 }
@@ -104,7 +111,7 @@ async function handle(
   req: IncomingMessage,
   res: ServerResponse,
   body: Buffer,
-  agentFor: (servername: string) => Agent,
+  agents: Agents,
 ): Promise<void> {
   const startedAt = Date.now();
   const runtime = deps.runtime();
@@ -113,9 +120,16 @@ async function handle(
   const headers = headerValues(req);
   const host = headers.host?.[0] ?? "";
   const id = randomUUID().replace(/-/g, "");
+  // nginx refuses a request line whose `..` climbs above the root before Kong runs (see uri.ts); its 400 goes
+  // through Kong's error handler.
+  if (climbsAboveRoot(rawPath ?? "/")) {
+    sendPage(res, handlerErrorPage(headers, 400, id));
+    return;
+  }
   const match = runtime.router.match(req.method ?? "GET", host, rawPath ?? "/");
   if (match === undefined) {
-    sendJson(res, 404, `{\n  "message":"no Route matched with those values",\n  "request_id":"${id}"\n}`);
+    // K3.9.3 kong/runloop/handler.lua access.before: kong.response.error(404, "no Route matched with those values").
+    sendPage(res, pdkErrorPage(headers, 404, "no Route matched with those values", id));
     return;
   }
   const service = match.service;
@@ -177,6 +191,16 @@ async function handle(
   if (buffered && exit === undefined) state.ngxCtx.set("buffered_proxying", true);
   else state.ngxCtx.delete("buffered_proxying");
 
+  // access.after resolves the target (the service's host, or the one set_target chose) before proxying.
+  let address: string | undefined;
+  if (exit === undefined) {
+    const resolved = await resolveTarget(state);
+    if ("page" in resolved) {
+      exit = { ...resolved.page, source: "exit" };
+      state.ngxCtx.delete("buffered_proxying");
+    } else address = resolved.address;
+  }
+
   if (exit !== undefined) {
     state.response = {
       ...state.response,
@@ -192,7 +216,7 @@ async function handle(
     });
     res.end(exit.body);
   } else {
-    await proxyUpstream(deps, state, res, agentFor, match.prefix, buffered);
+    await proxyUpstream(deps, state, res, agents, address as string, match.prefix, buffered);
   }
   scheduleLog(deps, runtime, ordered, state);
 }
@@ -251,11 +275,141 @@ function pluginsFor(config: KongConfig, routeId: string, serviceId: string | und
   return [...chosen.values()].map((c) => c.plugin);
 }
 
+interface Agents {
+  http: HttpAgent;
+  https: HttpsAgent;
+}
+
+/**
+ * Kong's resolver caches a name that does not exist for dns_not_found_ttl (30 s) and any other failure for
+ * dns_error_ttl (1 s) (K3.9.3 kong/templates/kong_defaults.lua); the double keeps failures as long, so a
+ * stream of requests to the refusing service URL does not ask the system resolver each time.
+ */
+const DNS_NOT_FOUND_TTL_MS = 30_000;
+const DNS_ERROR_TTL_MS = 1_000;
+const dnsFailures = new Map<string, { code: string; until: number }>();
+
+/**
+ * The first DNS resolution, done in access.after (K3.9.3 kong/runloop/handler.lua `balancer_execute` →
+ * kong/runloop/balancer/init.lua `execute`): a name that does not exist ("3 name error", "101 empty record
+ * received") is answered with kong.response.error(503, "name resolution failed"); any other resolver failure
+ * with kong.response.error(500, "failed the initial dns/balancer resolve for '<host>' with: <resolver error>")
+ * (the resolver's own text is not modelled: the double names Node's error code). kong.response.error marks
+ * the request KONG_EXITED, so the log phase sees get_source() "exit", not "error". Nothing is sent upstream.
+ * The double resolves with the system resolver (getaddrinfo); Kong uses its own client over /etc/hosts and
+ * resolv.conf. Upstream entities (a host naming one) are not modelled.
+ */
+async function resolveTarget(state: RequestState): Promise<{ address: string } | { page: ErrorPage }> {
+  const host = state.upstream.host;
+  if (isIP(host) !== 0) return { address: host };
+  const cached = dnsFailures.get(host);
+  let code = cached !== undefined && cached.until > Date.now() ? cached.code : undefined;
+  if (code === undefined) {
+    try {
+      return { address: (await lookup(host)).address };
+    } catch (error) {
+      code = (error as { code?: string }).code ?? String(error);
+      const notFound = code === "ENOTFOUND" || code === "ENODATA";
+      dnsFailures.set(host, {
+        code,
+        until: Date.now() + (notFound ? DNS_NOT_FOUND_TTL_MS : DNS_ERROR_TTL_MS),
+      });
+    }
+  }
+  if (code === "ENOTFOUND" || code === "ENODATA")
+    return { page: pdkErrorPage(state.client.headers, 503, "name resolution failed", state.id) };
+  const message = `failed the initial dns/balancer resolve for '${host}' with: ${code}`;
+  return { page: pdkErrorPage(state.client.headers, 500, message, state.id) };
+}
+
+type TryOutcome =
+  | { kind: "response"; upstream: IncomingMessage }
+  | { kind: "failure"; status: 502 | 504; sent: boolean; reused: boolean; reason: string };
+
+/** nginx retries a failed try only when the request was not yet sent or its method is idempotent. */
+const NON_IDEMPOTENT = new Set(["POST", "LOCK", "PATCH"]);
+
+/**
+ * One try of nginx's proxy module against one peer, with the service's timeouts as Kong's balancer sets them
+ * (K3.9.3 kong/init.lua `Kong.balancer`: set_timeouts(connect_timeout, send_timeout (= write_timeout),
+ * read_timeout), defaults 60000 ms from kong/runloop/handler.lua `balancer_prepare`): a connection refused
+ * or reset, or an upstream that closes without an answer, is nginx's "error" (502); a timeout is 504. The read
+ * timeout runs from the end of the request to the response head (nginx: between two reads).
+ */
+function tryOnce(
+  state: RequestState,
+  agents: Agents,
+  address: string,
+  outgoing: Record<string, string | string[]>,
+  hasBody: boolean,
+): Promise<TryOutcome> {
+  const up = state.upstream;
+  const service = state.service;
+  const connectTimeout = service?.connect_timeout ?? 60_000;
+  const writeTimeout = service?.write_timeout ?? 60_000;
+  const readTimeout = service?.read_timeout ?? 60_000;
+  const https = up.scheme === "https";
+  return new Promise((resolveTry) => {
+    let settled = false;
+    let connected = false;
+    let finished = false;
+    let timer: NodeJS.Timeout | undefined;
+    const req = (https ? httpsRequest : httpRequest)({
+      host: address,
+      port: up.port,
+      method: up.method,
+      path: `${up.uri}${up.query !== undefined ? `?${up.query}` : ""}`,
+      headers: outgoing,
+      setHost: false,
+      agent: https ? agents.https : agents.http,
+      // With $upstream_host set, nginx sends it as SNI (proxy_ssl_name $upstream_host).
+      ...(https && { servername: up.hostVar ?? up.host }),
+    });
+    const fail = (status: 502 | 504, reason: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolveTry({ kind: "failure", status, sent: connected, reused: req.reusedSocket, reason });
+    };
+    const arm = (ms: number, what: string) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => fail(504, `upstream timed out while ${what}`), ms);
+    };
+    const onConnected = () => {
+      connected = true;
+      if (finished) arm(readTimeout, "reading response header from upstream");
+      else arm(writeTimeout, "sending request to upstream");
+    };
+    arm(connectTimeout, "connecting to upstream");
+    req.on("socket", (socket) => {
+      if (!socket.connecting) onConnected();
+      else socket.once(https ? "secureConnect" : "connect", onConnected);
+    });
+    req.on("finish", () => {
+      finished = true;
+      if (connected) arm(readTimeout, "reading response header from upstream");
+    });
+    req.on("response", (upstream) => {
+      if (settled) {
+        upstream.destroy();
+        return;
+      }
+      settled = true;
+      clearTimeout(timer);
+      resolveTry({ kind: "response", upstream });
+    });
+    req.on("error", (error) => fail(502, error.message));
+    req.end(hasBody ? up.body : undefined);
+  });
+}
+
 async function proxyUpstream(
   deps: ProxyDeps,
   state: RequestState,
   res: ServerResponse,
-  agentFor: (servername: string) => Agent,
+  agents: Agents,
+  address: string,
   prefix: string,
   buffered: boolean,
 ): Promise<void> {
@@ -263,10 +417,13 @@ async function proxyUpstream(
   const defaultPort = up.scheme === "https" ? 443 : 80;
   // With $upstream_host set (set_target, a Host header, preserve_host) Kong sends exactly it as Host and SNI.
   const hostHeader = up.hostVar ?? (up.port === defaultPort ? up.host : `${up.host}:${up.port}`);
-  const outgoing: Record<string, string | string[]> = {};
-  for (const [name, values] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(name)) outgoing[name] = values;
-  Object.assign(outgoing, {
+  // nginx writes the proxy_set_header headers first (Host, Connection, X-Forwarded-*, ...; see
+  // kong/templates/nginx_kong.lua), then the client's own: a Host past an upstream's header-count limit would
+  // be lost otherwise.
+  const outgoing: Record<string, string | string[]> = {
     host: hostHeader,
+    connection: "keep-alive",
+    via: `1.1 ${SERVER_HEADER}`,
     "x-forwarded-for": state.client.headers["x-forwarded-for"]
       ? `${state.client.headers["x-forwarded-for"][0]}, ${state.client.ip}`
       : state.client.ip,
@@ -275,51 +432,67 @@ async function proxyUpstream(
     "x-forwarded-port": String(state.client.port),
     "x-forwarded-path": state.client.path,
     "x-real-ip": state.client.ip,
-    via: `1.1 ${SERVER_HEADER}`,
-  });
+  };
+  for (const [name, values] of Object.entries(up.headers))
+    if (!HOP_BY_HOP.has(name) && !(name in outgoing)) outgoing[name] = values;
   if (prefix !== "/") outgoing["x-forwarded-prefix"] = prefix;
   const hasBody =
     up.body.length > 0 ||
     state.client.headers["content-length"] !== undefined ||
     state.client.headers["transfer-encoding"] !== undefined;
   if (hasBody) outgoing["content-length"] = String(up.body.length);
-  const target = `${up.scheme}://${up.host.includes(":") ? `[${up.host}]` : up.host}:${up.port}${up.uri}${up.query !== undefined ? `?${up.query}` : ""}`;
+  const target = `${up.scheme}://${up.host}:${up.port}${up.uri}`;
+
+  // Kong.balancer gives nginx `retries` more tries of the same target (set_more_tries; K3.9.3 kong/init.lua);
+  // nginx's default `proxy_next_upstream error timeout` takes one after an error or a timeout, except for a
+  // POST, LOCK or PATCH already sent (ngx_http_upstream_next: NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT is not in the
+  // default mask). So a refused connection is tried 1 + retries times, a hung POST once, a hung GET 1 + retries
+  // times (each a full read_timeout).
+  const tries = 1 + (state.service?.retries ?? 5);
+  const statuses: number[] = [];
   const sentAt = Date.now();
-  let upstream: Awaited<ReturnType<typeof upstreamRequest>>;
-  try {
-    upstream = await upstreamRequest(target, {
-      method: up.method as "GET",
-      headers: outgoing,
-      body: hasBody ? up.body : null,
-      dispatcher: agentFor(up.hostVar ?? up.host),
-      headersTimeout: state.service?.read_timeout ?? 60_000,
-      bodyTimeout: state.service?.read_timeout ?? 60_000,
-    });
-  } catch (error) {
-    const code = (error as { code?: string }).code ?? "";
-    deps.log("err", `upstream ${target}: ${(error as Error).message}`, "kong");
-    const [status, message] =
-      code === "ENOTFOUND" || code === "EAI_AGAIN"
-        ? [503, "name resolution failed"]
-        : code.includes("TIMEOUT")
-          ? [504, "The upstream server is timing out"]
-          : [502, "An invalid response was received from the upstream server"];
-    state.response = { ...state.response, status, source: "error" };
-    sendJson(res, status, `{\n  "message":"${message}",\n  "request_id":"${state.id}"\n}`);
-    return;
+  let upstream: IncomingMessage | undefined;
+  let staleRetries = 0;
+  while (upstream === undefined) {
+    const outcome = await tryOnce(state, agents, address, outgoing, hasBody);
+    if (outcome.kind === "response") {
+      upstream = outcome.upstream;
+      break;
+    }
+    // nginx does not count a failed try on a kept-alive connection (ngx_http_upstream_next: "if
+    // (u->peer.cached && ft_type == NGX_HTTP_UPSTREAM_FT_ERROR) u->peer.tries++"). The double also retries such a
+    // POST, which nginx would answer 502: a keepalive race is not what the tests are about.
+    if (outcome.reused && outcome.status === 502 && staleRetries++ < 3) continue;
+    deps.log("err", `${outcome.reason}, upstream: "${target}"`, "kong");
+    statuses.push(outcome.status);
+    const retriable = !(outcome.sent && NON_IDEMPOTENT.has(up.method));
+    if (statuses.length >= tries || !retriable) {
+      // nginx's error_page sends the status to Kong.handle_error (KONG_UNEXPECTED: get_source() is "error").
+      const page = handlerErrorPage(state.client.headers, outcome.status, state.id);
+      state.response = {
+        ...state.response,
+        status: page.status,
+        headers: lowerValues(page.headers),
+        source: "error",
+        upstreamStatus: statuses.join(", "),
+      };
+      sendPage(res, page);
+      return;
+    }
   }
   const responseHeaders: HeaderValues = {};
-  for (const [name, value] of Object.entries(upstream.headers)) {
-    if (value === undefined || name === "connection" || name === "keep-alive" || name === "transfer-encoding")
-      continue;
-    responseHeaders[name] = Array.isArray(value) ? value : [value];
+  for (let i = 0; i < upstream.rawHeaders.length; i += 2) {
+    const name = (upstream.rawHeaders[i] as string).toLowerCase();
+    if (name === "connection" || name === "keep-alive" || name === "transfer-encoding") continue;
+    responseHeaders[name] = [...(responseHeaders[name] ?? []), upstream.rawHeaders[i + 1] as string];
   }
+  const status = upstream.statusCode ?? 502;
   state.response = {
     ...state.response,
-    status: upstream.statusCode,
+    status,
     headers: responseHeaders,
     source: "service",
-    upstreamStatus: String(upstream.statusCode),
+    upstreamStatus: [...statuses, status].join(", "),
   };
   const latency = Date.now() - sentAt;
   const headersOut = {
@@ -330,22 +503,46 @@ async function proxyUpstream(
     "x-kong-proxy-latency": [String(sentAt - state.startedAt)],
     "x-kong-request-id": [state.id],
   };
-  if (buffered) {
-    const all = Buffer.from(await upstream.body.arrayBuffer());
-    state.response.bufferedBody = all;
-    // Kong.response() keeps them in ngx.ctx; a Lua string reaches JS through get_ctx as a msgpack str.
-    state.ngxCtx.set("buffered_status", upstream.statusCode);
-    state.ngxCtx.set("buffered_body", all.toString("utf8"));
-    writeHead(res, upstream.statusCode, { ...headersOut, "content-length": [String(all.length)] });
-    res.end(all);
-    return;
+  // nginx's read timeout also bounds each wait between two reads of the body; a failure after the head has
+  // been sent can only cut the client's response short.
+  const bodyTimeout = state.service?.read_timeout ?? 60_000;
+  const reading = upstream;
+  let idle: NodeJS.Timeout | undefined;
+  const rearm = () => {
+    clearTimeout(idle);
+    idle = setTimeout(
+      () => reading.destroy(new Error("upstream timed out while reading upstream")),
+      bodyTimeout,
+    );
+  };
+  rearm();
+  reading.on("data", rearm);
+  try {
+    if (buffered) {
+      const parts: Buffer[] = [];
+      for await (const chunk of upstream) parts.push(chunk as Buffer);
+      const all = Buffer.concat(parts);
+      state.response.bufferedBody = all;
+      // Kong.response() keeps them in ngx.ctx; a Lua string reaches JS through get_ctx as a msgpack str.
+      state.ngxCtx.set("buffered_status", status);
+      state.ngxCtx.set("buffered_body", all.toString("utf8"));
+      writeHead(res, status, { ...headersOut, "content-length": [String(all.length)] });
+      res.end(all);
+      return;
+    }
+    writeHead(res, status, headersOut);
+    res.flushHeaders();
+    for await (const chunk of upstream) {
+      if (!res.write(chunk)) await new Promise((r) => res.once("drain", r));
+    }
+    res.end();
+  } catch (error) {
+    deps.log("err", `upstream ${target}: ${(error as Error).message} while reading the response`, "kong");
+    if (res.headersSent) res.destroy();
+    else sendPage(res, handlerErrorPage(state.client.headers, 502, state.id));
+  } finally {
+    clearTimeout(idle);
   }
-  writeHead(res, upstream.statusCode, headersOut);
-  res.flushHeaders();
-  for await (const chunk of upstream.body) {
-    if (!res.write(chunk)) await new Promise((r) => res.once("drain", r));
-  }
-  res.end();
 }
 
 function scheduleLog(
@@ -425,4 +622,13 @@ function sendJson(res: ServerResponse, status: number, body: string | object): v
     server: SERVER_HEADER,
   });
   res.end(text);
+}
+
+function sendPage(res: ServerResponse, page: ErrorPage): void {
+  res.writeHead(page.status, {
+    ...page.headers,
+    "content-length": page.body.length,
+    server: SERVER_HEADER,
+  });
+  res.end(page.body);
 }

@@ -1,10 +1,18 @@
 /**
- * Route matching and `$upstream_uri` as Kong computes them (traditional_compatible router; kong/router/utils.lua
- * at 3.9.3), for what the double models: prefix and `~` regex paths, hosts with a leading or trailing `*`
- * wildcard, methods, regex_priority, strip_path, and the path_handling v0/v1 join of the service's path.
+ * Route matching and `$upstream_uri` as Kong computes them (traditional_compatible router; kong/router/atc.lua
+ * and kong/router/utils.lua at 3.9.3), for what the double models: prefix and `~` regex paths, hosts with a
+ * leading or trailing `*` wildcard, methods, regex_priority, strip_path, and the join of the service's path.
  * Routes with more kinds of criteria win; then regex paths by regex_priority; then longer paths.
+ *
+ * Matching and the join work on the normalised path (see uri.ts: utils.lua `strip_uri_args` normalises with
+ * merged slashes before atc.lua `_M:exec` matches), and the result is escaped (uri.lua `escape`, applied in
+ * kong/runloop/handler.lua access.before). The traditional_compatible router always joins the v0 way
+ * (atc.lua `set_upstream_uri` calls utils.lua `get_upstream_uri_v0`): a route's `path_handling: v1` is
+ * accepted (with a deprecation warning, kong/db/schema/entities/routes.lua) and ignored; only the
+ * `traditional` flavour honours it.
  */
 import type { RouteEntity, ServiceEntity } from "../config/model";
+import { escapeBytes, normalizePath } from "./uri";
 
 export interface Match {
   route: RouteEntity;
@@ -55,6 +63,7 @@ export class Router {
   }
 
   match(method: string, host: string, rawPath: string): Match | undefined {
+    const path = normalizePath(rawPath);
     const hostname = host.replace(/:\d+$/, "").toLowerCase();
     for (const c of this.candidates) {
       if (c.route.methods?.length && !c.route.methods.includes(method)) continue;
@@ -63,18 +72,18 @@ export class Router {
       let matched = "";
       let captures: Record<string, string> = {};
       if (c.regex !== undefined) {
-        const m = c.regex.exec(safeDecode(rawPath));
+        const m = c.regex.exec(path);
         if (m === null) continue;
         matched = m[0];
         captures = { ...m.groups };
       } else if (c.path !== undefined) {
-        if (!rawPath.startsWith(c.path)) continue;
+        if (!path.startsWith(c.path)) continue;
         matched = c.path;
       }
       return {
         route: c.route,
         service: c.service,
-        upstreamUri: upstreamUri(c.route, c.service, rawPath, matched),
+        upstreamUri: escapeBytes(upstreamUri(c.route, c.service, path, matched)),
         prefix: c.route.strip_path && matched !== "" ? matched : "/",
         captures,
       };
@@ -89,32 +98,30 @@ function hostMatches(pattern: string, host: string): boolean {
   return pattern === host;
 }
 
-function safeDecode(path: string): string {
-  try {
-    return decodeURI(path);
-  } catch {
-    return path;
-  }
+/** kong/router/utils.lua `sanitize_uri_postfix`: a leading `.`/`..` segment of what follows the prefix goes. */
+function sanitizePostfix(postfix: string): string {
+  if (postfix === "." || postfix === "..") return "";
+  if (postfix.startsWith("./")) return postfix.slice(2);
+  if (postfix.startsWith("../")) return postfix.slice(3);
+  return postfix;
 }
 
+/** kong/router/utils.lua `get_upstream_uri_v0`: the service path joined with the (stripped) request path. */
 function upstreamUri(
   route: RouteEntity,
   service: ServiceEntity | undefined,
-  rawPath: string,
+  path: string,
   matched: string,
 ): string {
-  let rest = rawPath;
-  if (route.strip_path && matched !== "") {
-    rest = rawPath.slice(matched.length);
-    if (!rest.startsWith("/")) rest = `/${rest}`;
-  }
   const base = service?.path ?? "/";
-  if (base === "/") return rest;
-  if (route.path_handling === "v1") {
-    if (rest === "/" && !base.endsWith("/")) return base;
-    return base + (base.endsWith("/") ? rest.slice(1) : rest);
+  const strip = route.strip_path && matched !== "";
+  const postfix = strip ? sanitizePostfix(path.slice(matched.length)) : "";
+  if (base.endsWith("/")) {
+    if (!strip) return base + path.slice(1);
+    if (postfix === "") return base === "/" ? "/" : path.endsWith("/") ? base : base.slice(0, -1);
+    return postfix.startsWith("/") ? base.slice(0, -1) + postfix : base + postfix;
   }
-  // v0: the service path's trailing slash decides whether the joined path keeps one
-  if (base.endsWith("/")) return rest === "/" ? base : base + rest.slice(1);
-  return rest === "/" ? (rawPath.endsWith("/") ? `${base}/` : base) : base + rest;
+  if (!strip) return path === "/" ? base : base + path;
+  if (postfix === "") return path.length > 1 && path.endsWith("/") ? `${base}/` : base;
+  return postfix.startsWith("/") ? base + postfix : `${base}/${postfix}`;
 }

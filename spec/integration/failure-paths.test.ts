@@ -1,0 +1,316 @@
+/**
+ * The failure paths, through the real plugin server behind the Kong double: endpoints Kong cannot reach (dead,
+ * hung, resetting) are benched with a growing backoff and come back once they answer; a plugin server killed
+ * under load lets no request reach a provider without the plugin's rewrite (the service's own URL refuses);
+ * a restarted server still skips what was suspended and continues the rotation.
+ */
+import { randomUUID } from "node:crypto";
+import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type Bed, chat, llmService, PLUGIN_NAME, type Reply, startBed } from "./harness";
+
+/** The service URL the project documents: a name that never resolves, so Kong fails closed without the plugin. */
+const REFUSING_URL = "http://unrouted.model-based-round-robin.invalid:9/v1";
+const HELLO = { model: "client-choice", messages: [{ role: "user", content: "hi" }] };
+const READ_TIMEOUT_MS = 300;
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type Mode = "dead" | "hung" | "reset" | "ok";
+
+/**
+ * An endpoint on a fixed port that is, as told: dead (nothing listens), hung (accepts, never answers),
+ * resetting (reads the request, answers with a TCP reset) or ok (relays to a working provider).
+ */
+async function flakyEndpoint(relayPort: number) {
+  let mode: Mode = "ok";
+  let server: Server | undefined;
+  const sockets = new Set<Socket>();
+  let port = 0;
+  const listen = async () => {
+    server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      socket.on("error", () => undefined);
+      if (mode === "reset") socket.once("data", () => socket.resetAndDestroy());
+      else if (mode === "ok") {
+        const relay = connect(relayPort, "127.0.0.1");
+        relay.on("error", () => socket.destroy());
+        socket.pipe(relay).pipe(socket);
+      }
+    });
+    await new Promise<void>((r) => server?.listen(port, "127.0.0.1", r));
+    port = (server.address() as AddressInfo).port;
+  };
+  const stop = async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => (server ? server.close(r) : r(undefined)));
+    server = undefined;
+  };
+  await listen();
+  return {
+    get port() {
+      return port;
+    },
+    async set(next: Mode) {
+      if (next === "dead" && server !== undefined) await stop();
+      if (next !== "dead" && server === undefined) await listen();
+      for (const s of sockets) s.destroy();
+      mode = next;
+    },
+    close: stop,
+  };
+}
+
+describe("failure paths, through the Kong double", () => {
+  let bed: Bed;
+  let a: Bed["providers"][number];
+  let b: Bed["providers"][number];
+
+  beforeAll(async () => {
+    bed = await startBed({ providers: 2 });
+    [a, b] = bed.providers as [typeof a, typeof b];
+  });
+  afterAll(async () => bed?.stop());
+  beforeEach(() => {
+    for (const p of bed.providers) {
+      p.reset();
+      p.clearRequests();
+    }
+  });
+
+  /** One service at the refusing URL, small timeouts and no retries, the plugin with a fresh id. */
+  async function configure(pluginConfig: Record<string, unknown>) {
+    const config = llmService(pluginConfig) as { services: Record<string, unknown>[] };
+    const service = config.services[0] as { plugins: { id?: string }[] } & Record<string, unknown>;
+    Object.assign(service, {
+      url: REFUSING_URL,
+      retries: 0,
+      connect_timeout: READ_TIMEOUT_MS,
+      write_timeout: READ_TIMEOUT_MS,
+      read_timeout: READ_TIMEOUT_MS,
+    });
+    (service.plugins[0] as { id?: string }).id = randomUUID();
+    await bed.kong.loadConfig(config);
+  }
+
+  /** The benches the plugin logged so far: the entry's key and the duration in ms. */
+  const benches = () =>
+    bed.kong.logs.flatMap((l) => {
+      const m = /benched (\S+) \(production\) for (\d+) ms/.exec(l.message);
+      return m === null ? [] : [{ key: m[1] as string, ms: Number(m[2]) }];
+    });
+
+  async function send(): Promise<Reply> {
+    const reply = await chat(bed.kong, HELLO);
+    await bed.kong.settled();
+    return reply;
+  }
+
+  /** Sends until an answer is one of Kong's own failures; returns it (at most `limit` tries). */
+  async function untilKongFails(limit = 3): Promise<Reply> {
+    for (let i = 0; i < limit; i++) {
+      const reply = await send();
+      if (reply.status >= 502) return reply;
+    }
+    throw new Error(`no failure in ${limit} requests`);
+  }
+
+  describe.each<[Exclude<Mode, "ok">, number]>([
+    ["dead", 502],
+    ["hung", 504],
+    ["reset", 502],
+  ])("a %s endpoint", (mode, status) => {
+    let flaky: Awaited<ReturnType<typeof flakyEndpoint>>;
+    beforeAll(async () => {
+      flaky = await flakyEndpoint(b.port);
+    });
+    afterAll(async () => flaky?.close());
+
+    it("is benched, for longer when it fails again, and back (streak reset) once it answers", async () => {
+      await configure({
+        production_models: [
+          { model: "m-flaky", endpoint: `http://127.0.0.1:${flaky.port}/v1` },
+          { model: "m-a", endpoint: `${a.url}/v1` },
+        ],
+        unreachable_suspend_duration: 0.3,
+        unreachable_max_suspend_duration: 2,
+      });
+      const before = benches().length;
+      await flaky.set(mode);
+
+      const first = await untilKongFails();
+      expect(first.status).toBe(status);
+      expect(first.json?.message ?? first.text).toMatch(/upstream server/);
+      // While benched every request goes to the other entry.
+      const during = await Promise.all([send(), send(), send()]);
+      expect(during.map((r) => r.json?.model)).toEqual(["m-a", "m-a", "m-a"]);
+
+      await pause(350);
+      expect((await untilKongFails()).status).toBe(status);
+      const second = await Promise.all([send(), send()]);
+      expect(second.map((r) => r.json?.model)).toEqual(["m-a", "m-a"]);
+      const benched = benches().slice(before);
+      expect(benched.map((x) => x.ms)).toEqual([300, 600]);
+      expect(benched.every((x) => x.key.includes("m-flaky"))).toBe(true);
+
+      await flaky.set("ok");
+      await pause(650);
+      const back = [await send(), await send()];
+      expect(back.map((r) => r.status)).toEqual([200, 200]);
+      expect(back.map((r) => r.json?.model).sort()).toEqual(["m-a", "m-flaky"]);
+      expect(b.requests.at(-1)?.json).toMatchObject({ model: "m-flaky" });
+
+      // The answer ended the streak: the next failure benches for the base duration again.
+      await flaky.set(mode);
+      expect((await untilKongFails()).status).toBe(status);
+      expect(benches().at(-1)?.ms).toBe(300);
+      await flaky.set("ok");
+    });
+  });
+
+  it("counts a failure once when requests already in flight to a benched entry fail too", async () => {
+    const flaky = await flakyEndpoint(b.port);
+    try {
+      await configure({
+        production_models: [
+          { model: "m-flaky", endpoint: `http://127.0.0.1:${flaky.port}/v1` },
+          { model: "m-a", endpoint: `${a.url}/v1` },
+        ],
+        unreachable_suspend_duration: 0.3,
+        unreachable_max_suspend_duration: 2,
+      });
+      await flaky.set("hung");
+      const before = benches().length;
+      // Four at once: two reach the hung entry before either has failed.
+      const replies = await Promise.all([
+        chat(bed.kong, HELLO),
+        chat(bed.kong, HELLO),
+        chat(bed.kong, HELLO),
+        chat(bed.kong, HELLO),
+      ]);
+      await bed.kong.settled();
+      expect(replies.map((r) => r.status).sort()).toEqual([200, 200, 504, 504]);
+      expect(
+        benches()
+          .slice(before)
+          .map((x) => x.ms),
+      ).toEqual([300]);
+    } finally {
+      await flaky.close();
+    }
+  });
+
+  it("lets no request reach a provider without the plugin's rewrite while the plugin server is killed under load", async () => {
+    await configure({
+      production_models: [
+        {
+          model: "m-a",
+          endpoint: `${a.url}/v1`,
+          auth_header_name: "x-entry-key",
+          auth_header_value: "key-a",
+        },
+        {
+          model: "m-b",
+          endpoint: `${b.url}/v1`,
+          auth_header_name: "x-entry-key",
+          auth_header_value: "key-b",
+        },
+      ],
+    });
+    const server = bed.kong.server(PLUGIN_NAME);
+    const statuses = new Map<string, number>();
+    let stop = false;
+    const worker = async () => {
+      while (!stop) {
+        const reply = await chat(bed.kong, HELLO);
+        const key = `${reply.status} ${reply.json?.message ?? reply.json?.model ?? reply.text.slice(0, 40)}`;
+        statuses.set(key, (statuses.get(key) ?? 0) + 1);
+      }
+    };
+    const load = Promise.all(Array.from({ length: 6 }, worker));
+    await pause(300);
+    const firstPid = server.pid;
+    server.kill("SIGKILL");
+    // Kong respawns at once when the server ran for more than a second (process.lua pluginserver_timer)...
+    while (server.pid === firstPid || server.pid === undefined) await pause(10);
+    await server.whenReady();
+    await pause(100);
+    // ...and a second later at the earliest otherwise: killed again, it stays down for about a second.
+    const secondPid = server.pid;
+    server.kill("SIGKILL");
+    while (server.pid === secondPid || server.pid === undefined) await pause(10);
+    await server.whenReady();
+    await pause(300);
+    stop = true;
+    await load;
+    await bed.kong.settled();
+
+    const reached = [...a.requests, ...b.requests];
+    expect(reached.length).toBeGreaterThan(0);
+    for (const request of reached) {
+      const entry = request.json as { model?: string };
+      expect(["m-a", "m-b"]).toContain(entry.model);
+      expect(request.headers["x-entry-key"]).toBe(entry.model === "m-a" ? "key-a" : "key-b");
+    }
+    const seen = Object.fromEntries(statuses);
+    // While it was down Kong proxied without the plugin, to the refusing URL.
+    expect(Object.keys(seen).every((k) => /^200 m-[ab]$|^503 name resolution failed$/.test(k))).toBe(true);
+    expect(seen["503 name resolution failed"]).toBeGreaterThan(0);
+    console.info("kill under load, what clients saw:", seen);
+  });
+
+  it("answers 500 on a worker that never started an instance while the server is down", async () => {
+    const server = bed.kong.server(PLUGIN_NAME);
+    await configure({ production_models: [{ model: "m-a", endpoint: `${a.url}/v1` }] });
+    expect((await send()).status).toBe(200);
+    // Killed right after a start, the server stays down for about a second; a new configuration (new __seq__)
+    // needs a new instance, which cannot start.
+    await pause(1100);
+    let pid = server.pid;
+    server.kill("SIGKILL");
+    while (server.pid === pid || server.pid === undefined) await pause(10);
+    await server.whenReady();
+    pid = server.pid;
+    server.kill("SIGKILL");
+    await pause(50);
+    await configure({ production_models: [{ model: "m-a", endpoint: `${a.url}/v1` }] });
+    const reply = await send();
+    expect(reply.status).toBe(500);
+    expect(reply.json).toEqual({ message: "An unexpected error occurred" });
+    while (server.pid === pid || server.pid === undefined) await pause(10);
+    await server.whenReady();
+    expect((await send()).status).toBe(200);
+  });
+
+  it("keeps a suspension and the rotation across a restart of the plugin server", async () => {
+    await configure({
+      production_models: [
+        { model: "m-a", endpoint: `${a.url}/v1` },
+        { model: "m-b", endpoint: `${a.url}/v1` },
+        { model: "m-c", endpoint: `${a.url}/v1` },
+      ],
+    });
+    a.failNext({ status: 429, headers: { "retry-after": "30" }, model: "m-a" });
+    const models: (string | number)[] = [];
+    for (let i = 0; i < 3; i++) {
+      const reply = await send();
+      models.push(reply.status === 429 ? 429 : reply.json?.model);
+    }
+    expect(models).toContain(429);
+    // m-a is benched for 30 s: b and c alternate. End on m-b, so that a rotation started afresh (m-b first)
+    // would differ from one that continues (m-c next).
+    let last = (await send()).json?.model;
+    if (last !== "m-b") last = (await send()).json?.model;
+    expect(last).toBe("m-b");
+    // Positions are written at most once a second; the suspension within milliseconds.
+    await pause(1100);
+
+    const server = bed.kong.server(PLUGIN_NAME);
+    const pid = server.pid;
+    server.kill("SIGKILL");
+    while (server.pid === pid || server.pid === undefined) await pause(10);
+    await server.whenReady();
+    const after = [await send(), await send(), await send()].map((r) => r.json?.model);
+    expect(after).toEqual(["m-c", "m-b", "m-c"]);
+  });
+});
