@@ -380,9 +380,11 @@ async function misroutedAfterKills(): Promise<void> {
     );
   }
   console.log(
-    "\n*Routed model, no key*: the server died in the middle of `access`, after set_target and the body but " +
-      "before the key header; Kong goes on with what the PDK calls so far set (fail-open), so the request " +
-      "reaches the chosen provider without its key.",
+    "\nWith the refusing host no request can reach a provider through the service URL: each one counted there " +
+      "met a server that died in the middle of `access`, after set_target (the plugin's first call that " +
+      "changes the request) and before the body (wrong model) or the key header (*routed model, no key*). Kong " +
+      "goes on with what the calls so far set (fail-open), so the request reaches the chosen provider " +
+      "unrewritten or without its key.",
   );
   console.log(
     "\nClient answers while the server was down (requests sent from the kill until the first routed 200 " +
