@@ -15,11 +15,10 @@
  *      unreachable bench on and off.
  *
  *   node dist/scripts/chaos.js [--quick] [--refusals 200000] [--concurrency 32] [--kills 3]
- *     [--load-seconds 15] [--after-seconds 10] [--dead-seconds 10] [--parts 1,2,4,5] [--system-dns]
+ *     [--load-seconds 15] [--after-seconds 10] [--dead-seconds 10] [--parts 1,2,4,5]
  *
  * --quick: 20,000 refusals, 2 kills in 5 s, 3 s after the respawn, 3 s of dead endpoint. The double resolves
- * names in this process; unless --system-dns, a name that was not found is remembered for 30 s as Kong's DNS
- * client does (scripts/lib/kong-dns-cache.ts), so the refusing host costs no resolver query per request.
+ * names as Kong's DNS client does: one query for concurrent lookups, a name not found remembered for 30 s.
  *
  * The double is not Kong: what it does while the plugin server is down is Kong 3.9's fail-open (the request
  * proxied to the service's own URL without the plugin); what it answers for a host that does not resolve is
@@ -30,7 +29,6 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Agent, request } from "undici";
 import { KongDouble } from "./kong-double";
-import { cacheNotFound } from "./lib/kong-dns-cache";
 import { PLUGIN, readStatus, refusalConfig, refuse, stockStatusServerBin } from "./lib/refusals";
 import { type MockProvider, startMockProvider } from "./mock-provider";
 
@@ -50,7 +48,6 @@ const { values } = parseArgs({
     "after-seconds": { type: "string" },
     "dead-seconds": { type: "string" },
     parts: { type: "string", default: "1,2,4,5" },
-    "system-dns": { type: "boolean", default: false },
   },
 });
 const quick = values.quick === true;
@@ -62,7 +59,6 @@ const opts = {
   afterSeconds: Number(values["after-seconds"] ?? (quick ? 3 : 10)),
   deadSeconds: Number(values["dead-seconds"] ?? (quick ? 3 : 10)),
   parts: new Set((values.parts ?? "").split(",").map((p) => p.trim())),
-  systemDns: values["system-dns"] === true,
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -380,11 +376,10 @@ async function misroutedAfterKills(): Promise<void> {
     );
   }
   console.log(
-    "\nWith the refusing host no request can reach a provider through the service URL: each one counted there " +
-      "met a server that died in the middle of `access`, after set_target (the plugin's first call that " +
-      "changes the request) and before the body (wrong model) or the key header (*routed model, no key*). Kong " +
-      "goes on with what the calls so far set (fail-open), so the request reaches the chosen provider " +
-      "unrewritten or without its key.",
+    "\nWith the refusing host no request can reach a provider through the service URL. A server that dies in " +
+      "the middle of `access` leaves Kong going on with what the calls so far set (fail-open); the plugin " +
+      "points the request at its endpoint last (set_target after the body, path and key), so a half-rewritten " +
+      "request still goes to the refusing URL. A count above 0 in that row means that order was broken.",
   );
   console.log(
     "\nClient answers while the server was down (requests sent from the kill until the first routed 200 " +
@@ -624,15 +619,11 @@ async function deadEndpoints(): Promise<void> {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  if (!opts.systemDns) cacheNotFound();
   console.log("# Chaos: the failure paths through the Kong double");
   console.log(
     `\nnode ${process.version}, ${opts.concurrency} connections${quick ? ", --quick" : ""}; parts ` +
       `${[...opts.parts].join(", ")}. The double is not Kong: it runs the real plugin server and does what ` +
-      "Kong 3.9 does when the server is down (fail-open). " +
-      (opts.systemDns
-        ? "Names are resolved by the system resolver on every connection (--system-dns)."
-        : "A name not found is remembered for 30 s, as Kong's DNS client does (dns_not_found_ttl)."),
+      "Kong 3.9 does when the server is down (fail-open), and resolves names as Kong's DNS client does.",
   );
   const parts: [string, () => Promise<void>][] = [
     ["1", refusalsVsHeap],

@@ -19,7 +19,13 @@ import {
   type RequestHead,
   type Route,
 } from "./core/routing";
-import { mayBeUnreachable, needsHeaders, type Suspension, suspensionFromResponse } from "./core/signals";
+import {
+  isUnreachable,
+  mayBeUnreachable,
+  needsHeaders,
+  type Suspension,
+  suspensionFromResponse,
+} from "./core/signals";
 import type { HeaderMap, Pdk } from "./pdk";
 
 /** Where `access` leaves the routed entry for `log`, in the request's kong.ctx.shared. */
@@ -108,7 +114,7 @@ export class ModelBasedRoundRobinHandler {
     const routed = decodeRouted(await kong.ctx.shared.get(ROUTED_KEY));
     if (routed === undefined) return; // this plugin did not route the request (it answered itself)
     const source = await kong.response.getSource();
-    if (source === "error" && unreachable) {
+    if (unreachable && isUnreachable(status, source)) {
       const benchMs = balancer.benchUnreachable(routed.env, routed.entryKey);
       if (benchMs > 0) {
         await kong.log.warn(

@@ -168,6 +168,24 @@ describe("failure paths, through the Kong double", () => {
     });
   });
 
+  it("benches an endpoint whose host does not resolve (Kong's 503 'name resolution failed', an exit)", async () => {
+    await configure({
+      production_models: [
+        { model: "m-nowhere", endpoint: "http://no-such-provider.model-based-round-robin.invalid/v1" },
+        { model: "m-a", endpoint: `${a.url}/v1` },
+      ],
+      unreachable_suspend_duration: 0.3,
+      unreachable_max_suspend_duration: 2,
+    });
+    const before = benches().length;
+    const first = await untilKongFails();
+    expect(first.status).toBe(503);
+    expect(first.json?.message).toBe("name resolution failed");
+    const during = await Promise.all([send(), send(), send()]);
+    expect(during.map((r) => r.json?.model)).toEqual(["m-a", "m-a", "m-a"]);
+    expect(benches().slice(before)).toEqual([{ key: expect.stringContaining("m-nowhere"), ms: 300 }]);
+  });
+
   it("counts a failure once when requests already in flight to a benched entry fail too", async () => {
     const flaky = await flakyEndpoint(b.port);
     try {

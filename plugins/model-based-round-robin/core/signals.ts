@@ -22,13 +22,25 @@ function isSuccess(status: number): boolean {
 
 /**
  * Statuses Kong answers with itself when it could not reach the upstream: 502 (connection refused or reset,
- * bad answer), 504 (timeout), 503 (no address: DNS failure, no healthy target). A provider may send them too;
- * kong.response.get_source() tells the two apart ("error" for Kong's own).
+ * no answer), 504 (timeout), 503 (no healthy target). A provider may send them too: get_source() tells the two
+ * apart ("error" for Kong's error pages, "service" for the provider's answer).
  */
 const KONG_UPSTREAM_FAILURES = new Set([502, 503, 504]);
 
+/** Whether the status may mean that Kong could not reach the entry: worth reading the source in log. */
 export function mayBeUnreachable(status: number, config: Pick<RoundRobinConfig, "unreachable">): boolean {
   return config.unreachable.baseSeconds > 0 && KONG_UPSTREAM_FAILURES.has(status);
+}
+
+/**
+ * Whether Kong could not reach the entry it was sent to. A host that does not resolve is answered in
+ * access.after with kong.response.error(503, "name resolution failed") (K3.9.3 kong/runloop/handler.lua
+ * balancer_execute), which get_source() calls "exit", not "error"; the log phase cannot read that body, so a
+ * 503 exit of a plugin running after this one looks the same and costs its entry one short bench.
+ */
+export function isUnreachable(status: number, source: string | undefined): boolean {
+  if (source === "error") return KONG_UPSTREAM_FAILURES.has(status);
+  return source === "exit" && status === 503;
 }
 
 /** True when the response's status makes its headers worth a PDK round trip. */

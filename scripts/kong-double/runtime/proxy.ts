@@ -288,6 +288,24 @@ interface Agents {
 const DNS_NOT_FOUND_TTL_MS = 30_000;
 const DNS_ERROR_TTL_MS = 1_000;
 const dnsFailures = new Map<string, { code: string; until: number }>();
+/**
+ * Concurrent lookups of one name wait for the first, as in Kong's DNS client (dns_no_sync off): a burst of
+ * requests to the refusing service URL asks the system resolver once.
+ */
+const dnsInFlight = new Map<string, Promise<{ address: string }>>();
+
+function lookupOnce(host: string): Promise<{ address: string }> {
+  // The root zone has no `invalid` (RFC 6761 §6.4), so every resolver answers NXDOMAIN for it, as Kong's client
+  // then reports; the double says so without asking this machine's resolver, which may be slow or absent.
+  if (/\.invalid\.?$/i.test(host)) {
+    return Promise.reject(Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: "ENOTFOUND" }));
+  }
+  const pending = dnsInFlight.get(host);
+  if (pending !== undefined) return pending;
+  const query = lookup(host).finally(() => dnsInFlight.delete(host));
+  dnsInFlight.set(host, query);
+  return query;
+}
 
 /**
  * The first DNS resolution, done in access.after (K3.9.3 kong/runloop/handler.lua `balancer_execute` →
@@ -306,7 +324,7 @@ async function resolveTarget(state: RequestState): Promise<{ address: string } |
   let code = cached !== undefined && cached.until > Date.now() ? cached.code : undefined;
   if (code === undefined) {
     try {
-      return { address: (await lookup(host)).address };
+      return { address: (await lookupOnce(host)).address };
     } catch (error) {
       code = (error as { code?: string }).code ?? String(error);
       const notFound = code === "ENOTFOUND" || code === "ENODATA";

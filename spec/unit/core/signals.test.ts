@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { normalizeConfig } from "../../../plugins/model-based-round-robin/core/config";
 import {
+  isUnreachable,
   needsHeaders,
   parseGoDuration,
   parseRetryAfter,
@@ -120,5 +121,15 @@ describe("quota signals from providers", () => {
     expect(parseGoDuration("1h2m3.5s")).toBe(3_723_500);
     expect(parseGoDuration("20")).toBeUndefined();
     expect(parseRetryAfter("0", NOW)).toBe(0);
+  });
+});
+
+describe("Kong could not reach the entry", () => {
+  it("is Kong's own 502, 503 or 504 error page, or its 503 exit for a name that does not resolve", () => {
+    expect([502, 503, 504].map((status) => isUnreachable(status, "error"))).toEqual([true, true, true]);
+    expect(isUnreachable(503, "exit")).toBe(true);
+    expect(isUnreachable(502, "exit")).toBe(false);
+    expect(isUnreachable(500, "exit")).toBe(false);
+    expect([502, 503, 504].map((status) => isUnreachable(status, "service"))).toEqual([false, false, false]);
   });
 });
