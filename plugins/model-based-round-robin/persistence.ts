@@ -9,7 +9,7 @@
  */
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
-import { exportState, importState, onStateChange, stateRevision } from "./core/balancer";
+import { exportState, importState, onStateChange, stateRevision } from "./core/process-state";
 
 export const STATE_FILE_ENV = "MODEL_BASED_ROUND_ROBIN_STATE_FILE";
 /** Rotation positions move on every pick: written at most this often. */
