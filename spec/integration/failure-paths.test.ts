@@ -4,10 +4,9 @@
  * under load lets no request reach a provider without the plugin's rewrite (the service's own URL refuses);
  * a restarted server still skips what was suspended and continues the rotation.
  */
-import { randomUUID } from "node:crypto";
 import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Bed, chat, llmService, PLUGIN_NAME, type Reply, startBed } from "./harness";
+import { type Bed, chat, loadPlugin, PLUGIN_NAME, type Reply, startBed } from "./harness";
 
 /** The service URL the project documents: a name that never resolves, so Kong fails closed without the plugin. */
 const REFUSING_URL = "http://unrouted.model-based-round-robin.invalid:9/v1";
@@ -79,19 +78,14 @@ describe("failure paths, through the Kong double", () => {
   });
 
   /** One service at the refusing URL, small timeouts and no retries, the plugin with a fresh id. */
-  async function configure(pluginConfig: Record<string, unknown>) {
-    const config = llmService(pluginConfig) as { services: Record<string, unknown>[] };
-    const service = config.services[0] as { plugins: { id?: string }[] } & Record<string, unknown>;
-    Object.assign(service, {
+  const configure = (pluginConfig: Record<string, unknown>) =>
+    loadPlugin(bed.kong, pluginConfig, {
       url: REFUSING_URL,
       retries: 0,
       connect_timeout: READ_TIMEOUT_MS,
       write_timeout: READ_TIMEOUT_MS,
       read_timeout: READ_TIMEOUT_MS,
     });
-    (service.plugins[0] as { id?: string }).id = randomUUID();
-    await bed.kong.loadConfig(config);
-  }
 
   /** The benches the plugin logged so far: the entry's key and the duration in ms. */
   const benches = () =>

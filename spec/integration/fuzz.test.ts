@@ -3,10 +3,9 @@
  * is the plugin's 400 (or 413) or a proxied 200 whose body names the chosen model, never a 5xx, and the plugin
  * server never dies.
  */
-import { randomUUID } from "node:crypto";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Bed, llmService, PRODUCTION_HOST, startBed } from "./harness";
+import { type Bed, loadPlugin, PRODUCTION_HOST, startBed } from "./harness";
 
 /** mulberry32: a small seeded generator, so a failure replays exactly. */
 function generator(seed: number) {
@@ -80,17 +79,13 @@ describe("fuzzed bodies (seed 20261125)", () => {
   beforeAll(async () => {
     bed = await startBed({ providers: 2 });
     const [a, b] = bed.providers as [Bed["providers"][number], Bed["providers"][number]];
-    const config = llmService({
+    await loadPlugin(bed.kong, {
       production_models: [
         { model: "m1", endpoint: `${a.url}/v1` },
         { model: "m2", endpoint: `${b.url}/v1` },
       ],
       max_request_body_size: 150_000,
-    }) as { services: { url: string; plugins: { id?: string }[] }[] };
-    const service = config.services[0];
-    if (service?.plugins[0] === undefined) throw new Error("llmService changed shape");
-    service.plugins[0].id = randomUUID();
-    await bed.kong.loadConfig(config);
+    });
   });
   afterAll(async () => bed?.stop());
 

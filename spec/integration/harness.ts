@@ -2,6 +2,7 @@
  * What every integration test of the plugin needs: the built plugin in the project's plugin server (kong-pdk's server, leak-free) behind
  * the Kong double, and mock OpenAI-compatible providers on real sockets.
  */
+import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import { request } from "undici";
 import { KongDouble } from "../../scripts/kong-double";
@@ -57,6 +58,24 @@ export function llmService(
     ],
     ...extra,
   };
+}
+
+/**
+ * Loads llmService with the plugin under a fresh plugin id, so that no rotation or suspension state carries
+ * over from another test; `service` overrides fields of the service (url, timeouts, retries). Returns the id.
+ */
+export async function loadPlugin(
+  kong: KongDouble,
+  pluginConfig: Record<string, unknown>,
+  service: Record<string, unknown> = {},
+): Promise<string> {
+  const config = llmService(pluginConfig) as { services: Record<string, unknown>[] };
+  const [first] = config.services as [{ plugins: { id?: string }[] }];
+  const id = randomUUID();
+  Object.assign(first, service);
+  (first.plugins[0] as { id?: string }).id = id;
+  await kong.loadConfig(config);
+  return id;
 }
 
 export interface Reply {

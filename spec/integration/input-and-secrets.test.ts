@@ -1,8 +1,7 @@
-import { randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { request } from "undici";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Bed, chat, llmService, PRODUCTION_HOST, send, startBed } from "./harness";
+import { type Bed, chat, llmService, loadPlugin, PRODUCTION_HOST, send, startBed } from "./harness";
 
 describe("input and secrets, through the Kong double", () => {
   let bed: Bed;
@@ -18,14 +17,8 @@ describe("input and secrets, through the Kong double", () => {
     a.clearRequests();
   });
 
-  async function configure(pluginConfig: Record<string, unknown>) {
-    const config = llmService(pluginConfig) as { services: { url: string; plugins: { id?: string }[] }[] };
-    const service = config.services[0];
-    if (service?.plugins[0] === undefined) throw new Error("llmService changed shape");
-    service.url = `${a.url}/v1`;
-    service.plugins[0].id = randomUUID();
-    await bed.kong.loadConfig(config);
-  }
+  const configure = (pluginConfig: Record<string, unknown>) =>
+    loadPlugin(bed.kong, pluginConfig, { url: `${a.url}/v1` });
 
   it("refuses an endpoint URL with credentials at configuration time, without echoing the key", async () => {
     const res = await request(`${bed.kong.adminUrl}/config`, {

@@ -4,9 +4,9 @@
  * steps again; kong-pdk 0.6.0 kept one `events` entry per refusal until the heap ran out (150,000 refusals
  * with a 64 MB heap). Here 200,000 refusals run against a 64 MB heap.
  */
-import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KongDouble } from "../../scripts/kong-double";
+import { refuse } from "../../scripts/lib/refusals";
 import { chat, llmService, PLUGIN_DIR, PLUGIN_NAME } from "../integration/harness";
 import { serverStatus } from "./support";
 
@@ -40,29 +40,9 @@ describe("200,000 refusals (kong.response.exit) with a 64 MB heap", () => {
     const baseline = await serverStatus(kong, PLUGIN_NAME);
     const pid = kong.server(PLUGIN_NAME).pid;
 
-    const agent = new Agent({ connections: CONCURRENCY });
     const statuses = new Map<number, number>();
-    let sent = 0;
     const started = Date.now();
-    try {
-      await Promise.all(
-        Array.from({ length: CONCURRENCY }, async () => {
-          while (sent < REFUSALS) {
-            sent++;
-            const res = await request(`${kong.proxyUrl}/openai/v1/chat/completions`, {
-              method: "POST",
-              headers: { host: "api.example.test", "content-type": "application/json" },
-              body: "{",
-              dispatcher: agent,
-            });
-            await res.body.dump();
-            statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-          }
-        }),
-      );
-    } finally {
-      await agent.close();
-    }
+    await refuse(kong, REFUSALS, CONCURRENCY, statuses);
     const seconds = (Date.now() - started) / 1000;
     await kong.settled();
 
