@@ -8,6 +8,7 @@ import { type Balancer, balancerFor } from "./core/balancer";
 import { isInsufficientQuota } from "./core/billing";
 import { ConfigError, normalizeConfig, type RoundRobinConfig } from "./core/config";
 import type { Environment } from "./core/environment";
+import { errorResponse } from "./core/openai-error";
 import {
   admit,
   CLIENT_CREDENTIAL_HEADERS,
@@ -56,7 +57,10 @@ export class ModelBasedRoundRobinHandler {
       return failure("the model-based-round-robin plugin failed on this request");
     });
     // kong-pdk does not await exit and Kong never answers a call after it: it must be the handler's last.
-    if (outcome.kind === "refuse") kong.response.exit(outcome.status, outcome.body, outcome.headers);
+    if (outcome.kind === "refuse") {
+      const response = errorResponse(outcome.body, outcome.headers);
+      kong.response.exit(outcome.status, response.body, response.headers);
+    }
   }
 
   async log(kong: Pdk): Promise<void> {

@@ -23,6 +23,7 @@ import { createAdminApi } from "./config/admin-api";
 import { BUNDLED_PLUGINS } from "./config/bundled-schemas";
 import { ConfigStore } from "./config/config-store";
 import { parseDeclarativeConfig } from "./config/declarative";
+import { KONG_VERSION } from "./config/kong-version";
 import type { KongConfig, PluginInfo } from "./config/model";
 import type { KongVersion } from "./config/plugin-info";
 import { PdkCallCounter, PluginServer, type ServerLaunch } from "./runtime/plugin-server";
@@ -121,7 +122,7 @@ export class KongDouble {
       createAdminApi(this.store, {
         database: this.options.database ?? "off",
         plugins: this.plugins,
-        version: "3.9.3",
+        version: KONG_VERSION,
       }),
     );
     this.closers.push(admin.close);

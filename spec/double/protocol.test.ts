@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KongDouble } from "../../scripts/kong-double";
+import { KONG_VERSION } from "../../scripts/kong-double/config/kong-version";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 
 const FIXTURES = resolve(process.cwd(), "spec/fixtures/plugins");
@@ -62,7 +63,8 @@ describe("the Kong double speaking Kong's side of the plugin protocol", () => {
       bodyText: "raw ✓ body",
       missing: "undefined",
       upstream: "undefined", // (nil, "could not find an Upstream ...") arrives as nil: the error is lost
-      query: { a: ["1", "2"], flag: [] },
+      // The flag arrives as [] (fix_mmap), goes back to Kong in the exit body as an empty Lua table: cjson {}.
+      query: { a: ["1", "2"], flag: {} },
       config: { message: "configured" },
     });
     expect(reply.json.headers["x-multi"]).toEqual(["one"]);
@@ -93,8 +95,77 @@ describe("the Kong double speaking Kong's side of the plugin protocol", () => {
   ])("turns a call Kong rejects (%s) into Kong's 500 and a logged Lua error", async (probe, logged) => {
     const reply = await call(probe);
     expect(reply.status).toBe(500);
-    expect(reply.json).toEqual({ message: "An unexpected error occurred" });
+    expect(reply.json).toEqual({
+      message: "An unexpected error occurred",
+      request_id: reply.headers["x-kong-request-id"],
+    });
     expect(kong.logs.some((l) => l.source === "kong" && logged.test(l.message))).toBe(true);
+  });
+
+  it("converts what the plugin sends as Kong's MessagePack → Lua → cjson path does", async () => {
+    const reply = await call("lua-values");
+    expect(reply.status).toBe(200);
+    // nil keys disappear; a hole is null only between values; an empty table is {}; bin is a string; / is \/.
+    expect(reply.json).toEqual({
+      kept: 1.5,
+      holes: [1, null, 3],
+      trailing: [1],
+      empty: {},
+      emptyObject: {},
+      allNil: {},
+      bin: "bytes/ok",
+    });
+    expect(reply.text).toContain('"bin":"bytes\\/ok"');
+    expect(reply.text).not.toContain("gone");
+    expect(reply.headers["content-type"]).toBe("application/json; charset=utf-8");
+    // Header values: Lua's tostring for a number or boolean, "" sent as " ", bin as a string.
+    expect(reply.headers["x-number"]).toBe("2");
+    expect(reply.headers["x-flag"]).toBe("true");
+    expect(reply.headers["x-list"]).toEqual(["a", ""]); // " " on the wire, trimmed by the HTTP parser
+    expect(reply.headers["x-bin"]).toBe("bin");
+  });
+
+  it("answers a body cjson cannot encode with nginx's 500 page, as Kong raises while flushing the exit", async () => {
+    const reply = await call("unencodable", { headers: { accept: "application/json" } });
+    expect(reply.status).toBe(500);
+    expect(reply.json).toEqual({
+      message: "An unexpected error occurred",
+      request_id: reply.headers["x-kong-request-id"],
+    });
+    expect(
+      kong.logs.some((l) =>
+        /body encoding failed while flushing response: Cannot serialise number/.test(l.message),
+      ),
+    ).toBe(true);
+  });
+
+  it("hands a kept table back as lua-MessagePack packs it: a hole makes a map, an empty table an array", async () => {
+    await call("shared-holes");
+    await kong.settled();
+    const notice = kong.logs.findLast((l) => l.source === "pdk" && l.message.includes('"allNil"'));
+    expect(JSON.parse(notice?.message.replace(/^\[probe\] /, "") ?? "{}").shared).toEqual({
+      list: { "1": 1, "3": 3 },
+      empty: [],
+      allNil: [],
+    });
+  });
+
+  it("adds X-Kong-Request-Id to every response, and sends it upstream; error bodies carry the same id", async () => {
+    const exited = await call("exit-then-continue");
+    expect(exited.headers["x-kong-request-id"]).toMatch(/^[0-9a-f]{32}$/);
+    expect(exited.headers["x-kong-response-latency"]).toMatch(/^\d+$/);
+    expect(exited.headers.server).toBe(`kong/${KONG_VERSION}`);
+    const noRoute = await request(`${kong.proxyUrl}/nowhere`);
+    const body = (await noRoute.body.json()) as { request_id: string };
+    expect(noRoute.statusCode).toBe(404);
+    expect(body.request_id).toBe(noRoute.headers["x-kong-request-id"]);
+    upstream.clearRequests();
+    const proxied = await call("none");
+    const id = proxied.headers["x-kong-request-id"];
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+    expect(upstream.requests[0]?.headers["x-kong-request-id"]).toBe(id);
+    expect(proxied.headers.via).toBe(`1.1 kong/${KONG_VERSION}`);
+    expect(proxied.headers["x-kong-response-latency"]).toBeUndefined();
   });
 
   it("logs an unknown PDK method and answers it with nil", async () => {

@@ -288,7 +288,11 @@ describe("failure paths, through the Kong double", () => {
     await configure({ production_models: [{ model: "m-a", endpoint: `${a.url}/v1` }] });
     const reply = await send();
     expect(reply.status).toBe(500);
-    expect(reply.json).toEqual({ message: "An unexpected error occurred" });
+    // Kong answers a plugin's Lua error with kong.response.error(500): its template and the request id.
+    expect(reply.json).toEqual({
+      message: "An unexpected error occurred",
+      request_id: reply.headers["x-kong-request-id"],
+    });
     while (server.pid === pid || server.pid === undefined) await pause(10);
     await server.whenReady();
     expect((await send()).status).toBe(200);

@@ -201,9 +201,22 @@ describe("model-based-round-robin behind the Kong double", () => {
       await bed.kong.settled();
       const refused = await chat(bed.kong, HELLO);
       expect(refused.status).toBe(429);
-      expect(refused.json.error).toMatchObject({ type: expect.any(String), code: expect.any(String) });
-      expect(refused.json.error.message).toMatch(/suspended/i);
-      expect(refused.json.error).toHaveProperty("param");
+      // Exactly what a client of Kong gets: OpenAI's error shape with `param: null` in the README's key order
+      // (the plugin sends a ready JSON string: a table body would lose the null and the order on its way).
+      expect(refused.headers["content-type"]).toBe("application/json");
+      expect(refused.text).toBe(
+        JSON.stringify({
+          error: {
+            message: refused.json.error.message,
+            type: "rate_limit_error",
+            param: null,
+            code: "all_models_suspended",
+          },
+        }),
+      );
+      expect(refused.json.error.message).toMatch(/^every production model is suspended .*; retry in [12] s$/);
+      // Kong's header_filter adds its request id to the answers plugins make.
+      expect(refused.headers["x-kong-request-id"]).toMatch(/^[0-9a-f]{32}$/);
       expect(Number(refused.headers["retry-after"])).toBeGreaterThanOrEqual(1);
       expect(Number(refused.headers["retry-after"])).toBeLessThanOrEqual(2);
       const ms = Number(refused.headers["retry-after-ms"]);

@@ -57,6 +57,18 @@ export function internalError(message: string): OpenAiError {
   return openAiError(message, "server_error", "gateway_plugin_error");
 }
 
+/**
+ * A refusal as Kong sends it: the body as a ready JSON string, because a table body loses its `param: null` on
+ * the way (MessagePack nil is no key in Kong's Lua table, so cjson never writes it) and comes out in Lua's hash
+ * order; with the body a string, Kong sends it as it is, with the Content-Type given here.
+ */
+export function errorResponse(
+  body: OpenAiError,
+  headers: Record<string, string> = {},
+): { body: string; headers: Record<string, string> } {
+  return { body: JSON.stringify(body), headers: { ...headers, "Content-Type": "application/json" } };
+}
+
 /** Retry-After in whole seconds (rounded up, at least 1) and OpenAI's retry-after-ms, for the same instant. */
 export function retryHeaders(retryAfterMs: number): Record<string, string> {
   const ms = Math.max(1, Math.ceil(retryAfterMs));

@@ -4,10 +4,10 @@
  * fields with Kong's defaults and validators. Their behaviour lives with the runtime (../runtime/bundled-plugins.ts).
  * What cannot be expressed here: request-transformer's check that a template value compiles.
  */
+
+import { KONG_VERSION } from "./kong-version";
 import type { FieldDef, PluginInfo, SchemaField } from "./model";
 import type { CustomValidator } from "./schema";
-
-const KONG_VERSION = "3.9.3";
 
 /** kong.tools.http.validate_header_name */
 const validateHeaderName: CustomValidator = (name) =>

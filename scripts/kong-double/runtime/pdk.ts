@@ -3,11 +3,23 @@
  * allows it (its check_phase), the Step method Kong answers with, and what it does. Argument checks follow
  * kong/pdk/*.lua at 3.9.3: a check that fails there raises a Lua error, which the event loop turns into "never
  * answered" as Kong does. Methods not listed are answered with nil after logging "could not find pdk method",
- * like Kong's exposed_api lookup.
+ * like Kong's exposed_api lookup. Arguments arrive as Kong's Lua sees them (lua-value.ts: nil keys gone, holes,
+ * bin as a string); a value Kong keeps and hands back (ctx.shared, ngx.ctx) goes back as lua-MessagePack packs it.
  */
 import { randomUUID } from "node:crypto";
 import { pdkErrorPage } from "./error-page";
 import { LuaError } from "./lua-error";
+import {
+  cjsonEncode,
+  fromLua,
+  LuaTable,
+  type LuaValue,
+  luaBytes,
+  luaText,
+  luaToString,
+  luaType,
+  toLua,
+} from "./lua-value";
 import type { ExitResponse, HeaderValues, RequestState } from "./request-state";
 import { normalizePath } from "./uri";
 
@@ -38,7 +50,7 @@ interface MethodDef {
   phases: readonly Phase[];
   step?: StepMethod;
   /** The call: its answer, or a thrown LuaError where Kong's argument checks raise. */
-  fn(ctx: PdkContext, args: unknown[]): unknown;
+  fn(ctx: PdkContext, args: LuaValue[]): unknown;
 }
 
 const BEFORE_PROXY: readonly Phase[] = ["rewrite", "access"];
@@ -64,30 +76,47 @@ const METHODS = [
   "TRACE",
 ];
 
-function str(v: unknown, what: string): string {
-  if (typeof v !== "string") throw new LuaError(`${what} must be a string`);
-  return v;
+function str(v: LuaValue, what: string): string {
+  if (luaType(v) !== "string") throw new LuaError(`${what} must be a string`);
+  return luaText(v as string | Buffer);
 }
 
-function binaryOrString(v: unknown, what: string): Buffer {
-  if (typeof v === "string") return Buffer.from(v, "utf8");
-  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  throw new LuaError(`${what} must be a string`);
+function binaryOrString(v: LuaValue, what: string): Buffer {
+  if (luaType(v) !== "string") throw new LuaError(`${what} must be a string`);
+  return luaBytes(v as string | Buffer);
 }
 
-/** kong/pdk/private/checks.lua validate_header: string, number, boolean or an array of those. */
-function headerValue(name: unknown, value: unknown): string[] {
-  if (typeof name !== "string")
-    throw new LuaError(`invalid header name "${String(name)}": got ${typeof name}, expected string`);
-  const one = (v: unknown): string => {
-    if (typeof v === "string") return v === "" ? " " : v;
-    if (typeof v === "number" || typeof v === "boolean") return String(v);
-    throw new LuaError(
-      `invalid header value for "${name}": got ${v === undefined || v === null ? "nil" : typeof v}, expected array of string, string, number or boolean`,
-    );
+/**
+ * K3.9.3 kong/pdk/private/checks.lua validate_header then normalize_multi_header: a string ("" sent as " "), a
+ * number or boolean (Lua's tostring), or a table whose ipairs values are all strings.
+ */
+function headerValue(name: LuaValue, value: LuaValue): string[] {
+  if (luaType(name) !== "string")
+    throw new LuaError(`invalid header name "${luaToString(name)}": got ${luaType(name)}, expected string`);
+  const header = luaText(name as string | Buffer);
+  const text = (v: LuaValue) => {
+    const s = luaText(v as string | Buffer);
+    return s === "" ? " " : s;
   };
-  if (Array.isArray(value)) return value.map(one);
-  return [one(value)];
+  switch (luaType(value)) {
+    case "string":
+      return [text(value)];
+    case "number":
+    case "boolean":
+      return [luaToString(value)];
+    case "table": {
+      const values = (value as LuaTable).ipairs();
+      for (const v of values) {
+        if (luaType(v) !== "string")
+          throw new LuaError(`invalid header value in array "${header}": got ${luaType(v)}, expected string`);
+      }
+      return values.map(text);
+    }
+    default:
+      throw new LuaError(
+        `invalid header value for "${header}": got ${luaType(value)}, expected array of string, string, number or boolean`,
+      );
+  }
 }
 
 /** kong.tools.uri.escape: percent-escape what is not safe in a path, leave existing escapes alone. */
@@ -112,15 +141,15 @@ function luaHeaders(headers: HeaderValues, max = LUA_MAX_REQ_HEADERS): Record<st
 }
 
 /** kong.request.get_headers' argument check (K3.9.3 kong/pdk/request.lua): 1..1000, default lua_max_req_headers. */
-function maxHeaders(max: unknown): number {
-  if (max === undefined || max === null) return LUA_MAX_REQ_HEADERS;
+function maxHeaders(max: LuaValue): number {
+  if (max === undefined) return LUA_MAX_REQ_HEADERS;
   if (typeof max !== "number") throw new LuaError("max_headers must be a number");
   if (max < 1) throw new LuaError("max_headers must be >= 1");
   if (max > 1000) throw new LuaError("max_headers must be <= 1000");
   return max;
 }
 
-function getHeader(headers: HeaderValues, name: unknown): string | undefined {
+function getHeader(headers: HeaderValues, name: LuaValue): string | undefined {
   const key = str(name, "header name").toLowerCase().replace(/_/g, "-");
   return headers[key]?.[0];
 }
@@ -147,35 +176,53 @@ function parseQuery(query: string | undefined): Record<string, string | string[]
   return out;
 }
 
+/**
+ * K3.9.3 kong/pdk/response.lua `_RESPONSE.exit` (argument checks, validate_headers) and `send` (headers set
+ * through normalize_multi_header; a table body cjson-encoded with Content-Type application/json; charset=utf-8
+ * unless one was given; Content-Length unless one was given). send runs when Kong flushes the delayed response,
+ * outside the plugin: a body cjson cannot encode raises there, which nginx answers with its 500 error page.
+ */
 function exitResponse(
   ctx: PdkContext,
-  status: unknown,
-  body: unknown,
-  headers: unknown,
+  status: LuaValue,
+  body: LuaValue,
+  headers: LuaValue,
   source: "exit" | "error",
 ): ExitResponse {
-  if (typeof status !== "number" || !Number.isInteger(status)) throw new LuaError("code must be a number");
+  if (typeof status !== "number") throw new LuaError("code must be a number");
   if (status < 100 || status > 599) throw new LuaError("code must be a number between 100 and 599");
-  if (headers !== undefined && headers !== null && (typeof headers !== "object" || Array.isArray(headers))) {
+  if (body !== undefined && luaType(body) !== "string" && luaType(body) !== "table")
+    throw new LuaError("body must be a nil, string or table");
+  if (headers !== undefined && luaType(headers) !== "table")
     throw new LuaError("headers must be a nil or table");
-  }
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries((headers as Record<string, unknown>) ?? {})) {
-    if (name.toLowerCase() === "transfer-encoding") {
+  for (const [name, value] of (headers as LuaTable | undefined)?.entries ?? []) {
+    if (typeof name !== "string")
+      throw new LuaError(`invalid header name "${name}": got number, expected string`);
+    const values = headerValue(name, value);
+    if (name.toLowerCase() === "transfer-encoding" || name.toLowerCase() === "transfer_encoding") {
       ctx.log("warn", "manually setting Transfer-Encoding. Ignored.");
       continue;
     }
-    out[name] = headerValue(name, value);
+    out[name] = values;
   }
+  const given = (header: string) =>
+    Object.keys(out).some((k) => [header, header.replace("-", "_")].includes(k.toLowerCase()));
   let bytes: Buffer;
-  if (body === undefined || body === null) bytes = Buffer.alloc(0);
-  else if (typeof body === "string" || body instanceof Uint8Array) bytes = binaryOrString(body, "body");
-  else if (typeof body === "object") {
-    bytes = Buffer.from(JSON.stringify(Array.isArray(body) && body.length === 0 ? {} : body), "utf8");
-    if (!Object.keys(out).some((k) => k.toLowerCase() === "content-type"))
-      out["Content-Type"] = "application/json; charset=utf-8";
-  } else throw new LuaError("body must be a nil, string or table");
-  return { status, body: bytes, headers: out, source };
+  let encodingError: string | undefined;
+  if (body === undefined) bytes = Buffer.alloc(0);
+  else if (luaType(body) === "string") bytes = luaBytes(body as string | Buffer);
+  else {
+    const encoded = cjsonEncode(body);
+    if ("error" in encoded) {
+      encodingError = `body encoding failed while flushing response: ${encoded.error}`;
+      bytes = Buffer.alloc(0);
+    } else {
+      bytes = encoded.json;
+      if (!given("content-type")) out["Content-Type"] = "application/json; charset=utf-8";
+    }
+  }
+  return { status, body: bytes, headers: out, source, ...(encodingError !== undefined && { encodingError }) };
 }
 
 export const PDK_SURFACE: Record<string, MethodDef> = {
@@ -240,8 +287,8 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
   // kong.service
   "kong.service.set_target": {
     phases: BEFORE_PROXY,
-    fn(ctx, [host, port]) {
-      if (typeof host !== "string") throw new LuaError("host must be a string");
+    fn(ctx, [rawHost, port]) {
+      const host = str(rawHost, "host");
       if (typeof port !== "number" || !Number.isInteger(port)) throw new LuaError("port must be an integer");
       if (port < 0 || port > 65535)
         throw new LuaError(`port must be an integer between 0 and 65535: given ${port}`);
@@ -261,17 +308,18 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
   "kong.service.request.set_scheme": {
     phases: BEFORE_PROXY,
     fn(ctx, [scheme]) {
-      if (scheme !== "http" && scheme !== "https") throw new LuaError(`invalid scheme: ${String(scheme)}`);
-      ctx.state.upstream.scheme = scheme;
+      const text = luaType(scheme) === "string" ? luaText(scheme as string | Buffer) : luaToString(scheme);
+      if (text !== "http" && text !== "https") throw new LuaError(`invalid scheme: ${text}`);
+      ctx.state.upstream.scheme = text;
       return undefined;
     },
   },
   "kong.service.request.set_path": {
     phases: BEFORE_PROXY,
     fn(ctx, [path]) {
-      if (typeof path !== "string") throw new LuaError("path must be a string");
-      if (!path.startsWith("/")) throw new LuaError("path must start with /");
-      ctx.state.upstream.uri = escapeUri(path);
+      const text = str(path, "path");
+      if (!text.startsWith("/")) throw new LuaError("path must start with /");
+      ctx.state.upstream.uri = escapeUri(text);
       return undefined;
     },
   },
@@ -285,9 +333,9 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
   "kong.service.request.set_method": {
     phases: BEFORE_PROXY,
     fn(ctx, [method]) {
-      if (typeof method !== "string") throw new LuaError("method must be a string");
-      if (!METHODS.includes(method)) throw new LuaError(`invalid method: ${method}`);
-      ctx.state.upstream.method = method;
+      const text = str(method, "method");
+      if (!METHODS.includes(text)) throw new LuaError(`invalid method: ${text}`);
+      ctx.state.upstream.method = text;
       return undefined;
     },
   },
@@ -302,7 +350,7 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
     phases: BEFORE_PROXY,
     fn(ctx, [name, value]) {
       const values = headerValue(name, value);
-      const key = (name as string).toLowerCase();
+      const key = str(name, "header name").toLowerCase();
       ctx.state.upstream.headers[key] = values;
       if (key === "host") ctx.state.upstream.hostVar = values[0];
       return undefined;
@@ -312,7 +360,7 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
     phases: BEFORE_PROXY,
     fn(ctx, [name, value]) {
       const values = headerValue(name, value);
-      const key = (name as string).toLowerCase();
+      const key = str(name, "header name").toLowerCase();
       ctx.state.upstream.headers[key] = [...(ctx.state.upstream.headers[key] ?? []), ...values];
       return undefined;
     },
@@ -327,9 +375,10 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
   "kong.service.request.set_headers": {
     phases: BEFORE_PROXY,
     fn(ctx, [headers]) {
-      if (headers === null || typeof headers !== "object" || Array.isArray(headers))
-        throw new LuaError("headers must be a table");
-      for (const [name, value] of Object.entries(headers)) {
+      if (luaType(headers) !== "table") throw new LuaError("headers must be a table");
+      for (const [name, value] of (headers as LuaTable).entries) {
+        if (typeof name !== "string")
+          throw new LuaError(`invalid header name "${name}": got number, expected string`);
         const values = headerValue(name, value);
         ctx.state.upstream.headers[name.toLowerCase()] = values;
         if (name.toLowerCase() === "host") ctx.state.upstream.hostVar = values[0];
@@ -357,17 +406,22 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
   "kong.response.error": {
     phases: BEFORE_PROXY,
     fn(ctx, [status, message, headers]) {
-      if (typeof status !== "number" || status < 400 || status > 599)
-        throw new LuaError("code must be a number between 400 and 599");
-      const text =
-        message === undefined || message === null
-          ? "An unexpected error occurred"
-          : typeof message === "string"
-            ? message
-            : JSON.stringify(message);
+      if (typeof status !== "number") throw new LuaError("code must be a number");
+      if (status < 400 || status > 599) throw new LuaError("code must be a number between 400 and 599");
+      let text = "An unexpected error occurred";
+      if (luaType(message) === "table") {
+        const encoded = cjsonEncode(message);
+        if ("error" in encoded)
+          throw new LuaError(`could not JSON encode the error message: ${encoded.error}`);
+        text = encoded.json.toString("utf8");
+      } else if (message !== undefined) text = str(message, "message");
+      if (headers !== undefined && luaType(headers) !== "table")
+        throw new LuaError("headers must be a nil or table");
       // K3.9.3 kong/pdk/response.lua _RESPONSE.error: the type from Accept, KONG_EXITED (get_source "exit").
       const page = pdkErrorPage(ctx.state.client.headers, status, text, ctx.state.id);
-      ctx.exit = exitResponse(ctx, status, page.body, { ...page.headers, ...(headers as object) }, "exit");
+      const all = new LuaTable(new Map((headers as LuaTable | undefined)?.entries));
+      for (const [k, v] of Object.entries(page.headers)) if (!all.entries.has(k)) all.entries.set(k, v);
+      ctx.exit = exitResponse(ctx, status, page.body, all, "exit");
       return undefined;
     },
   },
@@ -390,7 +444,8 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
   "kong.response.set_header": {
     phases: BEFORE_PROXY,
     fn(ctx, [name, value]) {
-      ctx.state.response.extraHeaders[(name as string).toLowerCase()] = headerValue(name, value);
+      const values = headerValue(name, value);
+      ctx.state.response.extraHeaders[str(name, "header name").toLowerCase()] = values;
       return undefined;
     },
   },
@@ -432,17 +487,13 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
   // kong.ctx.shared
   "kong.ctx.shared.get": {
     phases: ALL,
-    fn(ctx, [key]) {
-      const value = ctx.state.shared.get(str(key, "key"));
-      // A Lua table that is empty is packed as an empty array.
-      if (value !== null && typeof value === "object" && Object.keys(value).length === 0) return [];
-      return value;
-    },
+    // Kong keeps the Lua value and packs it back: an empty table as [], a table with a hole as a map.
+    fn: (ctx, [key]) => fromLua(ctx.state.shared.get(str(key, "key")) as LuaValue),
   },
   "kong.ctx.shared.set": {
     phases: ALL,
     fn(ctx, [key, value]) {
-      if (value === null || value === undefined) ctx.state.shared.delete(str(key, "key"));
+      if (value === undefined) ctx.state.shared.delete(str(key, "key"));
       else ctx.state.shared.set(str(key, "key"), value);
       return undefined;
     },
@@ -464,7 +515,10 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
     phases: BEFORE_PROXY,
     fn: (ctx, [name]) => ngxVar(ctx.state, str(name, "variable name")),
   },
-  "kong.nginx.get_ctx": { phases: ALL, fn: (ctx, [key]) => ctx.state.ngxCtx.get(str(key, "key")) },
+  "kong.nginx.get_ctx": {
+    phases: ALL,
+    fn: (ctx, [key]) => fromLua(ctx.state.ngxCtx.get(str(key, "key")) as LuaValue),
+  },
   "kong.nginx.set_ctx": {
     phases: ALL,
     fn(ctx, [key, value]) {
@@ -477,21 +531,26 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
   "kong.plugin.get_id": { phases: ALL, fn: (ctx) => ctx.pluginId },
   "kong.log.serialize": {
     phases: ALL,
-    // In log, Kong's override returns the saved table JSON-encoded (a string); elsewhere the table itself.
-    fn: (ctx) => (ctx.phase === "log" ? JSON.stringify(ctx.serialize()) : ctx.serialize()),
+    // In log, Kong's override returns the saved table cjson-encoded (a string); elsewhere the table itself.
+    fn(ctx) {
+      const table = toLua(ctx.serialize());
+      if (ctx.phase !== "log") return fromLua(table);
+      const encoded = cjsonEncode(table);
+      if ("error" in encoded) throw new LuaError(encoded.error);
+      return encoded.json.toString("utf8");
+    },
   },
   ...Object.fromEntries(
     LOG_LEVELS.map((level) => [
       `kong.log.${level}`,
       {
         phases: ALL,
-        fn(ctx: PdkContext, args: unknown[]) {
+        fn(ctx: PdkContext, args: LuaValue[]) {
+          // kong/pdk/log.lua concatenates each argument's tostring: nil as "nil", a table as its address.
           ctx.log(
             level,
             args
-              .map((a) =>
-                a !== null && typeof a === "object" ? `table: 0x${randomUUID().slice(0, 8)}` : String(a),
-              )
+              .map((a) => (a instanceof LuaTable ? `table: 0x${randomUUID().slice(0, 8)}` : luaToString(a)))
               .join(""),
           );
           return undefined;

@@ -14,6 +14,7 @@ import { type PluginServerSettings, queryArgv, socketPath, startArgv } from "../
 import type { PluginInfo } from "../config/model";
 import { type KongVersion, runQueryCommand } from "../config/plugin-info";
 import { LuaError } from "./lua-error";
+import { toLua } from "./lua-value";
 import { PDK_SURFACE, type PdkContext, type StepMethod } from "./pdk";
 import { RpcClient, RpcError } from "./rpc";
 
@@ -292,7 +293,10 @@ export class PluginServer {
     while (reply.Data !== "ret") {
       const call = reply.Data as { Method?: string; Args?: unknown } | undefined;
       const method = call?.Method ?? "";
-      const args = Array.isArray(call?.Args) ? call.Args : call?.Args === undefined ? [] : [call.Args];
+      // Kong calls the method with unpack(Args): each argument as Lua sees it (nil elements stay positional).
+      const args = (Array.isArray(call?.Args) ? call.Args : call?.Args === undefined ? [] : [call.Args]).map(
+        toLua,
+      );
       counter.count(ctx.phase, method);
       const def = PDK_SURFACE[method];
       let result: unknown;

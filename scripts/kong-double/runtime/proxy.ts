@@ -17,6 +17,7 @@ import {
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { type AddressInfo, isIP } from "node:net";
 import { buildInstanceConfig } from "../config/instance-config";
+import { KONG_VERSION } from "../config/kong-version";
 import type { KongConfig, PluginEntity, PluginInfo } from "../config/model";
 import { emulatedAccess } from "./bundled-plugins";
 import { type ErrorPage, handlerErrorPage, pdkErrorPage } from "./error-page";
@@ -26,7 +27,8 @@ import type { ExitResponse, HeaderValues, RequestState } from "./request-state";
 import type { Router } from "./router";
 import { climbsAboveRoot } from "./uri";
 
-export const KONG_VERSION = "3.9.3";
+export { KONG_VERSION };
+
 const SERVER_HEADER = `kong/${KONG_VERSION}`;
 const HOP_BY_HOP = new Set([
   "connection",
@@ -123,13 +125,13 @@ async function handle(
   // nginx refuses a request line whose `..` climbs above the root before Kong runs (see uri.ts); its 400 goes
   // through Kong's error handler.
   if (climbsAboveRoot(rawPath ?? "/")) {
-    sendPage(res, handlerErrorPage(headers, 400, id));
+    sendPage(res, handlerErrorPage(headers, 400, id), { id, startedAt });
     return;
   }
   const match = runtime.router.match(req.method ?? "GET", host, rawPath ?? "/");
   if (match === undefined) {
     // K3.9.3 kong/runloop/handler.lua access.before: kong.response.error(404, "no Route matched with those values").
-    sendPage(res, pdkErrorPage(headers, 404, "no Route matched with those values", id));
+    sendPage(res, pdkErrorPage(headers, 404, "no Route matched with those values", id), { id, startedAt });
     return;
   }
   const service = match.service;
@@ -179,7 +181,7 @@ async function handle(
       exit = emulatedAccess(entity, state, runtime.config);
     } else if (info.phases.includes("access")) {
       const outcome = await runExternal(deps, runtime, entity, info, state, "access");
-      if (outcome.kind === "lua-error") exit = unexpectedError();
+      if (outcome.kind === "lua-error") exit = unexpectedError(state);
       else if (outcome.exit !== undefined) exit = outcome.exit;
     }
     if (exit !== undefined) break;
@@ -201,6 +203,11 @@ async function handle(
     } else address = resolved.address;
   }
 
+  if (exit?.encodingError !== undefined) {
+    // K3.9.3 kong/pdk/response.lua send raises while Kong.access flushes the exit: nginx's 500 error page.
+    deps.log("err", exit.encodingError, "kong");
+    exit = { ...handlerErrorPage(state.client.headers, 500, state.id), source: "error" };
+  }
   if (exit !== undefined) {
     state.response = {
       ...state.response,
@@ -212,7 +219,7 @@ async function handle(
       ...lowerValues(exit.headers),
       ...state.response.extraHeaders,
       "content-length": [String(exit.body.length)],
-      server: [SERVER_HEADER],
+      ...kongHeaders(state, lowerValues(exit.headers)),
     });
     res.end(exit.body);
   } else {
@@ -250,14 +257,43 @@ async function runExternal(
   return { ...outcome, ...(ctx.exit && { exit: ctx.exit }) };
 }
 
-function unexpectedError(): ExitResponse {
-  const body = Buffer.from(JSON.stringify({ message: "An unexpected error occurred" }));
-  return {
-    status: 500,
-    body,
-    headers: { "Content-Type": "application/json; charset=utf-8" },
-    source: "error",
-  };
+/**
+ * A Lua error in a plugin's access: K3.9.3 kong/init.lua execute_collecting_plugins_iterator sets KONG_UNEXPECTED
+ * and a delayed response {500, {message = "An unexpected error occurred"}} without a callback, which
+ * flush_delayed_response sends with kong.response.error(500, message): Kong's error template in the type Accept
+ * asks for, with the request id. get_source() says "error" (KONG_UNEXPECTED wins over KONG_EXITED).
+ */
+function unexpectedError(state: RequestState): ExitResponse {
+  const page = pdkErrorPage(state.client.headers, 500, "An unexpected error occurred", state.id);
+  return { ...page, source: "error" };
+}
+
+/**
+ * What K3.9.3 kong/runloop/handler.lua header_filter.after adds to every response Kong sends, with the default
+ * `headers = server_tokens, latency_tokens, x-kong-request-id` (kong/templates/kong_defaults.lua): for a
+ * proxied response X-Kong-Upstream-Latency, X-Kong-Proxy-Latency, Via and Server (only when the upstream sent
+ * none); for any other (a plugin's exit, kong.response.error, nginx's error pages) X-Kong-Response-Latency and
+ * Server (unless a Via equal to the Server token is set); for every one X-Kong-Request-Id, the id Kong's
+ * error bodies carry as request_id.
+ */
+function kongHeaders(
+  state: { id: string; startedAt: number },
+  headers: HeaderValues,
+  proxied?: { upstreamLatency: number; proxyLatency: number },
+): HeaderValues {
+  const out: HeaderValues = {};
+  if (proxied !== undefined) {
+    out["x-kong-upstream-latency"] = [String(proxied.upstreamLatency)];
+    out["x-kong-proxy-latency"] = [String(proxied.proxyLatency)];
+    const via = headers.via?.[0];
+    out.via = [via === undefined ? `1.1 ${SERVER_HEADER}` : `${via}, 1.1 ${SERVER_HEADER}`];
+    if (headers.server === undefined) out.server = [SERVER_HEADER];
+  } else {
+    out["x-kong-response-latency"] = [String(Date.now() - state.startedAt)];
+    if (headers.via?.[0] !== SERVER_HEADER) out.server = [SERVER_HEADER];
+  }
+  out["x-kong-request-id"] = [state.id];
+  return out;
 }
 
 /** Kong's plugin precedence, for what the double scopes: route+service > route > service > global. */
@@ -450,6 +486,8 @@ async function proxyUpstream(
     "x-forwarded-port": String(state.client.port),
     "x-forwarded-path": state.client.path,
     "x-real-ip": state.client.ip,
+    // headers_upstream = x-kong-request-id by default (kong/templates/nginx_kong.lua proxy_set_header).
+    "x-kong-request-id": state.id,
   };
   for (const [name, values] of Object.entries(up.headers))
     if (!HOP_BY_HOP.has(name) && !(name in outgoing)) outgoing[name] = values;
@@ -494,7 +532,11 @@ async function proxyUpstream(
         source: "error",
         upstreamStatus: statuses.join(", "),
       };
-      sendPage(res, page);
+      // Kong.access had set KONG_PROXIED before the balancer ran: the proxied set of headers.
+      sendPage(res, page, state, {
+        upstreamLatency: Date.now() - sentAt,
+        proxyLatency: sentAt - state.startedAt,
+      });
       return;
     }
   }
@@ -516,10 +558,10 @@ async function proxyUpstream(
   const headersOut = {
     ...responseHeaders,
     ...state.response.extraHeaders,
-    via: [`1.1 ${SERVER_HEADER}`],
-    "x-kong-upstream-latency": [String(latency)],
-    "x-kong-proxy-latency": [String(sentAt - state.startedAt)],
-    "x-kong-request-id": [state.id],
+    ...kongHeaders(state, responseHeaders, {
+      upstreamLatency: latency,
+      proxyLatency: sentAt - state.startedAt,
+    }),
   };
   // nginx's read timeout also bounds each wait between two reads of the body; a failure after the head has
   // been sent can only cut the client's response short.
@@ -557,7 +599,11 @@ async function proxyUpstream(
   } catch (error) {
     deps.log("err", `upstream ${target}: ${(error as Error).message} while reading the response`, "kong");
     if (res.headersSent) res.destroy();
-    else sendPage(res, handlerErrorPage(state.client.headers, 502, state.id));
+    else
+      sendPage(res, handlerErrorPage(state.client.headers, 502, state.id), state, {
+        upstreamLatency: Date.now() - sentAt,
+        proxyLatency: sentAt - state.startedAt,
+      });
   } finally {
     clearTimeout(idle);
   }
@@ -642,11 +688,17 @@ function sendJson(res: ServerResponse, status: number, body: string | object): v
   res.end(text);
 }
 
-function sendPage(res: ServerResponse, page: ErrorPage): void {
-  res.writeHead(page.status, {
-    ...page.headers,
-    "content-length": page.body.length,
-    server: SERVER_HEADER,
+function sendPage(
+  res: ServerResponse,
+  page: ErrorPage,
+  state: { id: string; startedAt: number },
+  proxied?: { upstreamLatency: number; proxyLatency: number },
+): void {
+  const headers = lowerValues(page.headers);
+  writeHead(res, page.status, {
+    ...headers,
+    "content-length": [String(page.body.length)],
+    ...kongHeaders(state, headers, proxied),
   });
   res.end(page.body);
 }

@@ -12,6 +12,8 @@ export interface ExitResponse {
   body: Buffer;
   headers: Record<string, string | string[]>;
   source: "exit" | "error";
+  /** The table body cjson could not encode: Kong raises when it flushes the exit, and nginx answers 500. */
+  encodingError?: string;
 }
 
 export interface RequestState {

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createAdminApi } from "../../../scripts/kong-double/config/admin-api";
 import { BUNDLED_PLUGINS } from "../../../scripts/kong-double/config/bundled-schemas";
 import { ConfigStore } from "../../../scripts/kong-double/config/config-store";
+import { KONG_VERSION } from "../../../scripts/kong-double/config/kong-version";
 import type { KongConfig, PluginInfo } from "../../../scripts/kong-double/config/model";
 
 const GREETER: PluginInfo = {
@@ -22,7 +23,7 @@ function setup(database: "off" | "postgres") {
   const store = new ConfigStore();
   const changes: KongConfig[] = [];
   store.onChange((c) => changes.push(c));
-  const api = createAdminApi(store, { database, plugins: PLUGINS, version: "3.9.3" });
+  const api = createAdminApi(store, { database, plugins: PLUGINS, version: KONG_VERSION });
   const call = (method: string, path: string, body?: unknown) => {
     const [p, q] = path.split("?");
     return api({ method, path: p as string, query: new URLSearchParams(q ?? ""), body });
@@ -37,12 +38,12 @@ describe("Admin API, DB-less (database = off)", () => {
     expect(status).toBe(200);
     expect(body).toMatchObject({
       tagline: "Welcome to kong",
-      version: "3.9.3",
+      version: KONG_VERSION,
       edition: "community",
       configuration: { database: "off" },
       plugins: {
         available_on_server: {
-          "key-auth": { version: "3.9.3", priority: 1250 },
+          "key-auth": { version: KONG_VERSION, priority: 1250 },
           greeter: { version: "1.0.0", priority: 10 },
         },
         enabled_in_cluster: [],
