@@ -81,7 +81,7 @@ export class ModelBasedRoundRobinHandler {
     // Kong decides whether to turn buffering off from the Upgrade among the first lua_max_req_headers (default
     // 100) only (ngx.req.get_headers() in its runloop): ask for exactly those, and only when there is an Upgrade.
     const upgrade =
-      headers.upgrade === undefined ? undefined : ((await kong.request.getHeaders()) ?? {}).upgrade?.[0];
+      headers.upgrade === undefined ? undefined : (await kong.request.getHeaders())?.upgrade?.[0];
     const head = requestHead(headers, upgrade);
     const admission = admit(config, head);
     if (admission?.kind === "refuse") return admission;
