@@ -80,8 +80,13 @@ export class ModelBasedRoundRobinHandler {
       await kong.log.err(`invalid configuration: ${this.configProblem ?? "unknown problem"}`);
       return failure("the model-based-round-robin plugin is misconfigured");
     }
-    // Kong's default cap is 100 headers: Content-Length or Upgrade after the 100th would go unseen.
-    const head = requestHead((await kong.request.getHeaders(MAX_REQUEST_HEADERS)) ?? {});
+    // Kong's default cap is 100 headers: Content-Length after the 100th would go unseen.
+    const headers = (await kong.request.getHeaders(MAX_REQUEST_HEADERS)) ?? {};
+    // Kong decides whether to turn buffering off from the Upgrade among the first lua_max_req_headers (default
+    // 100) only (ngx.req.get_headers() in its runloop): ask for exactly those, and only when there is an Upgrade.
+    const upgrade =
+      headers.upgrade === undefined ? undefined : (await kong.request.getHeaders())?.upgrade?.[0];
+    const head = requestHead(headers, upgrade);
     const admission = admit(config, head);
     if (admission?.kind === "refuse") return admission;
     const body = admission ?? checkBody(toBuffer(await kong.request.getRawBody(config.maxBodyBytes)));
@@ -191,13 +196,13 @@ function decodeRouted(value: unknown): Routed | undefined {
   return { env, probe: mode === "probe", entryKey: value.slice(env.length + mode.length + 2) };
 }
 
-function requestHead(headers: HeaderMap): RequestHead {
+function requestHead(headers: HeaderMap, upgrade: string | undefined): RequestHead {
   const first = (name: string) => headers[name]?.[0];
   return {
     contentLength: first("content-length"),
     transferEncoding: first("transfer-encoding"),
     host: first("host"),
-    upgrade: first("upgrade"),
+    upgrade,
     credentials: CLIENT_CREDENTIAL_HEADERS.filter((name) => headers[name] !== undefined),
   };
 }

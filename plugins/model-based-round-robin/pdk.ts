@@ -28,7 +28,7 @@ export interface ConsumerEntity {
 export interface Pdk {
   request: {
     /** At most `maxHeaders` (1..1000) headers; without it Kong's lua_max_req_headers, 100 by default. */
-    getHeaders(maxHeaders: number): Promise<HeaderMap | undefined>;
+    getHeaders(maxHeaders?: number): Promise<HeaderMap | undefined>;
     /** Kong 3.8+ reads bodies over client_body_buffer_size from the temp file up to `maxAllowedFileSize`. */
     getRawBody(maxAllowedFileSize: number): Promise<Buffer | string | undefined>;
   };

@@ -9,9 +9,12 @@ import { ConversionError } from "./errors";
 
 export async function applyToKong(adminUrl: string, config: DeclarativeConfig): Promise<string> {
   const base = adminUrl.replace(/\/+$/, "");
-  const root = await call(base, "GET", "/");
-  const database = (root as { configuration?: { database?: string } }).configuration?.database;
-  if (database === "off") {
+  // Not `GET /`: Kong 3.9.1-3.9.3 answers it with a 500 while it manages a plugin server (it serialises the
+  // server's process handle). `GET /status` tells the modes apart on every 3.x: a database-backed node reports
+  // `database: {reachable}`, a DB-less one (or a data plane) leaves it out (K3.9.3 kong/api/routes/health.lua).
+  const status = await call(base, "GET", "/status");
+  const dbless = (status as { database?: unknown }).database === undefined;
+  if (dbless) {
     await call(base, "POST", "/config", config);
     return `loaded into DB-less Kong at ${base} (POST /config)`;
   }
@@ -32,7 +35,7 @@ export async function applyToKong(adminUrl: string, config: DeclarativeConfig): 
         await putPlugin(base, plugin, { route: { id: routeId } }, route.name);
     }
   }
-  return `applied to Kong at ${base} (database ${database ?? "unknown"}) through the entity endpoints`;
+  return `applied to Kong at ${base} (with a database) through the entity endpoints`;
 }
 
 async function putPlugin(

@@ -35,7 +35,10 @@ export { KongApiError } from "./config/model";
 export { type ServerLaunch, stockServerBin } from "./runtime/plugin-server";
 
 export interface KongDoubleOptions {
-  /** The project's plugin server by default; `serverBin: stockServerBin()` runs kong-pdk's own. */
+  /**
+   * The project's plugin server by default; `serverBin: stockServerBin()` runs kong-pdk's own. `external: true`:
+   * the double does not start or respawn it (run `startArgv(kong.server(name).settings)` yourself).
+   */
   pluginServers: ({ name: string; pluginsDirectory: string } & ServerLaunch)[];
   kongVersion?: KongVersion;
   config?: string | object;
@@ -123,6 +126,7 @@ export class KongDouble {
         database: this.options.database ?? "off",
         plugins: this.plugins,
         version: KONG_VERSION,
+        managesPluginServers: [...this.servers.values()].some((s) => s.managed),
       }),
     );
     this.closers.push(admin.close);

@@ -12,7 +12,10 @@ import { join, posix } from "node:path";
 export interface PluginServerSettings {
   /** Plugin server name in `pluginserver_names`; equal to the plugin's Name. */
   name: string;
-  /** `--kong-prefix` of the JS server; Kong's prefix in the image. */
+  /**
+   * `--kong-prefix` of the JS server: the socket's directory (and the state file's). In the image a directory
+   * inside Kong's prefix, not the prefix itself, whose sockets Kong's docker-entrypoint.sh deletes at start.
+   */
   kongPrefix: string;
   /** `--sock-name` of the JS server. */
   sockName: string;
@@ -51,14 +54,25 @@ export function queryArgv(s: PluginServerSettings): string[] {
   return [s.serverBin, "--plugins-directory", s.pluginsDirectory, "--dump-all-plugins"];
 }
 
-/** Kong's environment variables for this server (`-` in the name becomes `_` in the key). */
+/**
+ * Kong's environment variables for this server (`-` in the name becomes `_` in the key). No start command: the
+ * image runs the server itself (kong/pluginserver-supervisor.sh), because a server Kong manages breaks Admin
+ * `GET /` on Kong 3.9.1-3.9.3 and is replaced by every `kong reload`. Kong 3.9 still requires the query command.
+ */
 export function kongEnvironment(s: PluginServerSettings): Record<string, string> {
   const key = s.name.toUpperCase().replace(/-/g, "_");
   return {
     KONG_PLUGINSERVER_NAMES: s.name,
     [`KONG_PLUGINSERVER_${key}_SOCKET`]: socketPath(s),
-    [`KONG_PLUGINSERVER_${key}_START_CMD`]: startArgv(s).join(" "),
     [`KONG_PLUGINSERVER_${key}_QUERY_CMD`]: queryArgv(s).join(" "),
     KONG_PLUGINS: `bundled,${s.name}`,
   };
+}
+
+/** The variable through which the image's supervisor gets the server's command (not KONG_*: Kong reads those). */
+export const SUPERVISED_COMMAND_ENV = "MODEL_BASED_ROUND_ROBIN_PLUGINSERVER_CMD";
+
+/** The image's environment: Kong's variables, and the command the supervisor runs and restarts. */
+export function imageEnvironment(s: PluginServerSettings): Record<string, string> {
+  return { ...kongEnvironment(s), [SUPERVISED_COMMAND_ENV]: startArgv(s).join(" ") };
 }

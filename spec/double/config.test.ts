@@ -111,9 +111,15 @@ plugins:
     expect((await post({ services: [] })).body.fields).toEqual({ _format_version: "required field missing" });
   });
 
-  it("answers GET / with the version, DB-less mode and the plugins available", async () => {
-    const res = await fetch(`${kong.adminUrl}/`);
-    const body = (await res.json()) as {
+  it("answers GET / with the version, DB-less mode and the plugins available (a plugin server run outside Kong)", async () => {
+    // A managed plugin server makes Kong 3.9.1-3.9.3's GET / fail (spec/double/external-server.test.ts).
+    const outside = await KongDouble.start({
+      pluginServers: [{ name: "probe", pluginsDirectory: `${FIXTURES}/probe`, external: true }],
+    });
+    const res = await fetch(`${outside.adminUrl}/`);
+    const text = await res.text().finally(() => outside.stop());
+    expect(res.status).toBe(200);
+    const body = JSON.parse(text) as {
       version: string;
       configuration: { database: string };
       plugins: { available_on_server: object };

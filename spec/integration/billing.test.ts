@@ -162,20 +162,11 @@ describe("billing exhaustion (insufficient_quota) benches an entry for a long ti
     expect(buffered()).toBe(1);
   });
 
-  it("does not read the body of a probe Kong proxied unbuffered (an Upgrade past the 1000th header)", async () => {
-    await configure(twoModels());
-    a.failNext({ status: 429, body: BILLING, times: 2 });
-    await chat(bed.kong, HELLO);
-    await bed.kong.settled();
-    await pause(1100);
-    expect(await models(1)).toEqual(["m2"]);
-    bed.kong.pdkCalls.reset();
-
-    // get_headers returns at most 1000 headers, so the plugin cannot see this Upgrade; Kong (and the double)
-    // still turns buffering off for it, and reading the body in log would raise and never be answered.
-    const filler = Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`h${i}`, "1"]));
+  /** A chat request with `filler` header lines before its `Upgrade: websocket`; resolves to the status. */
+  function chatWithUpgradeAfter(filler: number): Promise<number | undefined> {
+    const headers = Object.fromEntries(Array.from({ length: filler }, (_, i) => [`h${i}`, "1"]));
     const body = JSON.stringify(HELLO);
-    const status = await new Promise<number | undefined>((resolveStatus, reject) => {
+    return new Promise<number | undefined>((resolveStatus, reject) => {
       const url = new URL(`${bed.kong.proxyUrl}/openai/v1/chat/completions`);
       const req = httpRequest(
         {
@@ -187,7 +178,7 @@ describe("billing exhaustion (insufficient_quota) benches an entry for a long ti
             host: "api.example.test",
             "content-type": "application/json",
             "content-length": String(Buffer.byteLength(body)),
-            ...filler,
+            ...headers,
             upgrade: "websocket",
           },
         },
@@ -199,11 +190,38 @@ describe("billing exhaustion (insufficient_quota) benches an entry for a long ti
       req.on("error", reject);
       req.end(body);
     });
+  }
+
+  async function suspectM1() {
+    await configure(twoModels());
+    a.failNext({ status: 429, body: BILLING, times: 2 });
+    await chat(bed.kong, HELLO);
     await bed.kong.settled();
-    expect(status).toBe(429);
-    expect(buffered()).toBe(1);
+    await pause(1100);
+    expect(await models(1)).toEqual(["m2"]);
+    bed.kong.pdkCalls.reset();
+  }
+
+  it("does not probe a WebSocket upgrade Kong sees (in the first 100 headers): Kong proxies it unbuffered", async () => {
+    await suspectM1();
+    // Three header lines before it (host, content-type, content-length) and 90 more: the 94th line.
+    expect(await chatWithUpgradeAfter(90)).toBe(429);
+    await bed.kong.settled();
+    expect(buffered()).toBe(0);
     expect(bed.kong.pdkCalls.byPhase("log")["kong.service.response.get_raw_body"]).toBeUndefined();
     expect(warnings().at(-1)).toMatch(/for 1000 ms: HTTP 429, no provider hint/);
+    expect(bed.kong.logs.some((l) => /only available with buffered proxying/.test(l.message))).toBe(false);
+  });
+
+  it("probes as usual when the Upgrade comes after the 100th header: Kong does not see it and keeps buffering", async () => {
+    await suspectM1();
+    // Kong reads Upgrade from ngx.req.get_headers(), the first lua_max_req_headers (100) lines: this one is the
+    // 104th, so Kong leaves the buffering the probe asked for on, and log reads the billing error.
+    expect(await chatWithUpgradeAfter(100)).toBe(429);
+    await bed.kong.settled();
+    expect(buffered()).toBe(1);
+    expect(bed.kong.pdkCalls.byPhase("log")["kong.service.response.get_raw_body"]).toBe(1);
+    expect(warnings().at(-1)).toMatch(/for 3600000 ms: HTTP 429 insufficient_quota/);
     expect(bed.kong.logs.some((l) => /only available with buffered proxying/.test(l.message))).toBe(false);
   });
 

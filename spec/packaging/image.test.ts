@@ -3,7 +3,12 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { generateKongConfig } from "../../scripts/generate-kong-config";
 import { KongDouble } from "../../scripts/kong-double";
-import { imageSettings, kongEnvironment, socketPath } from "../../scripts/lib/pluginserver-settings";
+import {
+  imageEnvironment,
+  imageSettings,
+  SUPERVISED_COMMAND_ENV,
+  socketPath,
+} from "../../scripts/lib/pluginserver-settings";
 import { HAS_APK, SKIPPED_WITHOUT_APK } from "../support/apk-files";
 import { contextSources, envOf, readDockerfile } from "./dockerfile";
 import { isUnder } from "./imports";
@@ -22,21 +27,21 @@ describe("kong/Dockerfile", () => {
   });
 
   it("sets every plugin-server variable exactly as the shared settings derive it (the double uses the same)", () => {
-    for (const [key, value] of Object.entries(kongEnvironment(settings)))
+    for (const [key, value] of Object.entries(imageEnvironment(settings)))
       expect({ key, value: env[key] }).toEqual({ key, value });
   });
 
   it("points Kong at the socket the server listens on: prefix + sock name", () => {
     const key = "KONG_PLUGINSERVER_MODEL_BASED_ROUND_ROBIN";
     expect(env[`${key}_SOCKET`]).toBe(socketPath(settings));
-    expect(env[`${key}_START_CMD`]).toContain(
+    expect(env[SUPERVISED_COMMAND_ENV]).toContain(
       `--kong-prefix ${settings.kongPrefix} --sock-name ${settings.sockName}`,
     );
   });
 
   it("uses absolute commands and keeps the query command's stdout clean (no -v)", () => {
-    for (const suffix of ["START_CMD", "QUERY_CMD"]) {
-      const command = env[`KONG_PLUGINSERVER_MODEL_BASED_ROUND_ROBIN_${suffix}`] ?? "";
+    for (const name of [SUPERVISED_COMMAND_ENV, "KONG_PLUGINSERVER_MODEL_BASED_ROUND_ROBIN_QUERY_CMD"]) {
+      const command = env[name] ?? "";
       expect(command).toMatch(/^\//);
       expect(command.split(" ")).not.toContain("-v");
     }

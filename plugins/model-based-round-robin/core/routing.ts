@@ -61,6 +61,10 @@ export interface RequestHead {
   contentLength?: string | undefined;
   transferEncoding?: string | undefined;
   host?: string | undefined;
+  /**
+   * The Upgrade header as Kong's runloop reads it to decide on buffering: the first value among the first
+   * `lua_max_req_headers` (default 100) header lines, not among all of them.
+   */
   upgrade?: string | undefined;
   /** Which of CLIENT_CREDENTIAL_HEADERS the request carries (lower case). */
   credentials?: string[];
@@ -133,11 +137,12 @@ export function decide(
   if (body.kind === "bodiless") return routeTo(env, entry, upstream, relative, head, undefined, false);
   const rewritten = body.withModel(entry.model);
   // A suspect entry's answer is read whole, once, to tell a billing error from a rate limit. Never a stream
-  // (buffering would hold every token back), never a WebSocket upgrade (Kong turns buffering off for it).
+  // (buffering would hold every token back), never a WebSocket upgrade (Kong turns buffering off for it, and only
+  // for `websocket`: K3.9.3 kong/runloop/handler.lua access.before).
   const probe =
     config.billingSeconds > 0 &&
     !body.streaming &&
-    head.upgrade === undefined &&
+    head.upgrade?.toLowerCase() !== "websocket" &&
     balancer.takeProbe(env, entry.key);
   const changed = rewritten === body.raw ? undefined : rewritten;
   return routeTo(env, entry, upstream, relative, head, changed, probe);

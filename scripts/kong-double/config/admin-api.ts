@@ -4,10 +4,10 @@
  * mounts it on an HTTP listener. JSON bodies only (Kong also takes form bodies); no pagination (`next` is
  * always null); no tags filtering.
  *
- *   const api = createAdminApi(store, { database: "off", plugins, version: "3.9.3" });
+ *   const api = createAdminApi(store, { database: "off", plugins, version: KONG_VERSION });
  *   const { status, body } = await api({ method: "POST", path: "/config", query: new URLSearchParams(), body: yamlText });
  *
- * - `GET /`, `GET /status`;
+ * - `GET /` (500 while a plugin server is managed, as on Kong 3.9.1-3.9.3), `GET /status`;
  * - `POST /config` (DB-less only; 400 "this endpoint is only available when Kong is configured to not use a
  *   database" otherwise): a declarative config as the JSON body itself, as `{config: "<yaml or json>"}` or
  *   as raw text; `?flatten_errors=1`, `?check_hash=1` (304 when identical); 201 with the loaded entities;
@@ -46,6 +46,11 @@ export interface AdminApiOptions {
   /** Every plugin this node loaded: external ones and the bundled ones the double emulates. */
   plugins: ReadonlyMap<string, PluginInfo>;
   version: string;
+  /**
+   * Kong (worker 0; the double has one worker) started a plugin server from a `start_cmd`: then `GET /` fails as
+   * on Kong 3.9.1-3.9.3. False when every plugin server runs outside Kong.
+   */
+  managesPluginServers?: boolean;
   nodeId?: string;
   hostname?: string;
 }
@@ -122,7 +127,19 @@ type Scope = { field: string; id: string };
  * its routes answer in order, and a method none of them takes gets 405; a path no route has gets 404.
  */
 const ROUTES: Route[] = [
-  { method: "GET", path: "/", handler: (admin) => reply(200, root(admin)) },
+  {
+    method: "GET",
+    path: "/",
+    // Kong 3.9.1-3.9.3 keeps the ngx.pipe handle of each plugin server it manages in
+    // kong.configuration.pluginservers (kong/runloop/plugin_servers/process.lua pluginserver_timer: server_def.proc),
+    // and GET / encodes remove_sensitive()'s deep copy of kong.configuration (kong/api/routes/kong.lua): cjson
+    // fails on the cdata, kong.response.exit raises "body encoding failed while flushing response", and
+    // api_helpers.handle_error answers 500. Fixed on master (#14111), the 3.9.x backport reverted (#14886).
+    handler: (admin) =>
+      admin.opts.managesPluginServers
+        ? reply(500, { message: "An unexpected error occurred" })
+        : reply(200, root(admin)),
+  },
   { method: "GET", path: "/status", handler: (admin) => reply(200, status(admin)) },
   { method: "*", path: "/config", handler: dblessOnly },
   {

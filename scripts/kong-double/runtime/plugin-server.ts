@@ -105,6 +105,12 @@ export const stockServerBin = (): string => findServerBin(true);
 export interface ServerLaunch {
   serverBin?: string;
   env?: Record<string, string>;
+  /**
+   * Managed outside Kong (no `start_cmd`, nothing at /usr/local/bin/<name>: K3.9.3 conf_loader "assuming external
+   * process management"): the double runs only the query command and connects to the socket; whoever runs the
+   * server starts it with `startArgv(server.settings)` and restarts it. Kong then keeps no process handle.
+   */
+  external?: boolean;
 }
 
 export class PluginServer {
@@ -145,7 +151,12 @@ export class PluginServer {
       kongVersion: this.kongVersion,
       server: this.name,
     });
-    await this.spawn();
+    if (!this.launch.external) await this.spawn();
+  }
+
+  /** Kong started this server and respawns it (it has a start command). */
+  get managed(): boolean {
+    return !this.launch.external;
   }
 
   get pid(): number | undefined {

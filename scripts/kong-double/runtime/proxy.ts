@@ -99,6 +99,23 @@ export async function startProxy(
   };
 }
 
+/** Kong's lua_max_req_headers default: how many header lines ngx.req.get_headers() parses. */
+const LUA_MAX_REQ_HEADERS = 100;
+
+/**
+ * Whether Kong's runloop sets `$upstream_upgrade` to websocket: it reads Upgrade through
+ * kong.tools.http.get_header(name, ctx), i.e. ngx.req.get_headers() with Kong's lua_max_req_headers (K3.9.3
+ * kong/globalpatches.lua), so an Upgrade after the 100th header line goes unseen; the first value counts.
+ */
+function kongSeesWebSocketUpgrade(rawHeaders: string[]): boolean {
+  const lines = Math.min(rawHeaders.length / 2, LUA_MAX_REQ_HEADERS);
+  for (let i = 0; i < lines; i++) {
+    if ((rawHeaders[2 * i] as string).toLowerCase() === "upgrade")
+      return (rawHeaders[2 * i + 1] as string).toLowerCase() === "websocket";
+  }
+  return false;
+}
+
 function headerValues(req: IncomingMessage): HeaderValues {
   const out: HeaderValues = {};
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
@@ -186,8 +203,9 @@ async function handle(
     }
     if (exit !== undefined) break;
   }
-  // A WebSocket upgrade turns buffered proxying off whoever asked for it (K3.9.3 kong/init.lua, Kong.access).
-  const upgrade = state.client.headers.upgrade?.[0]?.toLowerCase() === "websocket";
+  // A WebSocket upgrade turns buffered proxying off whoever asked for it (K3.9.3 kong/init.lua, Kong.access),
+  // as the runloop saw it before access (kong/runloop/handler.lua access.before: get_header("upgrade", ctx)).
+  const upgrade = kongSeesWebSocketUpgrade(req.rawHeaders);
   const buffered =
     !upgrade && (state.upstream.buffered || ordered.some((p) => p.info.phases.includes("response")));
   if (buffered && exit === undefined) state.ngxCtx.set("buffered_proxying", true);

@@ -122,7 +122,10 @@ describe("deciding the route", () => {
     expect(decide(config, balancer, request({ ...json, upgrade: "websocket" }, body("{}")))).toMatchObject({
       probe: false,
     });
-    expect(decide(config, balancer, request(json, body("{}")))).toMatchObject({ probe: true });
+    // Kong turns buffering off for `websocket` only; any other Upgrade is proxied buffered like the rest.
+    expect(decide(config, balancer, request({ ...json, upgrade: "h2c" }, body("{}")))).toMatchObject({
+      probe: true,
+    });
     expect(decide(config, balancer, request(json, body("{}")))).toMatchObject({ probe: false });
   });
 
