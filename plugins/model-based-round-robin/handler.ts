@@ -15,6 +15,7 @@ import {
   checkBody,
   decide,
   failure,
+  misconfigured,
   needsConsumer,
   type Refusal,
   type RequestHead,
@@ -33,14 +34,22 @@ import type { HeaderMap, Pdk } from "./pdk";
 const ROUTED_KEY = "model_based_round_robin";
 /** The most headers kong.request.get_headers returns (Kong's upper bound for its argument). */
 const MAX_REQUEST_HEADERS = 1000;
+/**
+ * Misconfigurations already logged, by plugin id and problem: once per plugin configuration, not per request,
+ * and once for all of Kong's workers (each has its own instance of a configuration; this process serves them all).
+ */
+const loggedProblems = new Set<string>();
 
 export class ModelBasedRoundRobinHandler {
   private readonly config: RoundRobinConfig | undefined;
   private readonly configProblem: string | undefined;
   private readonly balancer: Balancer | undefined;
+  private readonly pluginId: string;
 
   /** Kong starts one instance per plugin configuration (and again on every reload); all derivation is done here. */
   constructor(rawConfig: unknown) {
+    const id = (rawConfig as { __plugin_id?: unknown } | null | undefined)?.__plugin_id;
+    this.pluginId = typeof id === "string" ? id : "";
     try {
       this.config = normalizeConfig(rawConfig);
       this.balancer = balancerFor(this.config);
@@ -76,9 +85,9 @@ export class ModelBasedRoundRobinHandler {
   private async route(kong: Pdk): Promise<Route | Refusal> {
     const { config, balancer } = this;
     if (config === undefined || balancer === undefined) {
-      // Kong's schema should make this impossible; never send traffic to the service's placeholder instead.
-      await kong.log.err(`invalid configuration: ${this.configProblem ?? "unknown problem"}`);
-      return failure("the model-based-round-robin plugin is misconfigured");
+      // Kong accepted what its schema language can say (duplicates, min > max cannot be said); never send
+      // traffic to the service's placeholder instead.
+      return this.logged(kong, misconfigured(this.configProblem ?? "unknown problem"));
     }
     // Kong's default cap is 100 headers: Content-Length after the 100th would go unseen.
     const headers = (await kong.request.getHeaders(MAX_REQUEST_HEADERS)) ?? {};
@@ -96,14 +105,26 @@ export class ModelBasedRoundRobinHandler {
       uri: (await kong.nginx.getVar("upstream_uri")) ?? "/",
       serviceProtocol: service?.protocol,
       servicePath: service?.path,
+      serviceHost: service?.host,
     };
     const consumer = needsConsumer(config) ? await kong.client.getConsumer() : undefined;
     const decision = decide(config, balancer, { head, body, upstream, consumer });
-    if (decision.kind === "refuse") return decision;
+    if (decision.kind === "refuse") return this.logged(kong, decision);
 
     await sendTo(kong, decision);
     await kong.ctx.shared.set(ROUTED_KEY, encodeRouted(decision));
     return decision;
+  }
+
+  /** Logs a refusal's misconfiguration once per plugin configuration (and problem) in this process. */
+  private async logged(kong: Pdk, refusal: Refusal): Promise<Refusal> {
+    const key = `${this.pluginId}\n${refusal.problem}`;
+    if (refusal.problem !== undefined && !loggedProblems.has(key)) {
+      if (loggedProblems.size >= 10_000) loggedProblems.clear();
+      loggedProblems.add(key);
+      await kong.log.err(`invalid configuration: ${refusal.problem} (answered on every request until fixed)`);
+    }
+    return refusal;
   }
 
   private async observe(kong: Pdk, config: RoundRobinConfig, balancer: Balancer): Promise<void> {

@@ -16,6 +16,8 @@ export interface ServiceEntity {
   protocol?: string;
   /** Kong sends no key for a service without a path (msgpack nil). */
   path?: string;
+  /** The host of the service's URL; its type (IP or name) decides whether Kong resolves a set_target host. */
+  host?: string;
 }
 
 /** The fields of Kong's consumer entity this plugin reads. */

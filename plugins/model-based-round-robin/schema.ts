@@ -39,13 +39,17 @@ const modelEntry = {
         type: "string",
         required: true,
         match: "^https?://",
-        // A key in the URL would be sent in clear to Kong's logs and error pages; Kong's own message for a
-        // failed pattern echoes the value, so this one names the problem instead.
+        // Kong checks these (in this order, before `match`) when the configuration is written, so that the plugin
+        // never meets an endpoint it cannot parse. A key in the URL would be sent in clear to Kong's logs and error
+        // pages; Kong's own message for a failed pattern echoes the value, so each names the problem instead.
         match_none: [
           {
             pattern: "^https?://[^/]*@",
             err: "must not carry credentials (user:password@); use auth_header_name and auth_header_value",
           },
+          { pattern: "^https?://$", err: "must name a host: http(s)://host[:port][/path]" },
+          { pattern: "^https?://[/?#:]", err: "must name a host: http(s)://host[:port][/path]" },
+          { pattern: "[?#]", err: "must not carry a query or fragment" },
         ],
         description:
           "Base URL of the OpenAI-compatible endpoint serving this model (http or https, may carry a path such as /v1); the request path relative to the route is appended to it.",

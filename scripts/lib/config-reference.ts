@@ -90,7 +90,8 @@ function rulesOf(def: ElementDef): string {
   };
   describe(def, "");
   if (def.elements !== undefined && def.elements.type !== "record") describe(def.elements, "each ");
-  return rules.join("; ");
+  // Several patterns may share one message (match_none): say it once.
+  return [...new Set(rules)].join("; ");
 }
 
 function escapeCell(text: string): string {

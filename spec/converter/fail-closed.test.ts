@@ -8,6 +8,10 @@ import { resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import {
+  hostnameType,
+  UNROUTED_HOST as PLUGIN_UNROUTED_HOST,
+} from "../../plugins/model-based-round-robin/core/misconfiguration";
 import { convertApkConf, UNROUTED_HOST, unroutedUrl } from "../../scripts/converter/convert";
 import { KongDouble } from "../../scripts/kong-double";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
@@ -260,5 +264,35 @@ describe("operation-level policies converted and run through the Kong double", (
     expect(reply.text).toContain("name resolution failed");
     expect(reply.text).not.toContain("gpt-4o");
     expect([...seen(production), ...seen(sandbox)]).toEqual([]);
+  });
+});
+
+describe("services carrying the plugin never have an IP host (Kong would not resolve an endpoint's name)", () => {
+  const carries = (service: ReturnType<typeof convert>["config"]["services"][number]) =>
+    service.plugins.some((p) => p.name === "model-based-round-robin") ||
+    service.routes.some((r) => r.plugins.some((p) => p.name === "model-based-round-robin"));
+
+  it("uses the plugin's own unrouted host name", () => {
+    expect(UNROUTED_HOST).toBe(PLUGIN_UNROUTED_HOST);
+    expect(hostnameType(UNROUTED_HOST)).toBe("name");
+  });
+
+  it.each([
+    ["api", "http://10.0.0.7:9000/v1", "http://10.0.0.8/v1"],
+    ["operation", "http://10.0.0.7:9000/v1", "http://10.0.0.8/v1"],
+    ["api", "https://[::1]:8443/v1", "http://[fe80::1]/v1"],
+    ["operation", "https://[::1]:8443/v1", PROD],
+    ["api", PROD, SANDBOX],
+  ] as const)("%s-level policy, endpoints %s and %s", (level, production, sandbox) => {
+    const services = convert(apkConf(level, production, sandbox)).config.services;
+    const carrying = services.filter(carries);
+    expect(carrying.length).toBeGreaterThan(0);
+    for (const service of carrying) {
+      const host = new URL(service.url).hostname.replace(/^\[(.*)\]$/, "$1");
+      expect({ service: service.name, type: hostnameType(host) }).toEqual({
+        service: service.name,
+        type: "name",
+      });
+    }
   });
 });

@@ -200,9 +200,30 @@ describe("upstream failures and paths, as Kong reports them", () => {
     expect(JSON.parse(service.text).message).toBe("name resolution failed");
     expect(service.log).toMatchObject({ status: 503, source: "exit" });
     expect(service.log.upstream_status).toBeUndefined();
-    const target = await send("/api/x", { target: "nowhere.model-based-round-robin.invalid:443" });
+    // set_target to a name that does not resolve, from a service with a host name (an IP host never resolves it).
+    const target = await send("/unrouted/x", { target: "nowhere.model-based-round-robin.invalid:443" });
     expect(target.status).toBe(503);
     expect(target.log).toMatchObject({ status: 503, source: "exit" });
+  });
+
+  it("answers set_target to a host name on a service with an IP host with Kong's 500 'no host allowed' (source 'error', nothing sent)", async () => {
+    let reached = 0;
+    echo.on("request", () => reached++);
+    const named = await send("/api/x", { target: `localhost:${echoPort}` });
+    expect(named.status).toBe(500);
+    // nginx's error_page → Kong's error handler: error_default_type (text/plain) without Accept or Content-Type.
+    expect(named.contentType).toBe("text/plain; charset=utf-8");
+    expect(named.text).toMatch(/^An unexpected error occurred\nrequest_id: /);
+    expect(named.log).toMatchObject({ status: 500, source: "error" });
+    expect(reached).toBe(0);
+    expect(kong.logs.map((l) => l.message)).toContain(
+      `failed to set the current peer (address: localhost port: ${echoPort}): no host allowed`,
+    );
+    // An IP target on the same service, and an IP target on a service with a host name, are reached.
+    expect((await send("/api/x", { target: `127.0.0.1:${echoPort}` })).status).toBe(200);
+    const fromName = await send("/unrouted/x", { target: `127.0.0.1:${echoPort}` });
+    expect(fromName).toMatchObject({ status: 200, log: { status: 200, source: "service" } });
+    expect(reached).toBe(2);
   });
 
   it("routes on the normalised path and builds $upstream_uri from it", async () => {

@@ -10,6 +10,7 @@
 import type { Balancer } from "./balancer";
 import type { Entry, Environment, RoundRobinConfig } from "./config";
 import { environmentOf, type RequestIdentity } from "./environment";
+import { ipServiceHostError, misconfiguredError, unresolvableEntry } from "./misconfiguration";
 import {
   allSuspendedError,
   bodyTooLargeError,
@@ -31,6 +32,8 @@ export interface Refusal {
   status: number;
   body: OpenAiError;
   headers?: Record<string, string>;
+  /** A misconfiguration the operator must fix: logged once per plugin configuration, not per request. */
+  problem?: string;
 }
 
 /** The request has no body: it is routed as it is, without taking a turn in the rotation. */
@@ -75,6 +78,8 @@ export interface UpstreamRequest {
   uri: string;
   serviceProtocol: string | undefined;
   servicePath: string | undefined;
+  /** The service's host: an IP address there keeps Kong from resolving an endpoint's host name. */
+  serviceHost?: string | undefined;
 }
 
 /** Headers OpenAI-compatible providers take a key from. */
@@ -123,6 +128,15 @@ export function decide(
   const unsafe = unsafePathProblem(relative);
   if (unsafe !== undefined) return refusal(400, invalidPathError(unsafe));
   const env = environmentOf(config, { host: head.host, consumer: request.consumer });
+  // Before the rotation's turn: every request of the environment would end in Kong's bare 500.
+  const stranded = unresolvableEntry(
+    upstream.serviceHost,
+    (env === "sandbox" ? config.sandbox : config.production) ?? [],
+  );
+  if (stranded !== undefined && upstream.serviceHost !== undefined) {
+    const answer = refusal(500, ipServiceHostError(upstream.serviceHost, stranded.host));
+    return { ...answer, problem: answer.body.error.message };
+  }
   // Only requests with a model count in the proportions.
   const selection = body.kind === "body" ? balancer.pick(env) : balancer.peek(env);
   if (selection.kind === "no-list") return refusal(404, sandboxNotConfiguredError());
@@ -174,6 +188,11 @@ function routeTo(
 /** The plugin could not do its work: never send the request to the service's placeholder instead. */
 export function failure(message: string): Refusal {
   return refusal(500, internalError(message));
+}
+
+/** A configuration Kong accepted and the plugin cannot use: refused, naming the problem, on every request. */
+export function misconfigured(problem: string): Refusal {
+  return { ...refusal(500, misconfiguredError(problem)), problem };
 }
 
 /** Whether `decide` needs the authenticated consumer (a PDK call), or the host alone settles the environment. */

@@ -385,8 +385,12 @@ export function pluginSchema(plugin: PluginInfo): RecordSchema {
     type: "record",
     required: true,
     fields: makeRecordsRequired(plugin.configFields),
+    ...(plugin.configEntityChecks && { entity_checks: plugin.configEntityChecks }),
   };
-  return { fields: override(PLUGIN_FIELDS, [{ config }, ...(plugin.entityFields ?? [])]) };
+  return {
+    fields: override(PLUGIN_FIELDS, [{ config }, ...(plugin.entityFields ?? [])]),
+    ...(plugin.entityChecks && { entity_checks: plugin.entityChecks }),
+  };
 }
 
 function override(base: SchemaField[], replacements: SchemaField[]): SchemaField[] {

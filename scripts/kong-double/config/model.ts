@@ -28,6 +28,14 @@ export interface PluginInfo {
   phases: Phase[];
   /** The fields of `config` (the `Schema` array the plugin exports). */
   configFields: SchemaField[];
+  /**
+   * Entity checks of the plugin info's Schema itself (top level), run on the plugins entity with field names such
+   * as `config.a`, and of its `config` record, run on the config (K3.9.3 kong/db/schema/init.lua
+   * run_entity_checks: a subschema's checks; validate_field: a record's). A Schema written for kong-pdk cannot
+   * place them (kong-pdk puts its whole export inside config.fields); a query command that prints its own dump can.
+   */
+  entityChecks?: Record<string, unknown>[];
+  configEntityChecks?: Record<string, unknown>[];
   /** Name of the plugin server that serves it; absent for bundled plugins emulated by the double. */
   server?: string;
   /**

@@ -207,12 +207,18 @@ function checkPluginInfo(info: Record<string, unknown>, server: string): PluginI
       );
     }
   }
+  const checksOf = (v: unknown) =>
+    Array.isArray(v) && v.length > 0 ? (v as Record<string, unknown>[]) : undefined;
+  const entityChecks = checksOf(schema.entity_checks);
+  const configEntityChecks = checksOf(config?.entity_checks);
   return {
     name,
     version,
     priority,
     phases: (info.Phases as string[]).filter((p): p is Phase => (PHASES as string[]).includes(p)),
     configFields: config?.fields ?? [],
+    ...(entityChecks && { entityChecks }),
+    ...(configEntityChecks && { configEntityChecks }),
     server,
   };
 }

@@ -172,6 +172,7 @@ async function handle(
     upstream: {
       scheme: service?.protocol ?? "http",
       host: service?.host ?? "",
+      hostType: hostnameType(service?.host ?? ""),
       port: service?.port ?? 80,
       uri: match.upstreamUri,
       query,
@@ -214,9 +215,9 @@ async function handle(
   // access.after resolves the target (the service's host, or the one set_target chose) before proxying.
   let address: string | undefined;
   if (exit === undefined) {
-    const resolved = await resolveTarget(state);
+    const resolved = await resolveTarget(deps, state);
     if ("page" in resolved) {
-      exit = { ...resolved.page, source: "exit" };
+      exit = { ...resolved.page, source: resolved.source };
       state.ngxCtx.delete("buffered_proxying");
     } else address = resolved.address;
   }
@@ -371,8 +372,12 @@ function lookupOnce(host: string): Promise<{ address: string }> {
  * The double resolves with the system resolver (getaddrinfo); Kong uses its own client over /etc/hosts and
  * resolv.conf. Upstream entities (a host naming one) are not modelled.
  */
-async function resolveTarget(state: RequestState): Promise<{ address: string } | { page: ErrorPage }> {
+async function resolveTarget(
+  deps: ProxyDeps,
+  state: RequestState,
+): Promise<{ address: string } | { page: ErrorPage; source: "exit" | "error" }> {
   const host = state.upstream.host;
+  if (state.upstream.hostType !== "name") return peerOf(deps, state);
   if (isIP(host) !== 0) return { address: host };
   const cached = dnsFailures.get(host);
   let code = cached !== undefined && cached.until > Date.now() ? cached.code : undefined;
@@ -389,9 +394,40 @@ async function resolveTarget(state: RequestState): Promise<{ address: string } |
     }
   }
   if (code === "ENOTFOUND" || code === "ENODATA")
-    return { page: pdkErrorPage(state.client.headers, 503, "name resolution failed", state.id) };
+    return {
+      page: pdkErrorPage(state.client.headers, 503, "name resolution failed", state.id),
+      source: "exit",
+    };
   const message = `failed the initial dns/balancer resolve for '${host}' with: ${code}`;
-  return { page: pdkErrorPage(state.client.headers, 500, message, state.id) };
+  return { page: pdkErrorPage(state.client.headers, 500, message, state.id), source: "exit" };
+}
+
+/** K3.9.3 kong/tools/ip.lua `hostname_type`: more than one colon is IPv6, digits and dots IPv4, else a name. */
+function hostnameType(host: string): "ipv4" | "ipv6" | "name" {
+  const colons = host.split(":").length - 1;
+  if (colons > 1) return "ipv6";
+  return /^[\d.]+$/.test(host.replaceAll(":", "")) ? "ipv4" : "name";
+}
+
+/**
+ * A service whose host is an IP address (K3.9.3 kong/router/utils.lua `get_service_info` → `balancer_prepare`:
+ * balancer_data.type): kong/runloop/balancer/init.lua `execute` takes balancer_data.host as the IP without
+ * resolving it, whatever set_target put there. In the balancer phase kong/init.lua `Kong.balancer` hands it to
+ * ngx.balancer.set_current_peer, which refuses a name (lua-nginx-module ngx_http_lua_balancer.c: "no host
+ * allowed"); Kong logs "failed to set the current peer (address: <host> port: <port>): no host allowed" and
+ * calls ngx.exit(500): nginx's error_page sends the client Kong's error handler's 500 (get_source() "error").
+ * Nothing is sent upstream. (Seen on Kong 3.9.1: a 500 on every such request, both routers, http and https.)
+ */
+function peerOf(
+  deps: ProxyDeps,
+  state: RequestState,
+): { address: string } | { page: ErrorPage; source: "error" } {
+  const { host, port } = state.upstream;
+  // ngx_parse_url with no_resolve: an IPv6 peer may be given bare or in brackets.
+  const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  if (isIP(bare) !== 0) return { address: bare };
+  deps.log("err", `failed to set the current peer (address: ${host} port: ${port}): no host allowed`, "kong");
+  return { page: handlerErrorPage(state.client.headers, 500, state.id), source: "error" };
 }
 
 type TryOutcome =

@@ -41,6 +41,11 @@ export interface RequestState {
   upstream: {
     scheme: string;
     host: string;
+    /**
+     * balancer_data.type: the hostname_type of the service's host, fixed before access (set_target changes the
+     * host, not this); an IP type makes Kong use the host as the peer without resolving it.
+     */
+    hostType: "ipv4" | "ipv6" | "name";
     port: number;
     /** $upstream_uri without the query (Kong appends `?args` after the access phase). */
     uri: string;

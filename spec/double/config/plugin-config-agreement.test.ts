@@ -9,7 +9,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { normalizeConfig } from "../../../plugins/model-based-round-robin/core/config";
 import { withDefaults } from "../../../plugins/model-based-round-robin/core/schema-derived";
 import { Schema } from "../../../plugins/model-based-round-robin/schema";
+import { createAdminApi } from "../../../scripts/kong-double/config/admin-api";
 import { BUNDLED_PLUGINS } from "../../../scripts/kong-double/config/bundled-schemas";
+import { ConfigStore } from "../../../scripts/kong-double/config/config-store";
 import { parseDeclarativeConfig } from "../../../scripts/kong-double/config/declarative";
 import { buildInstanceConfig } from "../../../scripts/kong-double/config/instance-config";
 import type { PluginInfo } from "../../../scripts/kong-double/config/model";
@@ -79,5 +81,73 @@ describe("Kong's defaults and the plugin's own agree", () => {
 
   it("reports to Kong exactly the fields the plugin declares", () => {
     expect(info.configFields).toEqual(JSON.parse(JSON.stringify(Schema)));
+  });
+});
+
+describe("what Kong refuses when the configuration is written (Admin API, database mode)", () => {
+  function post(config: Record<string, unknown>) {
+    const api = createAdminApi(new ConfigStore(), {
+      database: "postgres",
+      plugins: new Map([...BUNDLED_PLUGINS, [NAME, info]]),
+      version: "3.9.3",
+    });
+    return api({
+      method: "POST",
+      path: "/plugins",
+      query: new URLSearchParams(),
+      body: { name: NAME, config },
+    });
+  }
+  const withEndpoint = (endpoint: string) => ({ production_models: [{ model: "m", endpoint }] });
+
+  it.each([
+    ["https://", "must name a host: http(s)://host[:port][/path]"],
+    ["http://", "must name a host: http(s)://host[:port][/path]"],
+    ["https:///v1", "must name a host: http(s)://host[:port][/path]"],
+    ["https://:443/v1", "must name a host: http(s)://host[:port][/path]"],
+    ["https://?x=1", "must name a host: http(s)://host[:port][/path]"],
+    ["https://api.test/v1?api-version=1", "must not carry a query or fragment"],
+    ["https://api.test/v1#x", "must not carry a query or fragment"],
+    [
+      "https://user:sk-1@api.test/v1",
+      "must not carry credentials (user:password@); use auth_header_name and auth_header_value",
+    ],
+    ["ftp://api.test", "invalid value: ftp://api.test"],
+  ])("answers 400 for the endpoint %s, naming the problem", async (endpoint, problem) => {
+    const { status, body } = await post(withEndpoint(endpoint));
+    expect(status).toBe(400);
+    expect(body).toMatchObject({
+      code: 2,
+      name: "schema violation",
+      fields: { config: { production_models: [{ endpoint: problem }] } },
+    });
+  });
+
+  it("accepts, as Kong does, what its schema language cannot compare (the plugin answers those itself)", async () => {
+    for (const config of [
+      { ...withEndpoint("https://api.test/v1"), min_suspend_duration: 10, max_suspend_duration: 5 },
+      {
+        ...withEndpoint("https://api.test/v1"),
+        unreachable_suspend_duration: 60,
+        unreachable_max_suspend_duration: 30,
+      },
+      {
+        production_models: [
+          { model: "m", endpoint: "https://api.test/v1" },
+          { model: "m", endpoint: "https://api.test:443/v1/" },
+        ],
+      },
+    ]) {
+      expect((await post(config)).status).toBe(201);
+      expect(() => normalizeConfig(config)).toThrow(/must not exceed|same endpoint and model/);
+    }
+    for (const endpoint of [
+      "https://api.test",
+      "http://10.0.0.7:8080/v1",
+      "https://[::1]:8443/v1",
+      "https://api.test/v1/",
+    ]) {
+      expect((await post(withEndpoint(endpoint))).status).toBe(201);
+    }
   });
 });

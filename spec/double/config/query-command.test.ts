@@ -1,6 +1,13 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { PluginLoadError, runQueryCommand } from "../../../scripts/kong-double/config/plugin-info";
+import { createAdminApi } from "../../../scripts/kong-double/config/admin-api";
+import { ConfigStore } from "../../../scripts/kong-double/config/config-store";
+import type { PluginInfo } from "../../../scripts/kong-double/config/model";
+import {
+  PluginLoadError,
+  parsePluginDump,
+  runQueryCommand,
+} from "../../../scripts/kong-double/config/plugin-info";
 
 const repoRoot = path.resolve(__dirname, "../../..");
 const serverBin = path.join(repoRoot, "node_modules/kong-pdk/bin/kong-js-pluginserver");
@@ -103,5 +110,72 @@ describe("runQueryCommand on the real kong-js-pluginserver", () => {
     expect(error.message).toMatch(
       /^query command of pluginserver 'sleepy' \(.*\) did not finish within 300 ms$/,
     );
+  });
+});
+
+describe("entity checks in the plugin info's Schema (a dump printed by the server itself)", () => {
+  // As a server other than kong-pdk's could print it: checks at the Schema's top level and in config's record.
+  const dump = JSON.stringify([
+    {
+      Name: "checked",
+      Version: "1.0.0",
+      Priority: 5,
+      Phases: ["access"],
+      Schema: {
+        name: "checked",
+        fields: [
+          {
+            config: {
+              type: "record",
+              fields: [{ a: { type: "string" } }, { b: { type: "string" } }, { c: { type: "integer" } }],
+              entity_checks: [{ at_least_one_of: ["a", "b"] }],
+            },
+          },
+        ],
+        entity_checks: [{ mutually_required: ["config.b", "config.c"] }],
+      },
+    },
+  ]);
+
+  function post(config: Record<string, unknown>) {
+    const [info] = parsePluginDump(dump, { kongVersion: "3.9", server: "checked" }) as [PluginInfo];
+    const api = createAdminApi(new ConfigStore(), {
+      database: "postgres",
+      plugins: new Map([[info.name, info]]),
+      version: "3.9.3",
+    });
+    return api({
+      method: "POST",
+      path: "/plugins",
+      query: new URLSearchParams(),
+      body: { name: "checked", config },
+    });
+  }
+
+  it("keeps both kinds of check", () => {
+    const [info] = parsePluginDump(dump, { kongVersion: "3.9", server: "checked" });
+    expect(info).toMatchObject({
+      entityChecks: [{ mutually_required: ["config.b", "config.c"] }],
+      configEntityChecks: [{ at_least_one_of: ["a", "b"] }],
+    });
+  });
+
+  it("enforces config's checks on the config and the top-level ones on the plugin, with Kong's 400", async () => {
+    expect(await post({})).toMatchObject({
+      status: 400,
+      body: {
+        name: "schema violation",
+        fields: { config: { "@entity": ["at least one of these fields must be non-empty: 'a', 'b'"] } },
+      },
+    });
+    expect(await post({ b: "x" })).toMatchObject({
+      status: 400,
+      body: {
+        name: "schema violation",
+        fields: { "@entity": ["all or none of these fields must be set: 'config.b', 'config.c'"] },
+      },
+    });
+    expect((await post({ a: "x" })).status).toBe(201);
+    expect((await post({ b: "x", c: 1 })).status).toBe(201);
   });
 });

@@ -1,12 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { balancerFor } from "../../../plugins/model-based-round-robin/core/balancer";
 import { normalizeConfig } from "../../../plugins/model-based-round-robin/core/config";
+import { hostnameType, UNROUTED_HOST } from "../../../plugins/model-based-round-robin/core/misconfiguration";
 import {
   admit,
   checkBody,
   decide,
   failure,
   type ModelReadyBody,
+  misconfigured,
   type RequestHead,
 } from "../../../plugins/model-based-round-robin/core/routing";
 
@@ -214,5 +216,89 @@ describe("deciding the route", () => {
     expect(chats.map((r) => r.kind === "route" && r.entry.model)).toEqual(["a", "b", "a"]);
     for (const entry of config.production) balancer.suspend("production", entry.key, 1000);
     expect(decide(config, balancer, models)).toMatchObject({ kind: "refuse", status: 503 });
+  });
+});
+
+describe("a service whose host is an IP address", () => {
+  const entries = (endpoints: string[]) => ({
+    production_models: endpoints.map((endpoint, i) => ({ model: `m${i}`, endpoint })),
+  });
+  const onService = (serviceHost: string, uri = upstream.uri) => ({
+    head: json,
+    body: body("{}"),
+    upstream: { ...upstream, uri, serviceHost },
+  });
+
+  it("classifies hosts as Kong's hostname_type does", () => {
+    expect(hostnameType("10.0.0.7")).toBe("ipv4");
+    expect(hostnameType("::1")).toBe("ipv6");
+    expect(hostnameType("[fe80::1]")).toBe("ipv6");
+    expect(hostnameType("api.openai.com")).toBe("name");
+    expect(hostnameType("localhost")).toBe("name");
+    expect(hostnameType(UNROUTED_HOST)).toBe("name");
+  });
+
+  it.each(["10.0.0.7", "::1"])(
+    "refuses with 500 gateway_misconfigured (service host %s) when an endpoint has a host name, before taking a turn",
+    (serviceHost) => {
+      const { config, balancer } = setup(entries(["http://10.0.0.8/v1", "https://api.provider.test/v1"]));
+      const refused = decide(config, balancer, onService(serviceHost));
+      expect(refused).toEqual({
+        kind: "refuse",
+        status: 500,
+        body: {
+          error: {
+            message: `the service's host ${serviceHost} is an IP address, so Kong will not resolve the endpoint's host name api.provider.test; give the service a host name such as unrouted.model-based-round-robin.invalid`,
+            type: "server_error",
+            param: null,
+            code: "gateway_misconfigured",
+          },
+        },
+        problem: refused.kind === "refuse" ? refused.body.error.message : "",
+      });
+      // No turn was taken: the next routable request gets the first entry.
+      expect(decide(config, balancer, request(json, body("{}")))).toMatchObject({ entry: { model: "m0" } });
+    },
+  );
+
+  it("routes when every endpoint of the environment is an IP address, or the service has a host name", () => {
+    const ips = setup(entries(["http://10.0.0.8/v1", "http://[::1]:8080/v1"]));
+    expect(decide(ips.config, ips.balancer, onService("10.0.0.7"))).toMatchObject({ kind: "route" });
+    const named = setup(entries(["http://10.0.0.8/v1", "https://api.provider.test/v1"]));
+    for (const _ of [1, 2]) {
+      expect(decide(named.config, named.balancer, onService(UNROUTED_HOST))).toMatchObject({ kind: "route" });
+    }
+    // Kong sent no service (a route without one): nothing to judge.
+    expect(decide(named.config, named.balancer, request(json, body("{}")))).toMatchObject({ kind: "route" });
+  });
+
+  it("judges only the environment the request is for", () => {
+    const { config, balancer } = setup({
+      production_models: [{ model: "p", endpoint: "http://10.0.0.8" }],
+      sandbox_models: [{ model: "s", endpoint: "https://sandbox.provider.test" }],
+      sandbox_hosts: ["sbx.test"],
+    });
+    expect(decide(config, balancer, onService("10.0.0.7"))).toMatchObject({ kind: "route" });
+    const sandbox = { ...onService("10.0.0.7"), head: { ...json, host: "sbx.test" } };
+    expect(decide(config, balancer, sandbox)).toMatchObject({ kind: "refuse", status: 500 });
+  });
+});
+
+describe("a configuration Kong accepted and the plugin cannot use", () => {
+  it("is refused with 500 gateway_misconfigured naming the problem, marked to be logged", () => {
+    expect(misconfigured("min_suspend_duration (10) must not exceed max_suspend_duration (5)")).toEqual({
+      kind: "refuse",
+      status: 500,
+      body: {
+        error: {
+          message:
+            "the model-based-round-robin plugin is misconfigured: min_suspend_duration (10) must not exceed max_suspend_duration (5)",
+          type: "server_error",
+          param: null,
+          code: "gateway_misconfigured",
+        },
+      },
+      problem: "min_suspend_duration (10) must not exceed max_suspend_duration (5)",
+    });
   });
 });
