@@ -48,6 +48,16 @@ export interface KongDoubleOptions {
   env?: Record<string, string | undefined>;
   /** "off": DB-less (POST /config); "postgres": the entity endpoints, held in memory. Default "off". */
   database?: "off" | "postgres";
+  /**
+   * Database mode only: Kong's eventual consistency. With `worker_consistency = eventual` (the default), a worker
+   * rebuilds its router and plugins iterator from a timer every `worker_state_update_frequency` seconds (5 by
+   * default) once an entity change has invalidated their version (K3.9.3 kong/templates/kong_defaults.lua;
+   * kong/runloop/handler.lua init_worker.after: the "router-rebuild" and "plugins-iterator-rebuild" named_every
+   * timers; get_updated_router/get_updated_plugins_iterator rebuild per request only under "strict"). Set, the
+   * double applies Admin API changes at the next tick of a timer of this period (so up to this long after the
+   * change); the configuration given at start is there at once. Default 0: every change applies immediately.
+   */
+  propagationDelayMs?: number;
 }
 
 export interface LogLine {
@@ -119,8 +129,25 @@ export class KongDouble {
     });
     this.closers.push(proxy.close);
     this.proxyUrl = proxy.url;
-    // Every configuration change (POST /config, an entity change) rebuilds the router and bumps __seq__.
-    this.store.onChange((config) => this.apply(config));
+    // The configuration given at start is there at once (Kong builds its first router and plugins iterator in
+    // the init phase, before it serves).
+    if (this.options.config !== undefined) this.apply(await this.loadConfig(this.options.config));
+    // Every configuration change (POST /config, an entity change) rebuilds the router and bumps __seq__; with a
+    // database and propagationDelayMs, at the next tick of the rebuild timer.
+    const period = this.options.database === "postgres" ? (this.options.propagationDelayMs ?? 0) : 0;
+    if (period > 0) {
+      const timers = new Set<NodeJS.Timeout>();
+      this.store.onChange((config) => {
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          this.apply(config);
+        }, period);
+        timers.add(timer);
+      });
+      this.closers.push(async () => {
+        for (const timer of timers) clearTimeout(timer);
+      });
+    } else this.store.onChange((config) => this.apply(config));
     const admin = await startAdmin(
       createAdminApi(this.store, {
         database: this.options.database ?? "off",
@@ -131,7 +158,6 @@ export class KongDouble {
     );
     this.closers.push(admin.close);
     this.adminUrl = admin.url;
-    if (this.options.config !== undefined) await this.loadConfig(this.options.config);
   }
 
   /** Loads a declarative configuration as `POST /config` does; throws KongApiError with Kong's 400 body. */

@@ -1,6 +1,7 @@
 /**
  * The bundled Kong plugins the double emulates, as Kong 3.9.3 declares them (kong/plugins/key-auth/schema.lua
- * and handler.lua, kong/plugins/request-transformer/schema.lua and handler.lua): priority, phases and config
+ * and handler.lua, kong/plugins/request-transformer/schema.lua and handler.lua, kong/plugins/request-termination/
+ * schema.lua and handler.lua): priority, phases and config
  * fields with Kong's defaults and validators. Their behaviour lives with the runtime (../runtime/bundled-plugins.ts).
  * What cannot be expressed here: request-transformer's check that a template value compiles.
  */
@@ -108,10 +109,42 @@ export const REQUEST_TRANSFORMER: PluginInfo = {
   ],
 };
 
+/** request-termination's is_present: a non-empty string. */
+const isPresent = (v: unknown) => typeof v === "string" && v.length > 0;
+
+/**
+ * K3.9.3 kong/plugins/request-termination/schema.lua and handler.lua (PRIORITY 2: after every other bundled
+ * plugin and after this project's, so it answers after they ran their access).
+ */
+export const REQUEST_TERMINATION: PluginInfo = {
+  name: "request-termination",
+  version: KONG_VERSION,
+  priority: 2,
+  phases: ["access"],
+  configFields: [
+    { status_code: { type: "integer", required: true, default: 503, between: [100, 599] } },
+    { message: { type: "string" } },
+    { content_type: { type: "string" } },
+    { body: { type: "string" } },
+    { echo: { type: "boolean", required: true, default: false } },
+    { trigger: headerName },
+  ],
+  configValidator: (value) => {
+    const conf = value as Record<string, unknown>;
+    if (isPresent(conf.message) && (isPresent(conf.content_type) || isPresent(conf.body)))
+      return "message cannot be used with content_type or body";
+    if (isPresent(conf.content_type) && !isPresent(conf.body)) return "content_type requires a body";
+    if (conf.echo === true && (isPresent(conf.content_type) || isPresent(conf.body)))
+      return "echo cannot be used with content_type and body";
+    return true;
+  },
+};
+
 /** The bundled plugins the double emulates, by name. */
 export const BUNDLED_PLUGINS: ReadonlyMap<string, PluginInfo> = new Map([
   [KEY_AUTH.name, KEY_AUTH],
   [REQUEST_TRANSFORMER.name, REQUEST_TRANSFORMER],
+  [REQUEST_TERMINATION.name, REQUEST_TERMINATION],
 ]);
 
 /** kong/constants.lua BUNDLED_PLUGINS (3.9.3) that the double knows by name but does not emulate. */
@@ -139,7 +172,6 @@ export const KNOWN_NOT_EMULATED: readonly string[] = [
   "statsd",
   "bot-detection",
   "aws-lambda",
-  "request-termination",
   "prometheus",
   "proxy-cache",
   "session",

@@ -386,6 +386,7 @@ export function pluginSchema(plugin: PluginInfo): RecordSchema {
     required: true,
     fields: makeRecordsRequired(plugin.configFields),
     ...(plugin.configEntityChecks && { entity_checks: plugin.configEntityChecks }),
+    ...(plugin.configValidator && { custom_validator: plugin.configValidator }),
   };
   return {
     fields: override(PLUGIN_FIELDS, [{ config }, ...(plugin.entityFields ?? [])]),

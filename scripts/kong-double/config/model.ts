@@ -36,6 +36,11 @@ export interface PluginInfo {
    */
   entityChecks?: Record<string, unknown>[];
   configEntityChecks?: Record<string, unknown>[];
+  /**
+   * The `config` record's own custom_validator, as a bundled Lua plugin may declare it (request-termination):
+   * Kong's validate_field runs it on the whole config after its fields, the error keyed `config`.
+   */
+  configValidator?: (config: unknown) => true | string;
   /** Name of the plugin server that serves it; absent for bundled plugins emulated by the double. */
   server?: string;
   /**

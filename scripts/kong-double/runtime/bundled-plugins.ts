@@ -2,12 +2,15 @@
  * What the two bundled Lua plugins the double emulates do in access (their schemas are in ../config/bundled-schemas.ts):
  * key-auth (priority 1250: authenticates a consumer by key, so plugins after it see kong.client.get_consumer())
  * and request-transformer (priority 801: header add/remove/replace/rename/append and replace.uri, the target of
- * converted APK header policies and operation paths).
+ * converted APK header policies and operation paths), and request-termination (priority 2: answers by itself
+ * through kong.response.exit after every other plugin's access, so get_source() is "exit" in their log phase).
  */
 import type { KongConfig, PluginEntity } from "../config/model";
 import { pdkErrorPage } from "./error-page";
-import { escapeUri } from "./pdk";
+import { cjsonEncode, toLua } from "./lua-value";
+import { escapeUri, parseQuery } from "./pdk";
 import type { ExitResponse, RequestState } from "./request-state";
+import { normalizePath } from "./uri";
 
 /** key-auth answers through kong.response.error: the client's Accept picks the format, get_source() is "exit". */
 function json(
@@ -28,6 +31,7 @@ export function emulatedAccess(
 ): ExitResponse | undefined {
   if (plugin.name === "key-auth") return keyAuth(plugin.config, state, config);
   if (plugin.name === "request-transformer") requestTransformer(plugin.config, state);
+  if (plugin.name === "request-termination") return requestTermination(plugin.config, state);
   return undefined;
 }
 
@@ -90,4 +94,74 @@ function requestTransformer(conf: Record<string, unknown>, state: RequestState):
     );
     state.upstream.uri = escapeUri(filled);
   }
+}
+
+/** K3.9.3 kong/plugins/request-termination/handler.lua DEFAULT_RESPONSE: the message when config.message is unset. */
+const DEFAULT_RESPONSE: Record<number, string> = {
+  401: "Unauthorized",
+  404: "Not found",
+  405: "Method not allowed",
+  500: "An unexpected error occurred",
+  502: "Bad Gateway",
+  503: "Service unavailable",
+};
+
+/** kong.response.exit(status, body, headers) as send flushes it: a table body cjson-encoded as JSON. */
+function exit(status: number, body: unknown, headers: Record<string, string> = {}): ExitResponse {
+  if (body === undefined) return { status, body: Buffer.alloc(0), headers, source: "exit" };
+  if (typeof body === "string") return { status, body: Buffer.from(body), headers, source: "exit" };
+  const encoded = cjsonEncode(toLua(body));
+  if ("error" in encoded) throw new Error(encoded.error);
+  return {
+    status,
+    body: encoded.json,
+    headers: { "Content-Type": "application/json; charset=utf-8", ...headers },
+    source: "exit",
+  };
+}
+
+/**
+ * K3.9.3 kong/plugins/request-termination/handler.lua RequestTerminationHandler:access. With a trigger, it only
+ * answers when a request header or query argument of that name is present. Then: echo (a copy of the request;
+ * here its method, scheme, host, port, path, headers, query and raw body, the matched route and service, not
+ * the `kong` node block), a raw body with the configured Content-Type, or `{"message": ...}` from message or
+ * DEFAULT_RESPONSE, or no body at all (a status without a default message, as 429).
+ */
+function requestTermination(conf: Record<string, unknown>, state: RequestState): ExitResponse | undefined {
+  const status = conf.status_code as number;
+  const trigger = conf.trigger as string | null | undefined;
+  const query = parseQuery(state.client.query);
+  if (
+    typeof trigger === "string" &&
+    state.client.headers[trigger.toLowerCase().replace(/_/g, "-")] === undefined &&
+    query[trigger] === undefined
+  )
+    return undefined;
+  const message = (conf.message as string | null | undefined) ?? DEFAULT_RESPONSE[status];
+  if (conf.echo === true) {
+    const headers = Object.fromEntries(
+      Object.entries(state.client.headers).map(([k, v]) => [k, v.length === 1 ? v[0] : v]),
+    );
+    return exit(status, {
+      message,
+      request: {
+        scheme: state.client.scheme,
+        host: state.client.host,
+        port: state.client.port,
+        headers,
+        query,
+        raw_body: state.client.body.toString("latin1"),
+        method: state.client.method,
+        path: normalizePath(state.client.path),
+      },
+      matched_route: state.route,
+      matched_service: state.service,
+    });
+  }
+  const body = conf.body as string | null | undefined;
+  if (typeof body === "string") {
+    const type = conf.content_type as string | null | undefined;
+    return exit(status, body, typeof type === "string" ? { "Content-Type": type } : {});
+  }
+  return exit(status, message === undefined ? undefined : { message });
 }

@@ -155,7 +155,7 @@ function getHeader(headers: HeaderValues, name: LuaValue): string | undefined {
 }
 
 /** ngx.req.get_uri_args: one value as a string, repeated ones as a list, a bare flag as true. */
-function parseQuery(query: string | undefined): Record<string, string | string[] | true> {
+export function parseQuery(query: string | undefined): Record<string, string | string[] | true> {
   const out: Record<string, string | string[] | true> = {};
   if (!query) return out;
   for (const part of query.split("&")) {
