@@ -147,6 +147,16 @@ describe("Admin API form bodies, database mode", () => {
       hosts: null,
     });
     expect(await api("DELETE", "/routes/r")).toMatchObject({ status: 204 });
+
+    // multipart goes through Lapis's params_post, which keeps the last part of a repeated name
+    const multipart = new FormData();
+    multipart.append("name", "m");
+    multipart.append("paths[]", "/a");
+    multipart.append("paths[]", "/b");
+    const fromMultipart = await api("POST", "/routes", { multipart });
+    expect(fromMultipart.status).toBe(201);
+    expect(fromMultipart.body.paths).toEqual(["/b"]);
+    expect(await api("DELETE", "/routes/m")).toMatchObject({ status: 204 });
   });
 
   it("answers /schemas/plugins/validate's form as Kong does: [1][model] validates, [1].model is 'expected a record'", async () => {
