@@ -1,8 +1,8 @@
 /**
  * Kong's Admin API (3.9.3: kong/api/routes/{kong,health,config,plugins}.lua, kong/api/endpoints.lua,
  * kong/api/api_helpers.lua, kong/db/strategies/off) as a pure request handler over a ConfigStore; the runtime
- * mounts it on an HTTP listener. JSON bodies only (Kong also takes form bodies); no pagination (`next` is
- * always null); no tags filtering.
+ * mounts it on an HTTP listener. JSON bodies, and form bodies (urlencoded, multipart) decoded as Kong decodes
+ * them (admin-form.ts); no pagination (`next` is always null); no tags filtering.
  *
  *   const api = createAdminApi(store, { database: "off", plugins, version: KONG_VERSION });
  *   const { status, body } = await api({ method: "POST", path: "/config", query: new URLSearchParams(), body: yamlText });
@@ -10,17 +10,19 @@
  * - `GET /` (500 while a plugin server is managed, as on Kong 3.9.1-3.9.3), `GET /status`;
  * - `POST /config` (DB-less only; 400 "this endpoint is only available when Kong is configured to not use a
  *   database" otherwise): a declarative config as the JSON body itself, as `{config: "<yaml or json>"}` or
- *   as raw text; `?flatten_errors=1`, `?check_hash=1` (304 when identical); 201 with the loaded entities;
+ *   as raw text, or as a form whose `config` field holds it (`curl -F config=@kong.yml`); `?flatten_errors=1`, `?check_hash=1` (304 when identical); 201 with the loaded entities;
  *   `GET /config` gives them back as YAML;
  * - entities: `/services`, `/routes`, `/consumers`, `/plugins`, with `/{id or name}`, and
  *   `/services/{x}/routes`, `/services/{x}/plugins`, `/routes/{x}/plugins`, `/consumers/{x}/plugins`,
  *   `/consumers/{x}/key-auth`: GET everywhere; POST/PUT/PATCH/DELETE in database mode, 405 with Kong's
- *   "cannot create 'services' entities when not using a database" when DB-less; 400 schema violation,
- *   404 "Not found", 409 unique violation, 400 foreign key violation as Kong answers them;
- * - `GET /schemas/plugins/{name}`, `POST /schemas/plugins/validate`.
+ *   "cannot create 'services' entities when not using a database" when DB-less (but a missing entity is
+ *   404 on GET and PATCH and 204 on DELETE there too); 400 schema violation, 404 "Not found", 409 unique
+ *   violation, 400 foreign key violation as Kong answers them;
+ * - `GET /plugins/enabled`, `GET /schemas/plugins/{name}`, `POST /schemas/plugins/validate`.
  */
 import { createHash, randomUUID } from "node:crypto";
 import { stringify as toYaml } from "yaml";
+import { decodeEntityForm, decodeParamsForm, type FormBody, type InferSchema } from "./admin-form";
 import type { ConfigStore } from "./config-store";
 import { loadedConfigSummary, parseDeclarativeConfig } from "./declarative";
 import { checkEntity, type EntityName, isSchema, schemaFor } from "./entities";
@@ -34,6 +36,8 @@ export interface AdminRequest {
   query: URLSearchParams;
   /** The parsed JSON body, or the raw text when it was not JSON, or undefined. */
   body: unknown;
+  /** A form body (urlencoded or multipart), decoded by the route that takes it as Kong does. */
+  form?: FormBody;
 }
 export interface AdminResponse {
   status: number;
@@ -151,7 +155,14 @@ const ROUTES: Route[] = [
   {
     method: "POST",
     path: "/schemas/plugins/validate",
-    handler: (admin, req) => validatePlugin(admin, req.body),
+    handler: (admin, req) => validatePlugin(admin, paramsBody(req)),
+  },
+  // Kong 3.9.3 kong/api/routes/plugins.lua ["/plugins/enabled"]: the names in kong.configuration.loaded_plugins
+  // (declared before /plugins/:plugins, so it wins over an instance named "enabled").
+  {
+    method: "GET",
+    path: "/plugins/enabled",
+    handler: (admin) => reply(200, { enabled_plugins: [...admin.opts.plugins.keys()] }),
   },
   {
     method: "GET",
@@ -297,10 +308,34 @@ function dblessOnly({ dbless }: Admin): AdminResponse | undefined {
   });
 }
 
+/**
+ * The body as `self.params` of a route Kong attaches with attach_routes (kong/api/api_helpers.lua parse_params):
+ * a form decoded Lapis's way, without a schema (admin-form.ts decodeParamsForm).
+ */
+function paramsBody(req: AdminRequest): unknown {
+  return req.form === undefined ? req.body : decodeParamsForm(req.form);
+}
+
+/**
+ * The body of an entity endpoint (kong/api/arguments.lua load, with the entity's schema): a form is decoded and
+ * typed by that schema; a plugin's by its plugin's (Schema:each_field picks the subschema by name; on PATCH,
+ * kong/api/routes/plugins.lua patch_plugin decodes again with the stored plugin's name).
+ */
+function entityBody(admin: Admin, entity: EntityName, req: AdminRequest, existing?: Raw): unknown {
+  if (req.form === undefined) return req.body;
+  return decodeEntityForm(req.form, req.method, (args) => {
+    const named = entity === "plugins" && args.name === undefined ? { ...args, name: existing?.name } : args;
+    const schema = schemaFor(entity, named, admin.opts.plugins);
+    return isSchema(schema) ? (schema as unknown as InferSchema) : undefined;
+  });
+}
+
 function postConfig(admin: Admin, req: AdminRequest): AdminResponse {
   const { store, opts } = admin;
   let input: string | object;
   let hashSource: string;
+  const body = paramsBody(req);
+  req = { ...req, body };
   if (isPlainObject(req.body) && req.body._format_version !== undefined) {
     input = req.body;
     hashSource = JSON.stringify(req.body);
@@ -401,7 +436,7 @@ function listEntities(entity: EntityName, relation?: Relation): Handler {
 function createEntity(entity: EntityName, relation?: Relation): Handler {
   return (admin, req, params) => {
     if (admin.dbless) return unsupported(req.method, entity);
-    const input = scopedInput(req.body, scopeOf(admin, relation, params));
+    const input = scopedInput(entityBody(admin, entity, req), scopeOf(admin, relation, params));
     return reply(201, view(admin, entity, save(admin, entity, input, undefined)));
   };
 }
@@ -419,7 +454,7 @@ function putEntity(entity: EntityName, relation?: Relation): Handler {
     if (admin.dbless) return unsupported(req.method, entity);
     const idOrKey = params.id as string;
     const existing = find(admin.store.config, entity, idOrKey);
-    const input = scopedInput(req.body, scopeOf(admin, relation, params));
+    const input = scopedInput(entityBody(admin, entity, req), scopeOf(admin, relation, params));
     const key = UUID.test(idOrKey) ? { id: idOrKey } : { [ENDPOINT_KEY[entity]]: idOrKey };
     const replacement = {
       ...input,
@@ -432,19 +467,25 @@ function putEntity(entity: EntityName, relation?: Relation): Handler {
 
 function patchEntity(entity: EntityName, relation?: Relation): Handler {
   return (admin, req, params) => {
-    if (admin.dbless) return unsupported(req.method, entity);
+    // Kong 3.9.3 kong/db/dao/init.lua check_update reads before it writes: a missing entity is NOT_FOUND
+    // (404 "Not found", endpoints.lua handle_error) before the off strategy's update refuses (405).
     const existing = find(admin.store.config, entity, params.id as string);
     if (existing === undefined) return notFound();
-    const input = scopedInput(req.body, scopeOf(admin, relation, params));
+    if (admin.dbless) return unsupported(req.method, entity);
+    const input = scopedInput(entityBody(admin, entity, req, existing), scopeOf(admin, relation, params));
     return reply(200, view(admin, entity, save(admin, entity, merge(existing, input), existing)));
   };
 }
 
 function deleteEntity(entity: EntityName): Handler {
   return (admin, req, params) => {
-    if (admin.dbless) return unsupported(req.method, entity);
+    // Kong 3.9.3 kong/db/dao/init.lua DAO:delete and delete_by_{field} select first and return true when
+    // nothing is there (endpoints.lua delete_entity_endpoint → 204); only an existing entity reaches the off
+    // strategy's delete, which refuses (405).
     const existing = find(admin.store.config, entity, params.id as string);
-    if (existing !== undefined) remove(admin, entity, existing);
+    if (existing === undefined) return reply(204, undefined);
+    if (admin.dbless) return unsupported(req.method, entity);
+    remove(admin, entity, existing);
     return reply(204, undefined);
   };
 }
