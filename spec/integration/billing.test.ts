@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { request } from "undici";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Bed, chat, llmService, startBed } from "./harness";
+import { describe, expect, it } from "vitest";
+import { type Bed, chat, llmService, useBed } from "./harness";
 
 /** OpenAI's answer when the account behind a key has no credit left. */
 const BILLING = {
@@ -29,16 +29,9 @@ describe("billing exhaustion (insufficient_quota) benches an entry for a long ti
   let a: Bed["providers"][number];
   let b: Bed["providers"][number];
 
-  beforeAll(async () => {
-    bed = await startBed({ providers: 2 });
-    [a, b] = bed.providers as [typeof a, typeof b];
-  });
-  afterAll(async () => bed?.stop());
-  beforeEach(() => {
-    for (const p of bed.providers) {
-      p.reset();
-      p.clearRequests();
-    }
+  useBed({ providers: 2 }, (started) => {
+    bed = started;
+    [a, b] = started.providers as [typeof a, typeof b];
   });
 
   async function configure(pluginConfig: Record<string, unknown>) {

@@ -5,8 +5,8 @@
  * a restarted server still skips what was suspended and continues the rotation.
  */
 import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Bed, chat, loadPlugin, PLUGIN_NAME, type Reply, startBed } from "./harness";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Bed, chat, loadPlugin, PLUGIN_NAME, type Reply, useBed } from "./harness";
 
 /** The service URL the project documents: a name that never resolves, so Kong fails closed without the plugin. */
 const REFUSING_URL = "http://unrouted.model-based-round-robin.invalid:9/v1";
@@ -65,16 +65,9 @@ describe("failure paths, through the Kong double", () => {
   let a: Bed["providers"][number];
   let b: Bed["providers"][number];
 
-  beforeAll(async () => {
-    bed = await startBed({ providers: 2 });
-    [a, b] = bed.providers as [typeof a, typeof b];
-  });
-  afterAll(async () => bed?.stop());
-  beforeEach(() => {
-    for (const p of bed.providers) {
-      p.reset();
-      p.clearRequests();
-    }
+  useBed({ providers: 2 }, (started) => {
+    bed = started;
+    [a, b] = started.providers as [typeof a, typeof b];
   });
 
   /** One service at the refusing URL, small timeouts and no retries, the plugin with a fresh id. */

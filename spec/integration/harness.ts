@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import { request } from "undici";
+import { afterAll, beforeAll, beforeEach } from "vitest";
 import { KongDouble } from "../../scripts/kong-double";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 
@@ -39,6 +40,28 @@ export async function startBed(
       await Promise.all(providers.map((p) => p.close()));
     },
   };
+}
+
+/**
+ * A bed for the enclosing describe block (or file): started before its tests, stopped after them, every
+ * provider reset (no failures queued, no requests recorded) before each test. `onStart` receives it.
+ */
+export function useBed(
+  opts: { providers?: number; kongOptions?: Record<string, unknown> },
+  onStart: (bed: Bed) => void,
+): void {
+  let bed: Bed | undefined;
+  beforeAll(async () => {
+    bed = await startBed(opts);
+    onStart(bed);
+  });
+  afterAll(async () => bed?.stop());
+  beforeEach(() => {
+    for (const p of bed?.providers ?? []) {
+      p.reset();
+      p.clearRequests();
+    }
+  });
 }
 
 /** A declarative config with one service and route for the OpenAI API, the plugin on the service. */

@@ -1,20 +1,15 @@
 import { request as httpRequest } from "node:http";
 import { request } from "undici";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Bed, chat, llmService, loadPlugin, PRODUCTION_HOST, send, startBed } from "./harness";
+import { describe, expect, it } from "vitest";
+import { type Bed, chat, llmService, loadPlugin, PRODUCTION_HOST, send, useBed } from "./harness";
 
 describe("input and secrets, through the Kong double", () => {
   let bed: Bed;
   let a: Bed["providers"][number];
 
-  beforeAll(async () => {
-    bed = await startBed({ providers: 1 });
-    [a] = bed.providers as [typeof a];
-  });
-  afterAll(async () => bed?.stop());
-  beforeEach(() => {
-    a.reset();
-    a.clearRequests();
+  useBed({ providers: 1 }, (started) => {
+    bed = started;
+    [a] = started.providers as [typeof a];
   });
 
   const configure = (pluginConfig: Record<string, unknown>) =>

@@ -4,8 +4,8 @@
  * (769) has routed the request, so the plugin's log phase sees status 429 with source "exit".
  */
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, beforeEach, expect, it } from "vitest";
-import { type Bed, chat, llmService, PLUGIN_NAME, startBed } from "./harness";
+import { expect, it } from "vitest";
+import { type Bed, chat, llmService, PLUGIN_NAME, useBed } from "./harness";
 
 const HELLO = { model: "gpt-4o", input: "Hello" };
 
@@ -13,13 +13,9 @@ let bed: Bed;
 let a: Bed["providers"][number];
 let b: Bed["providers"][number];
 
-beforeAll(async () => {
-  bed = await startBed({ providers: 2 });
-  [a, b] = bed.providers as [typeof a, typeof b];
-});
-afterAll(async () => bed?.stop());
-beforeEach(() => {
-  for (const p of bed.providers) p.clearRequests();
+useBed({ providers: 2 }, (started) => {
+  bed = started;
+  [a, b] = started.providers as [typeof a, typeof b];
 });
 
 /** The plugin under `pluginId` on the service, and `routePlugins` (bundled ones) on the route. */

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Bed, chat, llmService, SANDBOX_HOST, send, startBed } from "./harness";
+import { beforeEach, describe, expect, it } from "vitest";
+import { type Bed, chat, llmService, SANDBOX_HOST, send, useBed } from "./harness";
 
 const HELLO = { model: "gpt-4.5", input: "Hello" };
 
@@ -10,16 +10,9 @@ describe("model-based-round-robin behind the Kong double", () => {
   let b: Bed["providers"][number];
   let c: Bed["providers"][number];
 
-  beforeAll(async () => {
-    bed = await startBed({ providers: 3, kongOptions: { env: { TEST_PROVIDER_KEY: "secret-one" } } });
-    [a, b, c] = bed.providers as [typeof a, typeof b, typeof c];
-  });
-  afterAll(async () => bed?.stop());
-  beforeEach(() => {
-    for (const p of bed.providers) {
-      p.reset();
-      p.clearRequests();
-    }
+  useBed({ providers: 3, kongOptions: { env: { TEST_PROVIDER_KEY: "secret-one" } } }, (started) => {
+    bed = started;
+    [a, b, c] = started.providers as [typeof a, typeof b, typeof c];
   });
 
   /** Loads a config whose plugin has a fresh id, so no rotation state carries over from another test. */
