@@ -28,6 +28,8 @@ export function keepStateIn(path: string, log: (message: string) => void = () =>
   // Only a process that changed something writes: the query command loads the plugin too, and must never
   // overwrite the running server's file with what it read.
   let written = stateRevision();
+  // Written beside the file, then renamed over it: a reader never sees half a snapshot.
+  const temporary = `${path}.${process.pid}.tmp`;
   let writing: Promise<void> | undefined;
   let soon: NodeJS.Timeout | undefined;
 
@@ -35,7 +37,6 @@ export function keepStateIn(path: string, log: (message: string) => void = () =>
     if (writing !== undefined) await writing;
     const revision = stateRevision();
     if (revision === written) return;
-    const temporary = `${path}.${process.pid}.tmp`;
     writing = writeFile(temporary, JSON.stringify(exportState()))
       .then(() => rename(temporary, path))
       .then(
@@ -61,7 +62,6 @@ export function keepStateIn(path: string, log: (message: string) => void = () =>
   const atExit = () => {
     if (stateRevision() === written) return;
     try {
-      const temporary = `${path}.${process.pid}.tmp`;
       writeFileSync(temporary, JSON.stringify(exportState()));
       renameSync(temporary, path);
     } catch {

@@ -21,6 +21,7 @@
  * - Header policies → request-transformer. Everything else is listed as a warning, never dropped silently.
  */
 import { stringify } from "yaml";
+import { UNROUTED_HOST } from "../../plugins/model-based-round-robin/core/misconfiguration";
 import { located } from "./errors";
 import { type ApkConf, type EndpointConfiguration, type Operation, type Policy, readApkConf } from "./read";
 
@@ -35,7 +36,7 @@ export const APK_DEFAULT_SANDBOX_HOST = "default.sandbox.gw.wso2.com";
  * `.invalid`, which never resolves (RFC 6761), and the client gets Kong's own error. A host NAME, not an IP: on
  * Kong 3.9 an IP service host with a DNS-named endpoint fails every request with `no host allowed`.
  */
-export const UNROUTED_HOST = "unrouted.model-based-round-robin.invalid";
+export { UNROUTED_HOST };
 
 /** The endpoint's URL with its host replaced by UNROUTED_HOST: scheme, port (even a default one) and path kept. */
 export function unroutedUrl(endpoint: string): string {

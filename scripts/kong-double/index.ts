@@ -32,7 +32,7 @@ import { Router } from "./runtime/router";
 
 export type { KongConfig, PluginInfo } from "./config/model";
 export { KongApiError } from "./config/model";
-export { type ServerLaunch, stockServerBin } from "./runtime/plugin-server";
+export { accepts, type ServerLaunch, stockServerBin } from "./runtime/plugin-server";
 
 export interface KongDoubleOptions {
   /**

@@ -5,11 +5,10 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { connect } from "node:net";
 import { resolve } from "node:path";
 import { request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
-import { KongDouble } from "../../scripts/kong-double";
+import { accepts, KongDouble } from "../../scripts/kong-double";
 import { socketPath, startArgv } from "../../scripts/lib/pluginserver-settings";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 
@@ -110,14 +109,3 @@ describe("a plugin server managed by Kong, or run outside it", () => {
     expect((await request(`${k.adminUrl}/`)).statusCode).toBe(200);
   });
 });
-
-function accepts(path: string): Promise<boolean> {
-  return new Promise((done) => {
-    const socket = connect(path);
-    socket.once("connect", () => {
-      socket.destroy();
-      done(true);
-    });
-    socket.once("error", () => done(false));
-  });
-}

@@ -80,6 +80,17 @@ describe("failure paths, through the Kong double", () => {
       read_timeout: READ_TIMEOUT_MS,
     });
 
+  /** A flaky entry and a healthy one, benched for 0.3 s doubling up to 2 s. */
+  const configureFlakyAndA = (flakyPort: number) =>
+    configure({
+      production_models: [
+        { model: "m-flaky", endpoint: `http://127.0.0.1:${flakyPort}/v1` },
+        { model: "m-a", endpoint: `${a.url}/v1` },
+      ],
+      unreachable_suspend_duration: 0.3,
+      unreachable_max_suspend_duration: 2,
+    });
+
   /** The benches the plugin logged so far: the entry's key and the duration in ms. */
   const benches = () =>
     bed.kong.logs.flatMap((l) => {
@@ -114,14 +125,7 @@ describe("failure paths, through the Kong double", () => {
     afterAll(async () => flaky?.close());
 
     it("is benched, for longer when it fails again, and back (streak reset) once it answers", async () => {
-      await configure({
-        production_models: [
-          { model: "m-flaky", endpoint: `http://127.0.0.1:${flaky.port}/v1` },
-          { model: "m-a", endpoint: `${a.url}/v1` },
-        ],
-        unreachable_suspend_duration: 0.3,
-        unreachable_max_suspend_duration: 2,
-      });
+      await configureFlakyAndA(flaky.port);
       const before = benches().length;
       await flaky.set(mode);
 
@@ -176,14 +180,7 @@ describe("failure paths, through the Kong double", () => {
   it("counts a failure once when requests already in flight to a benched entry fail too", async () => {
     const flaky = await flakyEndpoint(b.port);
     try {
-      await configure({
-        production_models: [
-          { model: "m-flaky", endpoint: `http://127.0.0.1:${flaky.port}/v1` },
-          { model: "m-a", endpoint: `${a.url}/v1` },
-        ],
-        unreachable_suspend_duration: 0.3,
-        unreachable_max_suspend_duration: 2,
-      });
+      await configureFlakyAndA(flaky.port);
       await flaky.set("hung");
       const before = benches().length;
       // Four at once: two reach the hung entry before either has failed.

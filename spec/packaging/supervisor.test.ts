@@ -6,10 +6,10 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, posix, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { accepts } from "../../scripts/kong-double";
 import {
   imageSettings,
   SUPERVISED_COMMAND_ENV,
@@ -128,17 +128,6 @@ describe("kong/pluginserver-supervisor.sh", () => {
     expect(pids()).toEqual([]);
   });
 });
-
-function accepts(path: string): Promise<boolean> {
-  return new Promise((done) => {
-    const socket = connect(path);
-    socket.once("connect", () => {
-      socket.destroy();
-      done(true);
-    });
-    socket.once("error", () => done(false));
-  });
-}
 
 async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -144,7 +144,7 @@ function parseEndpoint(text: string, path: string): Pick<Entry, "scheme" | "host
 }
 
 /** The URL with anything before an `@` in its authority masked. */
-export function withoutCredentials(text: string): string {
+function withoutCredentials(text: string): string {
   return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1***@");
 }
 

@@ -12,7 +12,6 @@
  * both kinds of endpoint. (Kong 3.9.3.)
  */
 import type { Entry } from "./config";
-import type { OpenAiError } from "./openai-error";
 
 /** The host name the project gives services that carry the plugin (it never resolves: see README). */
 export const UNROUTED_HOST = "unrouted.model-based-round-robin.invalid";
@@ -31,29 +30,4 @@ export function unresolvableEntry(
 ): Entry | undefined {
   if (serviceHost === undefined || hostnameType(serviceHost) === "name") return undefined;
   return entries.find((entry) => hostnameType(entry.host) === "name");
-}
-
-export function ipServiceHostError(serviceHost: string, endpointHost: string): OpenAiError {
-  return {
-    error: {
-      message:
-        `the service's host ${serviceHost} is an IP address, so Kong will not resolve the endpoint's host name ` +
-        `${endpointHost}; give the service a host name such as ${UNROUTED_HOST}`,
-      type: "server_error",
-      param: null,
-      code: "gateway_misconfigured",
-    },
-  };
-}
-
-/** The answer while the plugin's configuration is one Kong accepted but the plugin cannot use. */
-export function misconfiguredError(problem: string): OpenAiError {
-  return {
-    error: {
-      message: `the model-based-round-robin plugin is misconfigured: ${problem}`,
-      type: "server_error",
-      param: null,
-      code: "gateway_misconfigured",
-    },
-  };
 }

@@ -3,6 +3,7 @@
  * clients surface the message: `{"error":{"message","type","param","code"}}`.
  */
 import type { Environment } from "./config";
+import { UNROUTED_HOST } from "./misconfiguration";
 
 export interface OpenAiError {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -50,6 +51,24 @@ export function allSuspendedError(env: Environment, retryAfterMs: number): OpenA
     `every ${env} model is suspended after exceeding its quota; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
     "rate_limit_error",
     "all_models_suspended",
+  );
+}
+
+export function ipServiceHostError(serviceHost: string, endpointHost: string): OpenAiError {
+  return openAiError(
+    `the service's host ${serviceHost} is an IP address, so Kong will not resolve the endpoint's host name ` +
+      `${endpointHost}; give the service a host name such as ${UNROUTED_HOST}`,
+    "server_error",
+    "gateway_misconfigured",
+  );
+}
+
+/** The answer while the plugin's configuration is one Kong accepted but the plugin cannot use. */
+export function misconfiguredError(problem: string): OpenAiError {
+  return openAiError(
+    `the model-based-round-robin plugin is misconfigured: ${problem}`,
+    "server_error",
+    "gateway_misconfigured",
   );
 }
 

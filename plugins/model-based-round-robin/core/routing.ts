@@ -10,13 +10,15 @@
 import type { Balancer } from "./balancer";
 import type { Entry, Environment, RoundRobinConfig } from "./config";
 import { environmentOf, type RequestIdentity } from "./environment";
-import { ipServiceHostError, misconfiguredError, unresolvableEntry } from "./misconfiguration";
+import { unresolvableEntry } from "./misconfiguration";
 import {
   allSuspendedError,
   bodyTooLargeError,
   internalError,
   invalidBodyError,
   invalidPathError,
+  ipServiceHostError,
+  misconfiguredError,
   type OpenAiError,
   retryHeaders,
   sandboxNotConfiguredError,

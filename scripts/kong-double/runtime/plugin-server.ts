@@ -73,7 +73,8 @@ function fixMultimap(value: unknown): unknown {
   return out;
 }
 
-function accepts(path: string): Promise<boolean> {
+/** Whether something listens on the unix socket at `path`. */
+export function accepts(path: string): Promise<boolean> {
   return new Promise((resolvePromise) => {
     const socket = connect(path);
     socket.once("connect", () => {
