@@ -66,6 +66,18 @@ export class EventReleasingServer extends Server {
     super(pluginDir, logger);
   }
 
+  /**
+   * kong-pdk's plugin info, plus the module's `EntityChecks` (if it exports any) as the schema's top-level
+   * `entity_checks`: kong-pdk has no place for checks across fields, and Kong enforces them from here with a
+   * 400 at configuration time (placed inside `Schema` they would stop Kong from starting).
+   */
+  override async GetPluginInfo(name: string): Promise<unknown> {
+    const info = (await super.GetPluginInfo(name)) as { Schema: Record<string, unknown> };
+    const module = (this.getPlugins().get(name) as { mod?: { EntityChecks?: unknown } } | undefined)?.mod;
+    if (Array.isArray(module?.EntityChecks)) info.Schema.entity_checks = module.EntityChecks;
+    return info;
+  }
+
   override async HandleEvent(event: { InstanceId: number; EventName: string }): Promise<Server.StepReply> {
     return this.follow(await super.HandleEvent(event));
   }

@@ -29,6 +29,7 @@ import {
   suspensionFromResponse,
 } from "./core/signals";
 import type { HeaderMap, Pdk } from "./pdk";
+import { policyFor } from "./policies";
 
 /** Where `access` leaves the routed entry for `log`, in the request's kong.ctx.shared. */
 const ROUTED_KEY = "model_based_round_robin";
@@ -45,6 +46,8 @@ export class ModelBasedRoundRobinHandler {
   private readonly configProblem: string | undefined;
   private readonly balancer: Balancer | undefined;
   private readonly pluginId: string;
+  /** Until this settles, the cluster's state (policy redis) is still being read: requests wait for it. */
+  private loading: Promise<void> | undefined;
 
   /** Kong starts one instance per plugin configuration (and again on every reload); all derivation is done here. */
   constructor(rawConfig: unknown) {
@@ -52,7 +55,9 @@ export class ModelBasedRoundRobinHandler {
     this.pluginId = typeof id === "string" ? id : "";
     try {
       this.config = normalizeConfig(rawConfig);
-      this.balancer = balancerFor(this.config);
+      const policy = policyFor(this.config, logOutsideRequests);
+      this.balancer = balancerFor(this.config, policy);
+      this.loading = policy.ready();
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       this.configProblem = error.message;
@@ -61,6 +66,12 @@ export class ModelBasedRoundRobinHandler {
 
   /** Routes the request, or answers it with the one refusal the core decided on. */
   async access(kong: Pdk): Promise<void> {
+    if (this.loading !== undefined) {
+      // Only the first requests of a configuration this process meets for the first time, bounded by
+      // redis.timeout: they must not go to an entry another node has suspended.
+      await this.loading;
+      this.loading = undefined;
+    }
     const outcome = await this.route(kong).catch(async (error: unknown) => {
       await kong.log.err(`access failed: ${describe(error)}`);
       return failure("the model-based-round-robin plugin failed on this request");
@@ -169,7 +180,7 @@ export class ModelBasedRoundRobinHandler {
         };
       }
     }
-    balancer.suspend(routed.env, routed.entryKey, suspension.durationMs);
+    balancer.suspend(routed.env, routed.entryKey, suspension.durationMs, Date.now(), suspension.reason);
     // Whatever suspended it, the entry's next readable answer says whether the cause was billing.
     if (byStatus && config.billingSeconds > 0) balancer.markSuspect(routed.env, routed.entryKey);
     await kong.log.warn(
@@ -239,6 +250,14 @@ function toBuffer(raw: Buffer | string | undefined): Buffer {
   return typeof raw === "string"
     ? Buffer.from(raw, "utf8")
     : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+}
+
+/**
+ * Kong's log needs a request (kong.log is a PDK call): what happens between requests (Redis coming and going)
+ * goes to the plugin server's stderr, which Kong copies into its error log.
+ */
+function logOutsideRequests(message: string): void {
+  process.stderr.write(`[model-based-round-robin] ${message}\n`);
 }
 
 function describe(error: unknown): string {

@@ -6,7 +6,7 @@
  */
 import { ModelBasedRoundRobinHandler } from "./handler";
 import { keepStateIn, STATE_FILE_ENV } from "./persistence";
-import { Schema } from "./schema";
+import { EntityChecks, Schema } from "./schema";
 
 // Loaded once per plugin server process: what the previous process learned is taken in before any request.
 const stateFile = process.env[STATE_FILE_ENV];
@@ -24,5 +24,6 @@ export const Version = "0.1.0";
  * body before the model is set; just below ai-proxy (770), whose stage it takes.
  */
 export const Priority = 769;
-export { Schema };
+/** Read by the project's plugin server only (see pluginserver/server.ts GetPluginInfo). */
+export { EntityChecks, Schema };
 export const Plugin = ModelBasedRoundRobinHandler;

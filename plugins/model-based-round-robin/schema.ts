@@ -217,4 +217,108 @@ export const Schema = [
         "Largest request body, in bytes, the plugin reads; larger ones get 413. Kong 3.8+ reads bodies over client_body_buffer_size from its temp file up to this size.",
     },
   },
+  {
+    policy: {
+      type: "string",
+      default: "local",
+      one_of: ["local", "redis"],
+      description:
+        "Where suspensions, billing benches and probe marks are kept: `local` in each plugin server alone, or `redis` shared by every Kong node through the Redis in `redis` (requires redis.host). Rotation always stays per node.",
+    },
+  },
+  {
+    // Kong 3.9's shared Redis record (kong/tools/redis/schema.lua): the same names, types and defaults, so a
+    // configuration written for rate-limiting's `redis` carries over.
+    redis: {
+      type: "record",
+      required: true,
+      description:
+        "The Redis that policy `redis` shares the state through; the fields of Kong's own plugins.",
+      fields: [
+        {
+          host: {
+            type: "string",
+            description: "Host name or IP address of the Redis server; required with policy `redis`.",
+          },
+        },
+        {
+          port: {
+            type: "integer",
+            default: 6379,
+            between: [0, 65535],
+            description: "Port of the Redis server.",
+          },
+        },
+        {
+          timeout: {
+            type: "integer",
+            default: 2000,
+            between: [0, 2147483646],
+            description:
+              "Milliseconds allowed to connect and for each Redis command; also the longest a starting node waits for the cluster's state before it serves.",
+          },
+        },
+        {
+          username: {
+            type: "string",
+            referenceable: true,
+            description:
+              "Username for Redis ACL authentication (Redis 6+); unset, no ACL user is sent. May be a vault reference.",
+          },
+        },
+        {
+          password: {
+            type: "string",
+            referenceable: true,
+            len_min: 0,
+            description:
+              "Password for Redis authentication; unset, no AUTH is sent. May be a vault reference such as {vault://env/redis-password}.",
+          },
+        },
+        {
+          database: {
+            type: "integer",
+            default: 0,
+            description: "Redis database number the state keys are kept in.",
+          },
+        },
+        {
+          ssl: {
+            type: "boolean",
+            default: false,
+            description: "Connect to Redis over TLS.",
+          },
+        },
+        {
+          ssl_verify: {
+            type: "boolean",
+            default: false,
+            description: "With ssl, verify the Redis server's certificate against the system's trusted CAs.",
+          },
+        },
+        {
+          server_name: {
+            type: "string",
+            description: "With ssl, the server name sent as SNI and verified; defaults to host.",
+          },
+        },
+      ],
+    },
+  },
 ] as const satisfies readonly SchemaField[];
+
+/**
+ * Checks across fields, placed by the project's plugin server in the schema Kong loads (kong-pdk has no place
+ * for them): Kong then answers 400 at configuration time, as it does for rate-limiting's `policy: redis`.
+ * config.ts repeats them for the stock kong-js-pluginserver, where they can only refuse requests.
+ */
+export const EntityChecks = [
+  {
+    conditional: {
+      if_field: "config.policy",
+      if_match: { eq: "redis" },
+      then_field: "config.redis.host",
+      then_match: { required: true },
+    },
+  },
+] as const;

@@ -16,6 +16,7 @@ import {
   suspensions,
 } from "./process-state";
 import { peekSmooth, pickSmooth } from "./selection";
+import { LOCAL_POLICY, type StatePolicy } from "./shared-state";
 
 /** Kong never tells a plugin server that a plugin was deleted; state idle this long is dropped. */
 const IDLE_STATE_MS = 24 * 3600 * 1000;
@@ -31,7 +32,8 @@ export interface Balancer {
   pick(env: Environment, nowMs?: number): Selection;
   /** The entry the next pick would choose, without taking its turn. */
   peek(env: Environment, nowMs?: number): Selection;
-  suspend(env: Environment, entryKey: string, durationMs: number, nowMs?: number): void;
+  /** Takes the entry out of rotation for durationMs (never shortening a running suspension), for `reason`. */
+  suspend(env: Environment, entryKey: string, durationMs: number, nowMs?: number, reason?: string): void;
   /** The entry's last answer suspended it: the next request that can be proxied buffered should probe it. */
   markSuspect(env: Environment, entryKey: string): void;
   /** True once per suspect entry: the caller proxies this request buffered to read a billing error. */
@@ -48,7 +50,12 @@ export interface Balancer {
   hasStreaks(): boolean;
 }
 
-export function balancerFor(config: RoundRobinConfig, nowMs = Date.now()): Balancer {
+/** `policy` is where shared changes go besides this process (policy `redis`: the other nodes). */
+export function balancerFor(
+  config: RoundRobinConfig,
+  policy: StatePolicy = LOCAL_POLICY,
+  nowMs = Date.now(),
+): Balancer {
   // Kong creates instances on configuration changes only: a cheap moment to forget deleted plugins.
   forgetIdle(nowMs);
   const lists: Record<Environment, Entry[] | undefined> = {
@@ -87,18 +94,24 @@ export function balancerFor(config: RoundRobinConfig, nowMs = Date.now()): Balan
     peek(env, nowMs = Date.now()) {
       return select(env, nowMs, peekSmooth);
     },
-    suspend(env, entryKey, durationMs, nowMs = Date.now()) {
-      suspensions.suspend(suspensionKey(env, entryKey), durationMs, nowMs, `${config.pluginId}|${env}`);
+    suspend(env, entryKey, durationMs, nowMs = Date.now(), reason = "") {
+      const key = suspensionKey(env, entryKey);
+      if (!suspensions.suspend(key, durationMs, nowMs, `${config.pluginId}|${env}`, reason)) return;
       changed();
+      const untilMs = nowMs + durationMs;
+      policy.share({ kind: "suspended", pluginId: config.pluginId, env, entryKey, untilMs, reason });
     },
     markSuspect(env, entryKey) {
       suspects.add(suspensionKey(env, entryKey));
       changed();
+      policy.share({ kind: "suspect", pluginId: config.pluginId, env, entryKey });
     },
     takeProbe(env, entryKey) {
       const taken = suspects.delete(suspensionKey(env, entryKey));
-      if (taken) changed();
-      return taken;
+      if (!taken) return false;
+      changed();
+      policy.share({ kind: "probe-taken", pluginId: config.pluginId, env, entryKey });
+      return true;
     },
     benchUnreachable(env, entryKey, nowMs = Date.now()) {
       const { baseSeconds, maxSeconds } = config.unreachable;
@@ -109,8 +122,11 @@ export function balancerFor(config: RoundRobinConfig, nowMs = Date.now()): Balan
       const inARow = (mine.get(key) ?? 0) + 1;
       mine.set(key, inARow);
       const durationMs = Math.min(maxSeconds, baseSeconds * 2 ** Math.min(inARow - 1, 30)) * 1000;
-      suspensions.suspend(key, durationMs, nowMs, `${config.pluginId}|${env}`);
+      const reason = `unreachable (${inARow} in a row)`;
+      suspensions.suspend(key, durationMs, nowMs, `${config.pluginId}|${env}`, reason);
       changed();
+      const untilMs = nowMs + durationMs;
+      policy.share({ kind: "suspended", pluginId: config.pluginId, env, entryKey, untilMs, reason });
       return durationMs;
     },
     reached(env, entryKey) {

@@ -43,6 +43,21 @@ export interface RoundRobinConfig {
   /** How long an `insufficient_quota` answer benches an entry; 0 turns the detection (and its probes) off. */
   billingSeconds: number;
   maxBodyBytes: number;
+  /** Where suspensions, benches and probe marks are kept: this process alone, or a Redis every node shares. */
+  sharing: { policy: "local" } | { policy: "redis"; redis: RedisSettings };
+}
+
+/** Kong's shared Redis record, as the plugin uses it. */
+export interface RedisSettings {
+  host: string;
+  port: number;
+  timeoutMs: number;
+  username?: string;
+  password?: string;
+  database: number;
+  ssl: boolean;
+  sslVerify: boolean;
+  serverName?: string;
 }
 
 export class ConfigError extends Error {
@@ -91,6 +106,31 @@ export function normalizeConfig(input: unknown): RoundRobinConfig {
     unreachable: { baseSeconds: base, maxSeconds: longest },
     billingSeconds: config.insufficient_quota_suspend_duration,
     maxBodyBytes: config.max_request_body_size,
+    sharing: sharingOf(config),
+  };
+}
+
+function sharingOf(config: RawConfig): RoundRobinConfig["sharing"] {
+  if (config.policy !== "redis") return { policy: "local" };
+  const redis = config.redis;
+  // Kong refuses this at configuration time (EntityChecks); the stock kong-js-pluginserver cannot tell it to.
+  if (redis.host === undefined || redis.host === null) {
+    throw new ConfigError("redis.host: required field missing (policy is redis)");
+  }
+  return {
+    policy: "redis",
+    redis: {
+      host: redis.host,
+      port: redis.port,
+      timeoutMs: redis.timeout,
+      // Unresolved vault references arrive as "": no credential rather than an empty one.
+      ...(redis.username ? { username: redis.username } : {}),
+      ...(redis.password ? { password: redis.password } : {}),
+      database: redis.database,
+      ssl: redis.ssl,
+      sslVerify: redis.ssl_verify,
+      ...(redis.server_name ? { serverName: redis.server_name } : {}),
+    },
   };
 }
 

@@ -52,7 +52,8 @@ export function changed(): void {
 /** What a restart must not forget, as plain data (see persistence.ts for where it is kept). */
 export interface StateSnapshot {
   version: 1;
-  suspensions: [key: string, untilMs: number, group: string][];
+  /** The reason was added later: a snapshot without it restores an empty one. */
+  suspensions: [key: string, untilMs: number, group: string, reason?: string][];
   suspects: string[];
   streaks: [pluginId: string, key: string, inARow: number][];
   /** Rotation positions (current weights) per plugin and environment. */
@@ -83,9 +84,9 @@ export function exportState(nowMs = Date.now()): StateSnapshot {
 export function importState(snapshot: unknown, nowMs = Date.now()): void {
   if (!isSnapshot(snapshot)) return;
   for (const row of snapshot.suspensions) {
-    const [key, until, group] = row;
+    const [key, until, group, reason] = row;
     if (typeof key === "string" && typeof group === "string" && Number.isFinite(until)) {
-      suspensions.suspend(key, until - nowMs, nowMs, group);
+      suspensions.suspend(key, until - nowMs, nowMs, group, typeof reason === "string" ? reason : "");
     }
   }
   for (const key of snapshot.suspects) if (typeof key === "string") suspects.add(key);

@@ -54,7 +54,8 @@ export function withDefaults(fields: readonly SchemaField[], value: unknown): un
 }
 
 function defaultsWithin(def: AnyDef, value: unknown): unknown {
-  if (def.type === "record" && def.fields !== undefined) return withDefaults(def.fields, value);
+  // Kong makes records reached through records required, so an absent one arrives with its defaults filled.
+  if (def.type === "record" && def.fields !== undefined) return withDefaults(def.fields, value ?? {});
   const elements = def.elements;
   if ((def.type === "array" || def.type === "set") && elements !== undefined && Array.isArray(value)) {
     return value.map((item) => defaultsWithin(elements, item));

@@ -130,19 +130,19 @@ describe("smooth weighted round robin", () => {
         { model: "B", endpoint: "https://a.test" },
       ],
     });
-    const gone = balancerFor(normalizeConfig(raw("deleted-plugin")), now);
+    const gone = balancerFor(normalizeConfig(raw("deleted-plugin")), undefined, now);
     gone.pick("production", now);
     gone.markSuspect("production", "https://a.test:443#A");
-    const idle = balancerFor(normalizeConfig(raw("idle-but-suspended")), now);
+    const idle = balancerFor(normalizeConfig(raw("idle-but-suspended")), undefined, now);
     idle.pick("production", now);
     idle.suspend("production", "https://a.test:443#A", 2 * day, now);
     expect(rotationCount()).toBeGreaterThan(1);
 
     // A day later every rotation of this file is idle: only the one picked from now is left.
-    balancerFor(normalizeConfig(raw("live-plugin")), now + day + 1).pick("production", now + day + 1);
+    balancerFor(normalizeConfig(raw("live-plugin")), undefined, now + day + 1).pick("production", now + day + 1);
     expect(rotationCount()).toBe(1);
     // Rebuilt from scratch: no suspect left, the rotation starts over.
-    const back = balancerFor(normalizeConfig(raw("deleted-plugin")), now + day + 2);
+    const back = balancerFor(normalizeConfig(raw("deleted-plugin")), undefined, now + day + 2);
     expect(back.takeProbe("production", "https://a.test:443#A")).toBe(false);
     expect(picks(back, 2, now + day + 2)).toBe("A B");
     // The idle plugin's entry is still out until its suspension ends.
