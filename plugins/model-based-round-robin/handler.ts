@@ -6,8 +6,8 @@
  */
 import { type Balancer, balancerFor } from "./core/balancer";
 import { isInsufficientQuota } from "./core/billing";
+import { CHOICE_LOG_KEY, choiceLog, modelHeaders, routedFrom } from "./core/choice-log";
 import { ConfigError, normalizeConfig, type RoundRobinConfig } from "./core/config";
-import type { Environment } from "./core/environment";
 import { errorResponse } from "./core/openai-error";
 import {
   admit,
@@ -28,11 +28,14 @@ import {
   type Suspension,
   suspensionFromResponse,
 } from "./core/signals";
-import type { HeaderMap, Pdk } from "./pdk";
+import type { HeaderMap, Pdk, ServiceEntity } from "./pdk";
 import { policyFor } from "./policies";
 
-/** Where `access` leaves the routed entry for `log`, in the request's kong.ctx.shared. */
-const ROUTED_KEY = "model_based_round_robin";
+/**
+ * How long a plugin scoped to a service or route trusts what it read of that service (protocol, path, host):
+ * Kong does not restart plugin instances when the service entity changes, so the copy is bounded in time.
+ */
+const SERVICE_TTL_MS = 5000;
 /** The most headers kong.request.get_headers returns (Kong's upper bound for its argument). */
 const MAX_REQUEST_HEADERS = 1000;
 /**
@@ -46,6 +49,9 @@ export class ModelBasedRoundRobinHandler {
   private readonly configProblem: string | undefined;
   private readonly balancer: Balancer | undefined;
   private readonly pluginId: string;
+  /** Scoped to one service (directly, or through its route): the service is read once per SERVICE_TTL_MS. */
+  private readonly scoped: boolean;
+  private service: { entity: ServiceEntity | undefined; readAtMs: number } | undefined;
   /** Until this settles, the cluster's state (policy redis) is still being read: requests wait for it. */
   private loading: Promise<void> | undefined;
 
@@ -53,6 +59,8 @@ export class ModelBasedRoundRobinHandler {
   constructor(rawConfig: unknown) {
     const id = (rawConfig as { __plugin_id?: unknown } | null | undefined)?.__plugin_id;
     this.pluginId = typeof id === "string" ? id : "";
+    const scope = rawConfig as { service_id?: unknown; route_id?: unknown } | null | undefined;
+    this.scoped = typeof scope?.service_id === "string" || typeof scope?.route_id === "string";
     try {
       this.config = normalizeConfig(rawConfig);
       const policy = policyFor(this.config, logOutsideRequests);
@@ -111,9 +119,10 @@ export class ModelBasedRoundRobinHandler {
     if (admission?.kind === "refuse") return admission;
     const body = admission ?? checkBody(toBuffer(await kong.request.getRawBody(config.maxBodyBytes)));
     if (body.kind === "refuse") return body;
-    const service = await kong.router.getService();
+    const uri = (await kong.nginx.getVar("upstream_uri")) ?? "/";
+    const service = await this.serviceOf(kong, uri);
     const upstream = {
-      uri: (await kong.nginx.getVar("upstream_uri")) ?? "/",
+      uri,
       serviceProtocol: service?.protocol,
       servicePath: service?.path,
       serviceHost: service?.host,
@@ -122,9 +131,29 @@ export class ModelBasedRoundRobinHandler {
     const decision = decide(config, balancer, { head, body, upstream, consumer });
     if (decision.kind === "refuse") return this.logged(kong, decision);
 
-    await sendTo(kong, decision);
-    await kong.ctx.shared.set(ROUTED_KEY, encodeRouted(decision));
+    await sendTo(kong, decision, config);
     return decision;
+  }
+
+  /**
+   * The route's service. A plugin bound to one service keeps what it read for SERVICE_TTL_MS, and reads again
+   * sooner when $upstream_uri no longer starts with the service path it knows; a global or consumer-scoped one
+   * meets many services and asks every time.
+   */
+  private async serviceOf(kong: Pdk, uri: string): Promise<ServiceEntity | undefined> {
+    const now = Date.now();
+    const known = this.service;
+    if (
+      this.scoped &&
+      known !== undefined &&
+      now - known.readAtMs < SERVICE_TTL_MS &&
+      uri.startsWith(known.entity?.path ?? "/")
+    ) {
+      return known.entity;
+    }
+    const entity = (await kong.router.getService()) ?? undefined;
+    if (this.scoped) this.service = { entity, readAtMs: now };
+    return entity;
   }
 
   /** Logs a refusal's misconfiguration once per plugin configuration (and problem) in this process. */
@@ -152,7 +181,7 @@ export class ModelBasedRoundRobinHandler {
       suspension = suspensionFromResponse(status, headers, config, Date.now());
     }
     if (suspension === undefined && !unreachable && !recovering) return;
-    const routed = decodeRouted(await kong.ctx.shared.get(ROUTED_KEY));
+    const routed = routedFrom(parseJson(await kong.log.serialize()));
     if (routed === undefined) return; // this plugin did not route the request (it answered itself)
     const source = await kong.response.getSource();
     if (unreachable && isUnreachable(status, source)) {
@@ -190,12 +219,16 @@ export class ModelBasedRoundRobinHandler {
 }
 
 /**
- * Points the upstream request at the route's entry. set_target goes last: should the plugin server die halfway
- * (Kong then goes on with whatever was already set), a request without the entry's model or key still goes to
- * the service's own URL, which refuses, and never to the provider.
+ * Points the upstream request at the route's entry, and says so to the client and to Kong's log data.
+ * set_target goes last: should the plugin server die halfway (Kong then goes on with whatever was already set),
+ * a request without the entry's model or key still goes to the service's own URL, which refuses, and never to
+ * the provider.
  */
-async function sendTo(kong: Pdk, route: Route): Promise<void> {
+async function sendTo(kong: Pdk, route: Route, config: RoundRobinConfig): Promise<void> {
   const { entry } = route;
+  const headers = modelHeaders(config.modelHeaders, route);
+  if (headers !== undefined) await kong.response.setHeaders(headers);
+  await kong.log.setSerializeValue(CHOICE_LOG_KEY, choiceLog(config.pluginId, route));
   if (route.scheme !== undefined) await kong.service.request.setScheme(route.scheme);
   if (route.path !== undefined) await kong.service.request.setPath(route.path);
   if (route.body !== undefined) await kong.service.request.setRawBody(route.body);
@@ -206,26 +239,6 @@ async function sendTo(kong: Pdk, route: Route): Promise<void> {
   if (route.probe) await kong.service.request.enableBuffering();
   // Also makes Kong send exactly this host as Host and TLS SNI (it sets $upstream_host).
   await kong.service.setTarget(entry.host, entry.port);
-}
-
-/** What log needs to know of the route access took, carried in kong.ctx.shared as one string. */
-interface Routed {
-  env: Environment;
-  entryKey: string;
-  /** The request was proxied buffered, so log may read the answer's body. */
-  probe: boolean;
-}
-
-function encodeRouted(route: Route): string {
-  return `${route.env} ${route.probe ? "probe" : "plain"} ${route.entry.key}`;
-}
-
-function decodeRouted(value: unknown): Routed | undefined {
-  if (typeof value !== "string") return undefined;
-  const [env, mode] = value.split(" ", 2);
-  if (env !== "production" && env !== "sandbox") return undefined;
-  if (mode !== "probe" && mode !== "plain") return undefined;
-  return { env, probe: mode === "probe", entryKey: value.slice(env.length + mode.length + 2) };
 }
 
 function requestHead(headers: HeaderMap, upgrade: string | undefined): RequestHead {
@@ -258,6 +271,15 @@ function toBuffer(raw: Buffer | string | undefined): Buffer {
  */
 function logOutsideRequests(message: string): void {
   process.stderr.write(`[model-based-round-robin] ${message}\n`);
+}
+
+function parseJson(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function describe(error: unknown): string {

@@ -67,6 +67,8 @@ export interface Pdk {
     getStatus(): Promise<number | undefined>;
     getSource(): Promise<string | undefined>;
     getHeaders(): Promise<HeaderMap | undefined>;
+    /** Headers the client gets with the proxied answer (an upstream header of the same name is sent too). */
+    setHeaders(headers: Record<string, string>): Promise<void>;
   };
   ctx: {
     shared: {
@@ -75,6 +77,10 @@ export interface Pdk {
     };
   };
   log: {
+    /** Recorded for the log data logging plugins write (and the log phase reads through serialize). */
+    setSerializeValue(key: string, value: unknown): Promise<void>;
+    /** In log: the log data Kong saved before its log timer, as a JSON string. */
+    serialize(): Promise<string | undefined>;
     err(...message: string[]): Promise<void>;
     warn(...message: string[]): Promise<void>;
   };

@@ -218,6 +218,32 @@ export const Schema = [
     },
   },
   {
+    model_headers: {
+      type: "boolean",
+      default: true,
+      description:
+        "Tell the client which model served its request, in served_model_header, and, when the plugin rewrote the body's model, which one it asked for, in requested_model_header.",
+    },
+  },
+  {
+    served_model_header: {
+      type: "string",
+      default: "X-Kong-LLM-Model",
+      match: "^[%w!#$%%&'*+.^_`|~-]+$",
+      description:
+        "Response header naming the model that served the request (Kong AI Proxy Advanced's name by default), as written into the body's `model`.",
+    },
+  },
+  {
+    requested_model_header: {
+      type: "string",
+      default: "X-Kong-LLM-Requested-Model",
+      match: "^[%w!#$%%&'*+.^_`|~-]+$",
+      description:
+        "Response header naming the model the client asked for, sent only when the plugin rewrote it (absent when the client named the served model or none).",
+    },
+  },
+  {
     policy: {
       type: "string",
       default: "local",

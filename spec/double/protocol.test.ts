@@ -2,8 +2,10 @@
  * The Kong double against the real kong-js-pluginserver, with a fixture plugin that reports what the PDK
  * returned: Kong's encodings, exits, calls Kong rejects, the log snapshot, and instance recovery.
  */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { request as httpRequest } from "node:http";
-import { resolve } from "node:path";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KongDouble } from "../../scripts/kong-double";
@@ -256,6 +258,50 @@ describe("the Kong double speaking Kong's side of the plugin protocol", () => {
     expect(
       kong.logs.some((l) => /service body is only available with buffered proxying/.test(l.message)),
     ).toBe(true);
+  });
+
+  it("applies kong.log.set_serialize_value edits to the log data a bundled file-log writes, and sends set_headers' headers", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "file-log-"));
+    const path = join(dir, "requests.log");
+    await kong.loadConfig({
+      _format_version: "3.0",
+      services: [
+        {
+          name: "svc",
+          url: `${upstream.url}/base`,
+          routes: [{ name: "r", paths: ["/probe"] }],
+          plugins: [
+            { name: "probe", config: { message: "configured" } },
+            { name: "file-log", config: { path } },
+          ],
+        },
+      ],
+    });
+    try {
+      const reply = await call("serialize-values");
+      await kong.settled();
+      expect(reply.headers["x-one"]).toBe("1");
+      expect(reply.headers["x-two"]).toEqual(["a", "b"]);
+      const lines = readFileSync(path, "utf8").trim().split("\n");
+      expect(lines).toHaveLength(1);
+      const logged = JSON.parse(lines[0] as string);
+      // `add` leaves the model set before; `replace` of a missing chain creates nothing.
+      expect(logged.probe).toEqual({ choice: { model: "m1", nested: { n: 2 } }, flag: true });
+      expect(logged.response.status).toBe(reply.status);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await kong.loadConfig({
+        _format_version: "3.0",
+        services: [
+          {
+            name: "svc",
+            url: `${upstream.url}/base`,
+            routes: [{ name: "r", paths: ["/probe"] }],
+            plugins: [{ name: "probe", config: { message: "configured" } }],
+          },
+        ],
+      });
+    }
   });
 
   it("counts PDK calls per phase and method", async () => {

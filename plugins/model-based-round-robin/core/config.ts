@@ -43,6 +43,8 @@ export interface RoundRobinConfig {
   /** How long an `insufficient_quota` answer benches an entry; 0 turns the detection (and its probes) off. */
   billingSeconds: number;
   maxBodyBytes: number;
+  /** Response headers naming the served and the requested model; undefined when model_headers is off. */
+  modelHeaders: { served: string; requested: string } | undefined;
   /** Where suspensions, benches and probe marks are kept: this process alone, or a Redis every node shares. */
   sharing: { policy: "local" } | { policy: "redis"; redis: RedisSettings };
 }
@@ -106,8 +108,22 @@ export function normalizeConfig(input: unknown): RoundRobinConfig {
     unreachable: { baseSeconds: base, maxSeconds: longest },
     billingSeconds: config.insufficient_quota_suspend_duration,
     maxBodyBytes: config.max_request_body_size,
+    modelHeaders: config.model_headers
+      ? {
+          served: headerName(config.served_model_header, "served_model_header"),
+          requested: headerName(config.requested_model_header, "requested_model_header"),
+        }
+      : undefined,
     sharing: sharingOf(config),
   };
+}
+
+/** Kong checks the schema's `match`; the stock plugin server may hand over what Kong never checked. */
+function headerName(name: string, field: string): string {
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
+    throw new ConfigError(`${field}: ${JSON.stringify(name)} is not an HTTP header name`);
+  }
+  return name;
 }
 
 function sharingOf(config: RawConfig): RoundRobinConfig["sharing"] {

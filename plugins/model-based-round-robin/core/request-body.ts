@@ -10,6 +10,8 @@ export type PreparedBody =
       ok: true;
       /** `"stream": true`: the answer is an SSE stream, which must never be proxied buffered. */
       streaming: boolean;
+      /** The `model` the client named, when it is a string. */
+      requestedModel: string | undefined;
       /** The body naming `model`; the very Buffer it was prepared from when it already names exactly that. */
       withModel(model: string): Buffer;
     }
@@ -41,6 +43,10 @@ export function prepareBody(raw: Buffer): PreparedBody {
   return {
     ok: true,
     streaming: (parsed as { stream?: unknown }).stream === true,
+    requestedModel:
+      typeof (parsed as { model?: unknown }).model === "string"
+        ? (parsed as { model: string }).model
+        : undefined,
     withModel(model) {
       const replacement = JSON.stringify(model);
       const named = spans.length > 0 && spans.every(([start, end]) => text.slice(start, end) === replacement);

@@ -55,6 +55,10 @@ export interface Route {
   path: string | undefined;
   /** The body naming the entry's model, when the client's did not. */
   body: Buffer | undefined;
+  /** The model the client named, when the body was rewritten to another (absent when it named none). */
+  requestedModel: string | undefined;
+  /** The request carries a body, so the entry's model serves it (GET /models and the like carry none). */
+  modelled: boolean;
   /** Client credentials that must not reach the provider beside the entry's own key. */
   clearHeaders: string[];
   /** Proxy this request buffered, so that log can read a billing error in its answer. */
@@ -150,7 +154,13 @@ export function decide(
     );
   }
   const { entry } = selection;
-  if (body.kind === "bodiless") return routeTo(env, entry, upstream, relative, head, undefined, false);
+  if (body.kind === "bodiless")
+    return routeTo(env, entry, upstream, relative, head, {
+      body: undefined,
+      probe: false,
+      requestedModel: undefined,
+      modelled: false,
+    });
   const rewritten = body.withModel(entry.model);
   // A suspect entry's answer is read whole, once, to tell a billing error from a rate limit. Never a stream
   // (buffering would hold every token back), never a WebSocket upgrade (Kong turns buffering off for it, and only
@@ -161,7 +171,14 @@ export function decide(
     head.upgrade?.toLowerCase() !== "websocket" &&
     balancer.takeProbe(env, entry.key);
   const changed = rewritten === body.raw ? undefined : rewritten;
-  return routeTo(env, entry, upstream, relative, head, changed, probe);
+  const requested =
+    changed === undefined || body.requestedModel === entry.model ? undefined : body.requestedModel;
+  return routeTo(env, entry, upstream, relative, head, {
+    body: changed,
+    probe,
+    requestedModel: requested,
+    modelled: true,
+  });
 }
 
 function routeTo(
@@ -170,8 +187,7 @@ function routeTo(
   upstream: UpstreamRequest,
   relative: string,
   head: RequestHead,
-  body: Buffer | undefined,
-  probe: boolean,
+  { body, probe, requestedModel, modelled }: Pick<Route, "body" | "probe" | "requestedModel" | "modelled">,
 ): Route {
   const path = joinPath(entry.basePath, relative);
   const ownKey = entry.authHeader?.name.toLowerCase();
@@ -182,6 +198,8 @@ function routeTo(
     scheme: upstream.serviceProtocol === entry.scheme ? undefined : entry.scheme,
     path: path === upstream.uri ? undefined : path,
     body,
+    requestedModel,
+    modelled,
     clearHeaders: ownKey === undefined ? [] : (head.credentials ?? []).filter((name) => name !== ownKey),
     probe,
   };

@@ -140,11 +140,37 @@ export const REQUEST_TERMINATION: PluginInfo = {
   },
 };
 
+/**
+ * file-log (kong/plugins/file-log, priority 9, log phase only): appends each request's kong.log.serialize() as
+ * one JSON line to `path`. custom_fields_by_lua (Lua code) is not emulated: the double refuses it.
+ */
+export const FILE_LOG: PluginInfo = {
+  name: "file-log",
+  version: KONG_VERSION,
+  priority: 9,
+  phases: ["log"],
+  entityFields: [
+    {
+      protocols: {
+        type: "set",
+        required: true,
+        default: [...HTTP_PROTOCOLS, "tcp", "tls", "tls_passthrough", "udp"].sort(),
+        elements: { type: "string" },
+      },
+    },
+  ],
+  configFields: [
+    { path: { type: "string", required: true, match: "^[^*&%%\\`]+$", err: "not a valid filename" } },
+    { reopen: { type: "boolean", required: true, default: false } },
+  ],
+};
+
 /** The bundled plugins the double emulates, by name. */
 export const BUNDLED_PLUGINS: ReadonlyMap<string, PluginInfo> = new Map([
   [KEY_AUTH.name, KEY_AUTH],
   [REQUEST_TRANSFORMER.name, REQUEST_TRANSFORMER],
   [REQUEST_TERMINATION.name, REQUEST_TERMINATION],
+  [FILE_LOG.name, FILE_LOG],
 ]);
 
 /** kong/constants.lua BUNDLED_PLUGINS (3.9.3) that the double knows by name but does not emulate. */
@@ -156,7 +182,6 @@ export const KNOWN_NOT_EMULATED: readonly string[] = [
   "oauth2",
   "tcp-log",
   "udp-log",
-  "file-log",
   "http-log",
   "hmac-auth",
   "basic-auth",

@@ -5,6 +5,7 @@
  * converted APK header policies and operation paths), and request-termination (priority 2: answers by itself
  * through kong.response.exit after every other plugin's access, so get_source() is "exit" in their log phase).
  */
+import { appendFileSync } from "node:fs";
 import type { KongConfig, PluginEntity } from "../config/model";
 import { pdkErrorPage } from "./error-page";
 import { cjsonEncode, toLua } from "./lua-value";
@@ -33,6 +34,17 @@ export function emulatedAccess(
   if (plugin.name === "request-transformer") requestTransformer(plugin.config, state);
   if (plugin.name === "request-termination") return requestTermination(plugin.config, state);
   return undefined;
+}
+
+/**
+ * What the emulated bundled plugins do in the log phase: file-log appends the serialised log data (edits of
+ * kong.log.set_serialize_value included) as one JSON line.
+ */
+export function emulatedLog(plugin: PluginEntity, serialized: () => Record<string, unknown>): void {
+  if (plugin.name !== "file-log") return;
+  const encoded = cjsonEncode(toLua(serialized()));
+  if ("error" in encoded) throw new Error(encoded.error);
+  appendFileSync(String(plugin.config.path), Buffer.concat([encoded.json, Buffer.from("\n")]));
 }
 
 function keyAuth(

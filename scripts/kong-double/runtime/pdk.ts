@@ -449,6 +449,26 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
       return undefined;
     },
   },
+  // K3.9.3 kong/pdk/response.lua set_headers: a table of name → value, each checked as set_header checks it;
+  // Transfer-Encoding is ignored with a warning.
+  "kong.response.set_headers": {
+    phases: BEFORE_PROXY,
+    fn(ctx, [headers]) {
+      if (luaType(headers) !== "table") throw new LuaError("headers must be a table");
+      for (const [name, value] of (headers as LuaTable).entries) {
+        if (typeof name !== "string")
+          throw new LuaError(`invalid header name "${name}": got number, expected string`);
+        const values = headerValue(name, value);
+        const lower = name.toLowerCase();
+        if (lower === "transfer-encoding" || lower === "transfer_encoding") {
+          ctx.log("warn", "manually setting Transfer-Encoding. Ignored.");
+          continue;
+        }
+        ctx.state.response.extraHeaders[lower] = values;
+      }
+      return undefined;
+    },
+  },
   "kong.response.add_header": {
     phases: BEFORE_PROXY,
     fn(ctx, [name, value]) {
@@ -529,6 +549,19 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
   "kong.nginx.req_start_time": { phases: ALL, fn: (ctx) => ctx.state.startedAt / 1000 },
   "kong.node.get_id": { phases: ALL, fn: (ctx) => ctx.nodeId },
   "kong.plugin.get_id": { phases: ALL, fn: (ctx) => ctx.pluginId },
+  // K3.9.3 kong/pdk/log.lua set_serialize_value: recorded in ngx.ctx, applied when the log data is serialised
+  // (in the log phase, Kong hands plugin servers the table it saved before the timer, edits included).
+  "kong.log.set_serialize_value": {
+    phases: ALL,
+    fn(ctx, [key, value, options]) {
+      if (luaType(key) !== "string") throw new LuaError("key must be a string");
+      const mode = options instanceof LuaTable ? (options.get("mode") ?? "set") : "set";
+      if (mode !== "set" && mode !== "add" && mode !== "replace")
+        throw new LuaError("mode must be 'set', 'add' or 'replace'");
+      ctx.state.serializeValues.push({ key: luaText(key as string | Buffer), value: fromLua(value), mode });
+      return undefined;
+    },
+  },
   "kong.log.serialize": {
     phases: ALL,
     // In log, Kong's override returns the saved table cjson-encoded (a string); elsewhere the table itself.

@@ -19,8 +19,9 @@ import { type AddressInfo, isIP } from "node:net";
 import { buildInstanceConfig } from "../config/instance-config";
 import { KONG_VERSION } from "../config/kong-version";
 import type { KongConfig, PluginEntity, PluginInfo } from "../config/model";
-import { emulatedAccess } from "./bundled-plugins";
+import { emulatedAccess, emulatedLog } from "./bundled-plugins";
 import { type ErrorPage, handlerErrorPage, pdkErrorPage } from "./error-page";
+import { LuaError } from "./lua-error";
 import type { PdkContext, Phase } from "./pdk";
 import type { LogFn, PdkCallCounter, PhaseOutcome, PluginServer } from "./plugin-server";
 import type { ExitResponse, HeaderValues, RequestState } from "./request-state";
@@ -185,6 +186,7 @@ async function handle(
     response: { headers: {}, extraHeaders: {} },
     shared: new Map(),
     ngxCtx: new Map(),
+    serializeValues: [],
   };
 
   const plugins = pluginsFor(runtime.config, match.route.id, service?.id);
@@ -669,13 +671,17 @@ function scheduleLog(
   ordered: { entity: PluginEntity; info: PluginInfo }[],
   state: RequestState,
 ): void {
-  const loggers = ordered.filter((p) => p.info.server !== undefined && p.info.phases.includes("log"));
+  const loggers = ordered.filter((p) => p.info.phases.includes("log"));
   if (loggers.length === 0) return;
   // Kong's log handler runs in ngx.timer.at(0) after the response, from saved data.
   const done = new Promise<void>((resolveDone) => {
     setImmediate(async () => {
       try {
         for (const { entity, info } of loggers) {
+          if (info.server === undefined) {
+            emulatedLog(entity, () => serialize(state));
+            continue;
+          }
           const outcome = await runExternal(deps, runtime, entity, info, state, "log");
           if (outcome.kind === "lua-error")
             deps.log("err", `log phase of ${entity.name} aborted: ${outcome.message}`, "kong");
@@ -690,8 +696,54 @@ function scheduleLog(
   deps.track(done);
 }
 
-/** The table kong.log.serialize builds (the fields the double fills). */
+/** The table kong.log.serialize builds (the fields the double fills), with set_serialize_value's edits. */
 function serialize(state: RequestState): Record<string, unknown> {
+  return applySerializeValues(baseSerialize(state), state.serializeValues);
+}
+
+/**
+ * K3.9.3 kong/pdk/log.lua edit_result: each key is split on dots, missing tables are created for `set` and `add`
+ * (a `replace` whose chain is missing does nothing), a non-table link raises, and the last key is set when the
+ * mode allows it (`add` only where absent, `replace` only where present).
+ */
+export function applySerializeValues(
+  root: Record<string, unknown>,
+  edits: RequestState["serializeValues"],
+): Record<string, unknown> {
+  for (const { key, value, mode } of edits) {
+    const parts = key.split(".");
+    const last = parts.pop() as string;
+    let node: Record<string, unknown> | undefined = root;
+    for (const part of parts) {
+      const next: unknown = node[part];
+      if (next === undefined) {
+        if (mode === "replace") {
+          node = undefined;
+          break;
+        }
+        node[part] = {};
+      } else if (next === null || typeof next !== "object") {
+        throw new LuaError(
+          `The key '${key}' could not be used as a serialize value. Subkey '${part}' is not a table. It's ${String(next)}`,
+        );
+      }
+      node = node[part] as Record<string, unknown>;
+    }
+    if (node === undefined) continue;
+    const existing = node[last];
+    if (
+      mode === "set" ||
+      (mode === "add" && existing === undefined) ||
+      (mode === "replace" && existing !== undefined)
+    ) {
+      if (value === undefined) delete node[last];
+      else node[last] = value;
+    }
+  }
+  return root;
+}
+
+function baseSerialize(state: RequestState): Record<string, unknown> {
   const flat = (h: HeaderValues) =>
     Object.fromEntries(Object.entries(h).map(([k, v]) => [k, v.length === 1 ? v[0] : v]));
   return {

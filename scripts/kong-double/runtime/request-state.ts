@@ -69,5 +69,7 @@ export interface RequestState {
   };
   exit?: ExitResponse;
   shared: Map<string, unknown>;
+  /** kong.log.set_serialize_value calls, applied in order when the log data is serialised (K3.9.3 pdk/log.lua). */
+  serializeValues: { key: string; value: unknown; mode: "set" | "add" | "replace" }[];
   ngxCtx: Map<string, unknown>;
 }
