@@ -139,7 +139,10 @@ describe("smooth weighted round robin", () => {
     expect(rotationCount()).toBeGreaterThan(1);
 
     // A day later every rotation of this file is idle: only the one picked from now is left.
-    balancerFor(normalizeConfig(raw("live-plugin")), undefined, now + day + 1).pick("production", now + day + 1);
+    balancerFor(normalizeConfig(raw("live-plugin")), undefined, now + day + 1).pick(
+      "production",
+      now + day + 1,
+    );
     expect(rotationCount()).toBe(1);
     // Rebuilt from scratch: no suspect left, the rotation starts over.
     const back = balancerFor(normalizeConfig(raw("deleted-plugin")), undefined, now + day + 2);
