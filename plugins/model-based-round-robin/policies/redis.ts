@@ -198,7 +198,9 @@ class RedisLink {
       settle = resolve;
     });
     this.firstLoads.set(pluginId, { done, settle });
-    if (this.commandsReady) void this.load(pluginId);
+    // A failed read (Redis gone or hung meanwhile) is an outage: the sync after it reads again. Unhandled,
+    // the rejection would end the plugin server.
+    if (this.commandsReady) this.load(pluginId).catch((error: unknown) => this.outage(messageOf(error)));
   }
 
   /** Returns how many plugins are left on this link. */
@@ -234,7 +236,7 @@ class RedisLink {
     }
     this.write(change).catch((error: unknown) => {
       this.keep(change);
-      this.outage(error instanceof Error ? error.message : String(error));
+      this.outage(messageOf(error));
     });
   }
 
@@ -351,7 +353,7 @@ class RedisLink {
       for (const pluginId of this.plugins) await this.load(pluginId);
     } catch (error) {
       for (const change of queued) this.keep(change);
-      this.outage(error instanceof Error ? error.message : String(error));
+      this.outage(messageOf(error));
       return;
     }
     if (this.outageSince !== undefined && this.subscriberReady) {
@@ -383,6 +385,10 @@ class RedisLink {
       }, this.retryDelayMs).unref();
     }
   }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function connectionOptions(settings: RedisSettings): RedisOptions {
