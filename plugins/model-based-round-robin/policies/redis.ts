@@ -18,7 +18,8 @@
  * and the channel model-based-round-robin:changes:<database> (pub/sub is not per database).
  *
  * ioredis: commands fail at once while disconnected (no offline queue) and after redis.timeout when Redis is
- * slow, so nothing piles up in the client; it reconnects by itself with the backoff below and resubscribes.
+ * slow, so nothing piles up in the client; it reconnects by itself with the backoff below, and the link
+ * subscribes again on every new connection of its subscriber.
  */
 import { randomUUID } from "node:crypto";
 import Redis, { type RedisOptions } from "ioredis";
@@ -165,17 +166,28 @@ class RedisLink {
     this.commands.defineCommand("mbrrSuspend", { numberOfKeys: 2, lua: SUSPEND });
     this.commands.defineCommand("mbrrMarkSuspect", { numberOfKeys: 2, lua: MARK_SUSPECT });
     this.commands.defineCommand("mbrrTakeProbe", { numberOfKeys: 2, lua: TAKE_PROBE });
-    // The subscriber only ever sends SUBSCRIBE: queued until connected, and resent after each reconnection.
-    this.subscriber = new Redis({ ...connectionOptions(settings), commandTimeout: undefined });
+    // The subscriber only ever sends SUBSCRIBE, once per connection (see its "ready" below). Not ioredis's
+    // resubscription: it renews only a subscription that once succeeded, and one sent while Redis was away
+    // fails (no retries), so a process that met Redis down would never subscribe.
+    this.subscriber = new Redis({
+      ...connectionOptions(settings),
+      commandTimeout: undefined,
+      autoResubscribe: false,
+    });
 
     this.commands.on("ready", () => {
       this.commandsReady = true;
       this.resync();
     });
     this.subscriber.on("ready", () => {
-      this.subscriberReady = true;
-      // Changes published while it was away were missed: read the state again.
-      this.resync();
+      this.subscriber.subscribe(this.channel).then(
+        () => {
+          this.subscriberReady = true;
+          // Changes published while it was away were missed: read the state again, now that none can be.
+          this.resync();
+        },
+        (error: unknown) => this.outage(messageOf(error)),
+      );
     });
     for (const [client, which] of [
       [this.commands, "commandsReady"],
@@ -188,7 +200,6 @@ class RedisLink {
       });
     }
     this.subscriber.on("message", (_channel: string, message: string) => this.receive(message));
-    this.subscriber.subscribe(this.channel).catch((error: unknown) => this.outage(String(error)));
   }
 
   attach(pluginId: string): void {
