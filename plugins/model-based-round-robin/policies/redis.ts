@@ -262,13 +262,16 @@ class RedisLink {
   /** Writes one change and publishes it, in one script. */
   private write(change: SharedChange, nowMs = Date.now()): Promise<number> {
     const member = memberOf(change);
+    // PEXPIREAT takes whole milliseconds, and a hint may have a fraction (retry-after-ms: 1500.5): Redis would
+    // refuse the script, and the refusal would pass for an outage. Rounded up, the deadline is never shortened.
+    const untilMs = change.kind === "suspended" ? Math.ceil(change.untilMs) : 0;
     const keys = [`${PREFIX}:{${change.pluginId}}:${member}`, `${PREFIX}:{${change.pluginId}}:index`];
     const message = JSON.stringify({ node: this.node, change });
     switch (change.kind) {
       case "suspended":
         return this.commands.mbrrSuspend(
           ...keys,
-          change.untilMs,
+          untilMs,
           change.reason,
           member,
           nowMs,
