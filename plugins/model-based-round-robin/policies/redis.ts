@@ -365,6 +365,14 @@ class RedisLink {
     try {
       for (const change of [...own, ...queued]) await this.write(change);
       for (const pluginId of this.plugins) await this.load(pluginId);
+      // Changes made while this ran were kept too (share() keeps them until the outage is over): write them
+      // now, or they would wait for the next outage.
+      while (this.outageSince !== undefined && this.subscriberReady && this.pending.size > 0) {
+        const more = [...this.pending.values()];
+        this.pending.clear();
+        queued.push(...more);
+        for (const change of more) await this.write(change);
+      }
     } catch (error) {
       for (const change of queued) this.keep(change);
       this.outage(messageOf(error));
