@@ -18,7 +18,8 @@
  * and the channel model-based-round-robin:changes:<database> (pub/sub is not per database).
  *
  * ioredis: commands fail at once while disconnected (no offline queue) and after redis.timeout when Redis is
- * slow, so nothing piles up in the client; it reconnects by itself with the backoff below and resubscribes.
+ * slow, so nothing piles up in the client; it reconnects by itself with the backoff below, and the link
+ * subscribes again on every new connection of its subscriber.
  */
 import { randomUUID } from "node:crypto";
 import Redis, { type RedisOptions } from "ioredis";
@@ -165,17 +166,28 @@ class RedisLink {
     this.commands.defineCommand("mbrrSuspend", { numberOfKeys: 2, lua: SUSPEND });
     this.commands.defineCommand("mbrrMarkSuspect", { numberOfKeys: 2, lua: MARK_SUSPECT });
     this.commands.defineCommand("mbrrTakeProbe", { numberOfKeys: 2, lua: TAKE_PROBE });
-    // The subscriber only ever sends SUBSCRIBE: queued until connected, and resent after each reconnection.
-    this.subscriber = new Redis({ ...connectionOptions(settings), commandTimeout: undefined });
+    // The subscriber only ever sends SUBSCRIBE, once per connection (see its "ready" below). Not ioredis's
+    // resubscription: it renews only a subscription that once succeeded, and one sent while Redis was away
+    // fails (no retries), so a process that met Redis down would never subscribe.
+    this.subscriber = new Redis({
+      ...connectionOptions(settings),
+      commandTimeout: undefined,
+      autoResubscribe: false,
+    });
 
     this.commands.on("ready", () => {
       this.commandsReady = true;
       this.resync();
     });
     this.subscriber.on("ready", () => {
-      this.subscriberReady = true;
-      // Changes published while it was away were missed: read the state again.
-      this.resync();
+      this.subscriber.subscribe(this.channel).then(
+        () => {
+          this.subscriberReady = true;
+          // Changes published while it was away were missed: read the state again, now that none can be.
+          this.resync();
+        },
+        (error: unknown) => this.outage(messageOf(error)),
+      );
     });
     for (const [client, which] of [
       [this.commands, "commandsReady"],
@@ -188,7 +200,6 @@ class RedisLink {
       });
     }
     this.subscriber.on("message", (_channel: string, message: string) => this.receive(message));
-    this.subscriber.subscribe(this.channel).catch((error: unknown) => this.outage(String(error)));
   }
 
   attach(pluginId: string): void {
@@ -198,7 +209,9 @@ class RedisLink {
       settle = resolve;
     });
     this.firstLoads.set(pluginId, { done, settle });
-    if (this.commandsReady) void this.load(pluginId);
+    // A failed read (Redis gone or hung meanwhile) is an outage: the sync after it reads again. Unhandled,
+    // the rejection would end the plugin server.
+    if (this.commandsReady) this.load(pluginId).catch((error: unknown) => this.outage(messageOf(error)));
   }
 
   /** Returns how many plugins are left on this link. */
@@ -234,7 +247,7 @@ class RedisLink {
     }
     this.write(change).catch((error: unknown) => {
       this.keep(change);
-      this.outage(error instanceof Error ? error.message : String(error));
+      this.outage(messageOf(error));
     });
   }
 
@@ -249,13 +262,16 @@ class RedisLink {
   /** Writes one change and publishes it, in one script. */
   private write(change: SharedChange, nowMs = Date.now()): Promise<number> {
     const member = memberOf(change);
+    // PEXPIREAT takes whole milliseconds, and a hint may have a fraction (retry-after-ms: 1500.5): Redis would
+    // refuse the script, and the refusal would pass for an outage. Rounded up, the deadline is never shortened.
+    const untilMs = change.kind === "suspended" ? Math.ceil(change.untilMs) : 0;
     const keys = [`${PREFIX}:{${change.pluginId}}:${member}`, `${PREFIX}:{${change.pluginId}}:index`];
     const message = JSON.stringify({ node: this.node, change });
     switch (change.kind) {
       case "suspended":
         return this.commands.mbrrSuspend(
           ...keys,
-          change.untilMs,
+          untilMs,
           change.reason,
           member,
           nowMs,
@@ -349,9 +365,17 @@ class RedisLink {
     try {
       for (const change of [...own, ...queued]) await this.write(change);
       for (const pluginId of this.plugins) await this.load(pluginId);
+      // Changes made while this ran were kept too (share() keeps them until the outage is over): write them
+      // now, or they would wait for the next outage.
+      while (this.outageSince !== undefined && this.subscriberReady && this.pending.size > 0) {
+        const more = [...this.pending.values()];
+        this.pending.clear();
+        queued.push(...more);
+        for (const change of more) await this.write(change);
+      }
     } catch (error) {
       for (const change of queued) this.keep(change);
-      this.outage(error instanceof Error ? error.message : String(error));
+      this.outage(messageOf(error));
       return;
     }
     if (this.outageSince !== undefined && this.subscriberReady) {
@@ -383,6 +407,10 @@ class RedisLink {
       }, this.retryDelayMs).unref();
     }
   }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function connectionOptions(settings: RedisSettings): RedisOptions {
