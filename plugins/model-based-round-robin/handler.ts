@@ -8,6 +8,7 @@ import { type Balancer, balancerFor } from "./core/balancer";
 import { isInsufficientQuota } from "./core/billing";
 import { ConfigError, normalizeConfig, type RoundRobinConfig } from "./core/config";
 import type { Environment } from "./core/environment";
+import { countRefusal } from "./core/metrics";
 import { errorResponse } from "./core/openai-error";
 import {
   admit,
@@ -30,6 +31,7 @@ import {
 } from "./core/signals";
 import type { HeaderMap, Pdk } from "./pdk";
 import { policyFor } from "./policies";
+import { startStatusListenerOnce } from "./status";
 
 /** Where `access` leaves the routed entry for `log`, in the request's kong.ctx.shared. */
 const ROUTED_KEY = "model_based_round_robin";
@@ -51,6 +53,8 @@ export class ModelBasedRoundRobinHandler {
 
   /** Kong starts one instance per plugin configuration (and again on every reload); all derivation is done here. */
   constructor(rawConfig: unknown) {
+    // Here, not when the module loads: the query command loads it too, and never starts an instance.
+    startStatusListenerOnce();
     const id = (rawConfig as { __plugin_id?: unknown } | null | undefined)?.__plugin_id;
     this.pluginId = typeof id === "string" ? id : "";
     try {
@@ -78,6 +82,10 @@ export class ModelBasedRoundRobinHandler {
     });
     // kong-pdk does not await exit and Kong never answers a call after it: it must be the handler's last.
     if (outcome.kind === "refuse") {
+      countRefusal(
+        this.config?.pluginId ?? this.pluginId,
+        outcome.body.error.code ?? outcome.body.error.type,
+      );
       const response = errorResponse(outcome.body, outcome.headers);
       kong.response.exit(outcome.status, response.body, response.headers);
     }
