@@ -9,7 +9,8 @@ import { statusReport } from "../core/status";
 import type { ListenAddress } from "./address";
 import { metricsEndpoint } from "./metrics";
 
-const started = Date.now();
+/** When this process started (not when this module was loaded, with the first plugin instance). */
+const started = Date.now() - Math.round(process.uptime() * 1000);
 
 export function serveStatus(address: ListenAddress, log: (message: string) => void): Server {
   const metrics = metricsEndpoint();
