@@ -8,6 +8,7 @@ import { type Balancer, balancerFor } from "./core/balancer";
 import { isInsufficientQuota } from "./core/billing";
 import { CHOICE_LOG_KEY, choiceLog, modelHeaders, routedFrom } from "./core/choice-log";
 import { ConfigError, normalizeConfig, type RoundRobinConfig } from "./core/config";
+import { countRefusal } from "./core/metrics";
 import { errorResponse } from "./core/openai-error";
 import {
   admit,
@@ -30,6 +31,7 @@ import {
 } from "./core/signals";
 import type { HeaderMap, Pdk, ServiceEntity } from "./pdk";
 import { policyFor } from "./policies";
+import { startStatusListenerOnce } from "./status";
 
 /**
  * How long a plugin scoped to a service or route trusts what it read of that service (protocol, path, host):
@@ -57,6 +59,8 @@ export class ModelBasedRoundRobinHandler {
 
   /** Kong starts one instance per plugin configuration (and again on every reload); all derivation is done here. */
   constructor(rawConfig: unknown) {
+    // Here, not when the module loads: the query command loads it too, and never starts an instance.
+    startStatusListenerOnce();
     const id = (rawConfig as { __plugin_id?: unknown } | null | undefined)?.__plugin_id;
     this.pluginId = typeof id === "string" ? id : "";
     const scope = rawConfig as { service_id?: unknown; route_id?: unknown } | null | undefined;
@@ -86,6 +90,10 @@ export class ModelBasedRoundRobinHandler {
     });
     // kong-pdk does not await exit and Kong never answers a call after it: it must be the handler's last.
     if (outcome.kind === "refuse") {
+      countRefusal(
+        this.config?.pluginId ?? this.pluginId,
+        outcome.body.error.code ?? outcome.body.error.type,
+      );
       const response = errorResponse(outcome.body, outcome.headers);
       kong.response.exit(outcome.status, response.body, response.headers);
     }

@@ -139,6 +139,15 @@ export const Schema = [
     },
   },
   {
+    max_retry_after: {
+      type: "integer",
+      default: 60,
+      between: [1, 86400],
+      description:
+        "Longest wait, in seconds, that the all-suspended answer advertises (Retry-After, retry-after-ms and its message), however long the first entry stays out: OpenAI SDKs sleep for whatever retry-after-ms says before each retry.",
+    },
+  },
+  {
     suspend_on_statuses: {
       type: "set",
       default: [429],

@@ -26,12 +26,14 @@ import { parseDeclarativeConfig } from "./config/declarative";
 import { KONG_VERSION } from "./config/kong-version";
 import type { KongConfig, PluginInfo } from "./config/model";
 import type { KongVersion } from "./config/plugin-info";
+import type { ListenAt } from "./listen";
 import { PdkCallCounter, PluginServer, type ServerLaunch } from "./runtime/plugin-server";
 import { type Runtime, startProxy } from "./runtime/proxy";
 import { Router } from "./runtime/router";
 
 export type { KongConfig, PluginInfo } from "./config/model";
 export { KongApiError } from "./config/model";
+export type { ListenAt } from "./listen";
 export { accepts, type ServerLaunch, stockServerBin } from "./runtime/plugin-server";
 
 export interface KongDoubleOptions {
@@ -58,6 +60,12 @@ export interface KongDoubleOptions {
    * change); the configuration given at start is there at once. Default 0: every change applies immediately.
    */
   propagationDelayMs?: number;
+  /** Where the proxy and the Admin API listen; by default any free port on 127.0.0.1 each. */
+  listen?: { proxy?: ListenAt; admin?: ListenAt };
+  /** Called with every log line as it is recorded (besides `logs`). */
+  onLog?: (line: LogLine) => void;
+  /** How many log lines `logs` keeps, the oldest dropped first (a long-lived double); default: all. */
+  keepLogs?: number;
 }
 
 export interface LogLine {
@@ -94,7 +102,11 @@ export class KongDouble {
 
   private async boot(): Promise<void> {
     const log = (level: string, message: string, source: LogLine["source"], plugin?: string) => {
-      this.logs.push({ level, message, source, ...(plugin !== undefined && { plugin }) });
+      const line: LogLine = { level, message, source, ...(plugin !== undefined && { plugin }) };
+      this.logs.push(line);
+      const keep = this.options.keepLogs;
+      if (keep !== undefined && this.logs.length > keep) this.logs.splice(0, this.logs.length - keep);
+      this.options.onLog?.(line);
       if (process.env.KONG_DOUBLE_DEBUG) process.stderr.write(`[${source}] ${level}: ${message}\n`);
     };
     for (const info of BUNDLED_PLUGINS.values()) this.plugins.set(info.name, info);
@@ -122,6 +134,7 @@ export class KongDouble {
       env: this.options.env ?? process.env,
       clientBodyBufferSize: this.options.clientBodyBufferSize ?? 8192,
       nodeId: randomUUID(),
+      ...(this.options.listen?.proxy && { listen: this.options.listen.proxy }),
       track: (p) => {
         this.pending.add(p);
         void p.finally(() => this.pending.delete(p));
@@ -155,6 +168,7 @@ export class KongDouble {
         version: KONG_VERSION,
         managesPluginServers: [...this.servers.values()].some((s) => s.managed),
       }),
+      this.options.listen?.admin,
     );
     this.closers.push(admin.close);
     this.adminUrl = admin.url;

@@ -5,6 +5,7 @@
  * start level (current weight 0), removed ones are dropped: no burst either way.
  */
 import type { Entry, Environment, RoundRobinConfig } from "./config";
+import { countAllSuspended, countPick, countSuspension, forgetIdleConfigs, registerConfig } from "./metrics";
 import {
   changed,
   moved,
@@ -58,6 +59,7 @@ export function balancerFor(
 ): Balancer {
   // Kong creates instances on configuration changes only: a cheap moment to forget deleted plugins.
   forgetIdle(nowMs);
+  registerConfig(config, nowMs);
   const lists: Record<Environment, Entry[] | undefined> = {
     production: config.production,
     sandbox: config.sandbox,
@@ -81,6 +83,8 @@ export function balancerFor(
     );
     moved();
     if (index !== -1) return { kind: "picked", entry: entries[index] as Entry };
+    // Every caller answers it with the all-suspended refusal.
+    countAllSuspended(config.pluginId, env);
     let first = Number.POSITIVE_INFINITY;
     for (const slot of slots)
       first = Math.min(first, suspensions.resumesAt(suspensionKey(env, slot.key), nowMs) ?? nowMs);
@@ -89,7 +93,9 @@ export function balancerFor(
 
   return {
     pick(env, nowMs = Date.now()) {
-      return select(env, nowMs, pickSmooth);
+      const selection = select(env, nowMs, pickSmooth);
+      if (selection.kind === "picked") countPick(config.pluginId, env, selection.entry.key);
+      return selection;
     },
     peek(env, nowMs = Date.now()) {
       return select(env, nowMs, peekSmooth);
@@ -97,6 +103,7 @@ export function balancerFor(
     suspend(env, entryKey, durationMs, nowMs = Date.now(), reason = "") {
       const key = suspensionKey(env, entryKey);
       if (!suspensions.suspend(key, durationMs, nowMs, `${config.pluginId}|${env}`, reason)) return;
+      countSuspension(config.pluginId, env, entryKey, reason);
       changed();
       const untilMs = nowMs + durationMs;
       policy.share({ kind: "suspended", pluginId: config.pluginId, env, entryKey, untilMs, reason });
@@ -124,6 +131,7 @@ export function balancerFor(
       const durationMs = Math.min(maxSeconds, baseSeconds * 2 ** Math.min(inARow - 1, 30)) * 1000;
       const reason = `unreachable (${inARow} in a row)`;
       suspensions.suspend(key, durationMs, nowMs, `${config.pluginId}|${env}`, reason);
+      countSuspension(config.pluginId, env, entryKey, reason);
       changed();
       const untilMs = nowMs + durationMs;
       policy.share({ kind: "suspended", pluginId: config.pluginId, env, entryKey, untilMs, reason });
@@ -186,6 +194,9 @@ function forgetIdle(nowMs: number): void {
     if (streaks.get(pluginId)?.size === 0) streaks.delete(pluginId);
   }
   suspensions.forgetPast(nowMs);
+  forgetIdleConfigs(nowMs, IDLE_STATE_MS, (pluginId) =>
+    [...rotations.keys()].some((stateKey) => stateKey.startsWith(`${pluginId}|`)),
+  );
 }
 
 /** How many rotations are kept (for tests of forgetIdle). */

@@ -34,6 +34,8 @@ export interface RoundRobinConfig {
   /** As Kong's Admin API reads `/consumers/{username or id}`: UUID-shaped names are ids, the others usernames. */
   sandboxConsumers: { ids: Set<string>; usernames: Set<string>; size: number };
   allSuspendedStatus: 503 | 429;
+  /** The longest wait the all-suspended answer advertises, whenever the first entry really returns. */
+  maxRetryAfterSeconds: number;
   suspendOnStatuses: Set<number>;
   hints: { honor: boolean; minSeconds: number; maxSeconds: number };
   /** Suspend after a success that says the quota is spent (remaining 0), until its reset. */
@@ -102,6 +104,7 @@ export function normalizeConfig(input: unknown): RoundRobinConfig {
     sandboxHosts: hostMatcher(config.sandbox_hosts),
     sandboxConsumers: consumerMatcher(config.sandbox_consumers),
     allSuspendedStatus: config.all_suspended_status as 503 | 429,
+    maxRetryAfterSeconds: config.max_retry_after,
     suspendOnStatuses: new Set(config.suspend_on_statuses),
     hints: { honor: config.honor_retry_hints, minSeconds, maxSeconds },
     proactive: config.proactive_suspension,

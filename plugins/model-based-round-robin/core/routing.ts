@@ -147,10 +147,12 @@ export function decide(
   const selection = body.kind === "body" ? balancer.pick(env) : balancer.peek(env);
   if (selection.kind === "no-list") return refusal(404, sandboxNotConfiguredError());
   if (selection.kind === "all-suspended") {
+    // A client that asks again later gets a fresh figure; an SDK told "an hour" would sleep an hour per retry.
+    const advertisedMs = Math.min(selection.retryAfterMs, config.maxRetryAfterSeconds * 1000);
     return refusal(
       config.allSuspendedStatus,
-      allSuspendedError(env, selection.retryAfterMs),
-      retryHeaders(selection.retryAfterMs),
+      allSuspendedError(env, advertisedMs),
+      retryHeaders(advertisedMs),
     );
   }
   const { entry } = selection;

@@ -14,6 +14,9 @@ export interface Suspension {
   reason: string;
 }
 
+/** The reason's tail when on_quota_exceed_suspend_duration set the length. */
+const NO_HINT = "no provider hint";
+
 type SignalConfig = Pick<RoundRobinConfig, "suspendSeconds" | "suspendOnStatuses" | "hints" | "proactive">;
 
 function isSuccess(status: number): boolean {
@@ -64,7 +67,7 @@ export function suspensionFromResponse(
   if (config.suspendOnStatuses.has(status)) {
     const hint = config.hints.honor ? providerHint(headers, nowMs) : undefined;
     if (hint !== undefined) return clamp(hint, `HTTP ${status}`);
-    return { durationMs: config.suspendSeconds * 1000, reason: `HTTP ${status}, no provider hint` };
+    return { durationMs: config.suspendSeconds * 1000, reason: `HTTP ${status}, ${NO_HINT}` };
   }
   // Proactive: the answer succeeded but says the quota is spent; the next request would get a 429.
   if (config.proactive && isSuccess(status)) {
@@ -149,4 +152,34 @@ export function parseGoDuration(value: string): number | undefined {
     total += Number(amount) * (DURATION_UNITS[unit as string] ?? Number.NaN);
   }
   return Number.isFinite(total) ? total : undefined;
+}
+
+/** What made an entry's suspension, and which signal set its length, as /status and /metrics show them. */
+export interface ReasonParts {
+  /** `http_429` (a status in suspend_on_statuses), `quota_spent` (proactive), `insufficient_quota`, `unreachable`. */
+  cause: string;
+  /**
+   * The provider header that set the length (`retry-after-ms`, `retry-after`, `x-ratelimit-reset-requests`, ...),
+   * or the setting that did: `default` (on_quota_exceed_suspend_duration), `insufficient_quota`
+   * (insufficient_quota_suspend_duration), `unreachable` (unreachable_suspend_duration, doubled in a row).
+   */
+  signal: string;
+}
+
+const HINT_REASON = /^([a-z-]+): /;
+
+/**
+ * Reads a suspension's reason back into its parts. The reason is the one string kept (and shared between nodes)
+ * with a suspension; its forms are made here (suspensionFromResponse), in the handler (billing) and in the
+ * balancer (unreachable). Anything else (a snapshot from an older version) is `unknown`.
+ */
+export function explainReason(reason: string): ReasonParts {
+  if (reason.startsWith("unreachable")) return { cause: "unreachable", signal: "unreachable" };
+  const http = /^HTTP (\d{3})(?: (insufficient_quota)| (with quota spent))?(?:, (.*))?/.exec(reason);
+  if (http === null) return { cause: "unknown", signal: "unknown" };
+  const [, status, billing, spent, rest = ""] = http;
+  if (billing !== undefined) return { cause: "insufficient_quota", signal: "insufficient_quota" };
+  const cause = spent === undefined ? `http_${status}` : "quota_spent";
+  if (rest === NO_HINT) return { cause, signal: "default" };
+  return { cause, signal: HINT_REASON.exec(rest)?.[1] ?? "unknown" };
 }

@@ -4,12 +4,13 @@
  * hands it to the pure Admin API handler (admin-api.ts), which speaks Kong's endpoints and error shapes.
  */
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type ListenAt, listen } from "../listen";
 import type { AdminApi } from "./admin-api";
 import { type FormBody, readForm } from "./admin-form";
 
 export async function startAdmin(
   api: AdminApi,
+  at: ListenAt = {},
 ): Promise<{ server: Server; url: string; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -54,10 +55,10 @@ export async function startAdmin(
         );
     });
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = await listen(server, at, "Admin API");
   return {
     server,
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

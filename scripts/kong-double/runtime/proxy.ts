@@ -15,10 +15,11 @@ import {
   type ServerResponse,
 } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { type AddressInfo, isIP } from "node:net";
+import { isIP } from "node:net";
 import { buildInstanceConfig } from "../config/instance-config";
 import { KONG_VERSION } from "../config/kong-version";
 import type { KongConfig, PluginEntity, PluginInfo } from "../config/model";
+import { type ListenAt, listen } from "../listen";
 import { emulatedAccess, emulatedLog } from "./bundled-plugins";
 import { type ErrorPage, handlerErrorPage, pdkErrorPage } from "./error-page";
 import { LuaError } from "./lua-error";
@@ -59,6 +60,7 @@ export interface ProxyDeps {
   clientBodyBufferSize: number;
   nodeId: string;
   track(promise: Promise<unknown>): void;
+  listen?: ListenAt;
 }
 
 export async function startProxy(
@@ -86,8 +88,7 @@ export async function startProxy(
   // every header past its default count (Host included, then answer 400).
   server.maxHeadersCount = 0;
   server.keepAliveTimeout = 60_000;
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const url = await listen(server, deps.listen, "proxy");
   return {
     server,
     url,

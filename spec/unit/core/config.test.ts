@@ -58,6 +58,7 @@ describe("configuration normalisation", () => {
       /min_suspend_duration \(10\) must not exceed/,
     ],
     [{ production_models: [entry()], all_suspended_status: 500 }, /all_suspended_status/],
+    [{ production_models: [entry()], max_retry_after: 0 }, /max_retry_after: must be >= 1/],
     [
       { production_models: [entry()], insufficient_quota_suspend_duration: -1 },
       /insufficient_quota_suspend_duration: must be >= 0/,

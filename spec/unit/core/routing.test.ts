@@ -105,6 +105,34 @@ describe("deciding the route", () => {
     expect(Number(refusal.kind === "refuse" && refusal.headers?.["retry-after-ms"])).toBeGreaterThan(1400);
   });
 
+  it("advertises at most max_retry_after (60 s by default), in both headers and the message", () => {
+    const { config, balancer } = setup();
+    for (const entry of config.production) balancer.suspend("production", entry.key, 3_600_000);
+    const refusal = decide(config, balancer, request(json, body("{}")));
+    expect(refusal).toMatchObject({
+      kind: "refuse",
+      status: 503,
+      headers: { "Retry-After": "60", "retry-after-ms": "60000" },
+    });
+    expect(refusal.kind === "refuse" && refusal.body.error.message).toMatch(/retry in 60 s$/);
+
+    const capped = setup({ max_retry_after: 5 });
+    for (const entry of capped.config.production) capped.balancer.suspend("production", entry.key, 3_600_000);
+    expect(decide(capped.config, capped.balancer, request(json, body("{}")))).toMatchObject({
+      headers: { "Retry-After": "5", "retry-after-ms": "5000" },
+    });
+  });
+
+  it("advertises the real wait when it is shorter than max_retry_after", () => {
+    const { config, balancer } = setup({ max_retry_after: 5 });
+    for (const entry of config.production) balancer.suspend("production", entry.key, 2500);
+    const refusal = decide(config, balancer, request(json, body("{}")));
+    expect(refusal).toMatchObject({ headers: { "Retry-After": "3" } });
+    expect(Number(refusal.kind === "refuse" && refusal.headers?.["retry-after-ms"])).toBeLessThanOrEqual(
+      2500,
+    );
+  });
+
   it("answers 503 by default", () => {
     const { config, balancer } = setup();
     for (const entry of config.production) balancer.suspend("production", entry.key, 10_000);

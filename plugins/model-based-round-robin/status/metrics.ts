@@ -1,0 +1,82 @@
+/**
+ * GET /metrics: the core's figures (core/status.ts metricSamples) in Prometheus' text format through prom-client,
+ * read afresh at every scrape, plus prom-client's default process metrics (CPU, memory, heap, event loop lag)
+ * of the plugin server.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { type MetricSamples, metricSamples, type Sample } from "../core/status";
+
+const PREFIX = "model_based_round_robin_";
+const ENTRY = ["plugin_id", "environment", "model", "endpoint"];
+const GROUP = ["plugin_id", "environment"];
+
+export interface MetricsEndpoint {
+  contentType: string;
+  render(): Promise<string>;
+}
+
+export function metricsEndpoint(now: () => number = Date.now): MetricsEndpoint {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  // One reading of the core per scrape, shared by every metric's collect().
+  let samples: MetricSamples | undefined;
+  const counter = (name: string, help: string, labelNames: string[], pick: (s: MetricSamples) => Sample[]) =>
+    new Counter({
+      name: PREFIX + name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { labels, value } of pick(samples ?? metricSamples(now()))) this.inc(labels, value);
+      },
+    });
+  const gauge = (name: string, help: string, labelNames: string[], pick: (s: MetricSamples) => Sample[]) =>
+    new Gauge({
+      name: PREFIX + name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { labels, value } of pick(samples ?? metricSamples(now()))) this.set(labels, value);
+      },
+    });
+  counter("picks_total", "Turns of the rotation given to the entry.", ENTRY, (s) => s.picks);
+  counter(
+    "suspensions_total",
+    "Suspensions this plugin server decided for the entry, by cause (http_<status>, quota_spent, insufficient_quota, unreachable) and the signal that set their length.",
+    [...ENTRY, "cause", "signal"],
+    (s) => s.suspensions,
+  );
+  gauge("suspended_entries", "Entries of the environment suspended now.", GROUP, (s) => s.suspendedEntries);
+  gauge(
+    "suspension_remaining_seconds",
+    "Seconds until the entry returns to the rotation; 0 when it is in it.",
+    ENTRY,
+    (s) => s.suspendedSecondsLeft,
+  );
+  counter(
+    "all_suspended_total",
+    "Requests answered with all_suspended_status because every entry of the environment was suspended.",
+    GROUP,
+    (s) => s.allSuspended,
+  );
+  counter(
+    "refusals_total",
+    "Answers the plugin gave itself instead of proxying, by the error code in the body.",
+    ["plugin_id", "reason"],
+    (s) => s.refusals,
+  );
+  return {
+    contentType: registry.contentType,
+    async render() {
+      samples = metricSamples(now());
+      try {
+        return await registry.metrics();
+      } finally {
+        samples = undefined;
+      }
+    },
+  };
+}

@@ -1,0 +1,60 @@
+/**
+ * The status listener's HTTP server: GET /status (JSON) and GET /metrics (Prometheus text). Loaded only when
+ * MODEL_BASED_ROUND_ROBIN_STATUS_LISTEN is set, so that neither the query command nor a server without it loads
+ * prom-client. It never stops the plugin server: a port in use or a bad host is reported and the listener stays off.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { statusReport } from "../core/status";
+import type { ListenAddress } from "./address";
+import { metricsEndpoint } from "./metrics";
+
+/** When this process started (not when this module was loaded, with the first plugin instance). */
+const started = Date.now() - Math.round(process.uptime() * 1000);
+
+export function serveStatus(address: ListenAddress, log: (message: string) => void): Server {
+  const metrics = metricsEndpoint();
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? "/", "http://status").pathname;
+    const send = (status: number, type: string, body: string, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { "content-type": type, "cache-control": "no-store", ...headers });
+      res.end(req.method === "HEAD" ? undefined : body);
+    };
+    const json = (status: number, value: unknown, headers?: Record<string, string>) =>
+      send(status, "application/json", `${JSON.stringify(value, null, 2)}\n`, headers);
+    if (path !== "/status" && path !== "/metrics") {
+      return json(404, { message: "not found: this listener serves GET /status and GET /metrics" });
+    }
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return json(405, { message: `${req.method} is not allowed: use GET` }, { allow: "GET, HEAD" });
+    }
+    if (path === "/status") {
+      const now = Date.now();
+      return json(200, {
+        plugin_server: { pid: process.pid, started_at: new Date(started).toISOString() },
+        ...statusReport(now),
+      });
+    }
+    metrics.render().then(
+      (text) => send(200, metrics.contentType, text),
+      (error: unknown) => json(500, { message: `metrics failed: ${String(error)}` }),
+    );
+  });
+  server.on("error", (error: NodeJS.ErrnoException) => {
+    log(
+      `status listener: could not listen on ${shown(address)} (${error.code ?? "error"}: ${error.message}); ` +
+        "the listener is off, the plugin server runs on",
+    );
+  });
+  server.listen(address.port, address.host, () => {
+    const { port } = server.address() as AddressInfo;
+    log(`status listener on http://${shown({ ...address, port })}: GET /status, GET /metrics`);
+  });
+  // The plugin server's own socket keeps it running; this listener must not keep it from exiting.
+  server.unref();
+  return server;
+}
+
+function shown({ host, port }: ListenAddress): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
