@@ -65,7 +65,8 @@ describe("policy redis: two Kong nodes share suspensions through one Redis", () 
         pluginServers: [{ name: PLUGIN_NAME, pluginsDirectory: PLUGIN_DIR, env }],
       }),
     });
-    a = await node("A");
+    // A serves its status on a free port: it shows whether the state is being shared.
+    a = await node("A", { MODEL_BASED_ROUND_ROBIN_STATUS_LISTEN: "127.0.0.1:0" });
     // No state file on B: what a restarted B knows can only have come from Redis.
     b = await node("B", { [STATE_FILE_ENV]: "" });
   });
@@ -186,33 +187,57 @@ describe("policy redis: two Kong nodes share suspensions through one Redis", () 
       return keys.sort();
     });
 
+  /** What node A's status listener says of the Redis links (the address is logged once it listens). */
+  async function redisStatusOfA(): Promise<{ redis: string; sharing: boolean; outage_since?: string }[]> {
+    const line = await vi.waitFor(() => {
+      const found = a.kong.logs.find((l) => /status listener on http:\/\/[\d.]+:\d+/.test(l.message));
+      expect(found).toBeDefined();
+      return found?.message ?? "";
+    });
+    const url = /http:\/\/[\d.]+:\d+/.exec(line)?.[0];
+    const res = await fetch(`${url}/status`);
+    return ((await res.json()) as { redis: { redis: string; sharing: boolean }[] }).redis;
+  }
+
   const crashes = (node: Node) =>
     node.kong.logs.filter((l) => l.source === "kong" && /external pluginserver .* terminated/.test(l.message))
       .length;
 
   it("skips on node B, within 100 ms, the entry that answered 429 on node A", async () => {
-    await configure();
-    // Both nodes have met the configuration (and read the cluster's state); B would go to m-a next.
-    expect(await next(a)).toBe("m-a");
-    expect(await next(b)).toBe("m-a");
-
-    rateLimit("m-a", "30");
-    const reply = await chat(a.kong, HELLO);
-    const answered = performance.now();
-    expect(reply.status).toBe(429);
-    let knownAfterMs = Number.POSITIVE_INFINITY;
-    while (performance.now() - answered < 2000) {
-      const entry = await next(b);
-      if (entry !== "m-a") {
-        expect(entry).toBe("m-b");
-        knownAfterMs = performance.now() - answered;
-        break;
+    /** One trial under a fresh plugin id: how long after A's 429 was answered a request on B skipped m-a. */
+    const trial = async (): Promise<number> => {
+      await configure();
+      // Both nodes have met the configuration (and read the cluster's state); B would go to m-a next.
+      expect(await next(a)).toBe("m-a");
+      expect(await next(b)).toBe("m-a");
+      rateLimit("m-a", "30");
+      const reply = await chat(a.kong, HELLO);
+      const answered = performance.now();
+      expect(reply.status).toBe(429);
+      while (performance.now() - answered < 2000) {
+        const entry = await next(b);
+        if (entry !== "m-a") {
+          expect(entry).toBe("m-b");
+          // Measured to the end of B's request: an upper bound of the propagation itself.
+          const knownAfterMs = performance.now() - answered;
+          expect(await picks(b, 6)).toEqual(["m-b", "m-c", "m-d", "m-b", "m-c", "m-d"]);
+          expect(chatsTo("m-a")).toBe(1);
+          return knownAfterMs;
+        }
       }
+      return Number.POSITIVE_INFINITY;
+    };
+    // The median of three, so that one trial delayed by whatever else the machine runs does not decide it.
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      times.push(await trial());
+      for (const p of providers) p.clearRequests();
     }
-    console.info(`node B skipped m-a ${knownAfterMs.toFixed(1)} ms after node A's 429 was answered`);
-    expect(knownAfterMs).toBeLessThan(100);
-    expect(await picks(b, 6)).toEqual(["m-b", "m-c", "m-d", "m-b", "m-c", "m-d"]);
-    expect(chatsTo("m-a")).toBe(1);
+    console.info(
+      `node B skipped m-a ${times.map((t) => t.toFixed(1)).join(", ")} ms after node A's 429 was answered`,
+    );
+    expect(times.every(Number.isFinite)).toBe(true);
+    expect([...times].sort((x, y) => x - y)[1]).toBeLessThan(100);
   });
 
   it("serves on both nodes while Redis is down, suspends locally, and logs the outage once per node", async () => {
@@ -222,6 +247,10 @@ describe("policy redis: two Kong nodes share suspensions through one Redis", () 
     const before = { a: redisLines(a, "is unavailable"), b: redisLines(b, "is unavailable") };
     const backBefore = { a: redisLines(a, "is back after"), b: redisLines(b, "is back after") };
     const crashesBefore = crashes(a) + crashes(b);
+
+    expect(await redisStatusOfA()).toContainEqual(
+      expect.objectContaining({ redis: `${redis.host}:${redis.port}/0`, sharing: true }),
+    );
 
     await redis.stop();
     // Right away, and for a while: every request answered, and fast.
@@ -257,6 +286,9 @@ describe("policy redis: two Kong nodes share suspensions through one Redis", () 
     expect(redisLines(a, "is unavailable") - before.a).toBe(1);
     expect(redisLines(b, "is unavailable") - before.b).toBe(1);
     expect(crashes(a) + crashes(b)).toBe(crashesBefore);
+    expect(await redisStatusOfA()).toContainEqual(
+      expect.objectContaining({ sharing: false, outage_since: expect.any(String) }),
+    );
 
     await redis.start();
     await vi.waitFor(

@@ -122,6 +122,23 @@ export function detach(pluginId: string): void {
   }
 }
 
+/** What the status listener shows of each Redis this process shares through (never its credentials). */
+export interface RedisLinkStatus {
+  /** host:port/database */
+  redis: string;
+  /** Both connections up and subscribed, and no outage running. */
+  sharing: boolean;
+  /** When the running outage started (ISO 8601). */
+  outage_since?: string;
+  /** Changes made here that Redis has not taken yet. */
+  pending_changes: number;
+  plugins: string[];
+}
+
+export function redisLinkStatus(): RedisLinkStatus[] {
+  return [...links.values()].map((link) => link.status());
+}
+
 /** Closes every link (tests, and a process that wants to exit promptly). */
 export async function closeAllLinks(): Promise<void> {
   const all = [...links.values()];
@@ -200,6 +217,16 @@ class RedisLink {
       });
     }
     this.subscriber.on("message", (_channel: string, message: string) => this.receive(message));
+  }
+
+  status(): RedisLinkStatus {
+    return {
+      redis: this.where,
+      sharing: this.commandsReady && this.subscriberReady && this.outageSince === undefined,
+      ...(this.outageSince !== undefined && { outage_since: new Date(this.outageSince).toISOString() }),
+      pending_changes: this.pending.size,
+      plugins: [...this.plugins],
+    };
   }
 
   attach(pluginId: string): void {

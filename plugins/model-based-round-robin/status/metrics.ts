@@ -5,6 +5,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { type MetricSamples, metricSamples, type Sample } from "../core/status";
+import { redisLinkStatus } from "../policies/redis";
 
 const PREFIX = "model_based_round_robin_";
 const ENTRY = ["plugin_id", "environment", "model", "endpoint"];
@@ -68,6 +69,16 @@ export function metricsEndpoint(now: () => number = Date.now): MetricsEndpoint {
     ["plugin_id", "reason"],
     (s) => s.refusals,
   );
+  new Gauge({
+    name: `${PREFIX}redis_sharing`,
+    help: "1 while the state is shared through this Redis (policy redis), 0 during an outage.",
+    labelNames: ["redis"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const link of redisLinkStatus()) this.set({ redis: link.redis }, link.sharing ? 1 : 0);
+    },
+  });
   return {
     contentType: registry.contentType,
     async render() {

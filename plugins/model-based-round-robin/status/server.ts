@@ -6,6 +6,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { statusReport } from "../core/status";
+import { redisLinkStatus } from "../policies/redis";
 import type { ListenAddress } from "./address";
 import { metricsEndpoint } from "./metrics";
 
@@ -33,6 +34,7 @@ export function serveStatus(address: ListenAddress, log: (message: string) => vo
       return json(200, {
         plugin_server: { pid: process.pid, started_at: new Date(started).toISOString() },
         ...statusReport(now),
+        redis: redisLinkStatus(),
       });
     }
     metrics.render().then(
