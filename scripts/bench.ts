@@ -514,13 +514,23 @@ async function main(): Promise<void> {
   }
   const local = byPolicy("local").map((r) => r.measured.row);
   const shared = byPolicy("redis").map((r) => r.measured.row);
+  // Each round's two runs are next to each other in time: their ratio is the least disturbed by a load that
+  // comes and goes on the machine.
   const ratios = shared.map((row, i) => row.rps / (local[i] as Row).rps);
+  const p50Ratios = shared.map((row, i) => row.p50 / (local[i] as Row).p50);
+  const list = (xs: number[], digits = 2) => xs.map((x) => x.toFixed(digits)).join(", ");
   out();
   out(
-    `redis/local throughput: ${(median(shared.map((r) => r.rps)) / median(local.map((r) => r.rps))).toFixed(2)} (per round: ${ratios.map((x) => x.toFixed(2)).join(", ")})   redis/local p50 latency: ${(median(shared.map((r) => r.p50)) / median(local.map((r) => r.p50))).toFixed(2)}`,
+    `redis/local throughput, median of the rounds' ratios: ${median(ratios).toFixed(2)} (rounds: ${list(ratios)}); p50 latency: ${median(p50Ratios).toFixed(2)} (rounds: ${list(p50Ratios)})`,
   );
   out(
-    `local runs: ${local.map((r) => r.rps.toFixed(0)).join(", ")} req/s; redis runs: ${shared.map((r) => r.rps.toFixed(0)).join(", ")} req/s`,
+    `req/s of the runs: local ${list(
+      local.map((r) => r.rps),
+      0,
+    )}; redis ${list(
+      shared.map((r) => r.rps),
+      0,
+    )}`,
   );
 
   if (propagation === undefined) return;
