@@ -15,7 +15,8 @@
  *
  *   policy local against policy redis: the same 5:1:1 configuration in the same plugin server, measured in
  *   alternating rounds (--rounds), medians, their ratio, and the Redis commands sent during each run (none is
- *   expected: the request path never waits for Redis);
+ *   expected: the request path never waits for Redis); then both side by side for 8 s, half the connections
+ *   each, so that a load coming and going on the machine weighs on both alike;
  *
  *   propagation: two doubles (two nodes, each its own plugin server) with the same configuration, policy redis,
  *   one Redis. A provider answers 429 with retry-after: 30 to a request through node A; measured from the end
@@ -56,6 +57,7 @@ const connections = Number(values.connections);
 const amount = Number(values.amount);
 const rounds = Number(values.rounds);
 const propagations = Number(values.propagation);
+const sideBySideSeconds = 8;
 const PLUGIN = "model-based-round-robin";
 const PLUGINS_DIRECTORY = resolve(root, "dist/plugins");
 /** The channel policy redis publishes every change on (database 0). */
@@ -79,9 +81,15 @@ interface Row {
  * One autocannon run in a process of its own, so the load generator does not share an event loop (or a core's
  * time slices in the same process) with the double it measures.
  */
-function load(url: string, count = amount): Promise<Row & { requests: number }> {
+/** A run of `count` requests, or of `seconds` seconds, over `clients` connections. */
+function load(
+  url: string,
+  count = amount,
+  { clients = connections, seconds }: { clients?: number; seconds?: number } = {},
+): Promise<Row & { requests: number }> {
   const cli = resolve(root, "node_modules/autocannon/autocannon.js");
-  const args = [cli, "-j", "-c", String(connections), "-a", String(count), "-m", "POST"];
+  const length = seconds === undefined ? ["-a", String(count)] : ["-d", String(seconds)];
+  const args = [cli, "-j", "-c", String(clients), ...length, "-m", "POST"];
   args.push("-H", "content-type=application/json", "-b", BODY, url);
   return new Promise((done, fail) => {
     execFile(process.execPath, args, { maxBuffer: 64 * 1024 * 1024 }, (error, stdout) => {
@@ -94,9 +102,9 @@ function load(url: string, count = amount): Promise<Row & { requests: number }> 
       };
       done({
         name: url,
-        // Little's law for a closed loop of `connections` clients: autocannon ends an `amount` run on its
+        // Little's law for a closed loop of `clients` connections: autocannon ends an `amount` run on its
         // one-second tick, so its wall time (and requests.average) is quantised to whole seconds.
-        rps: (connections * 1000) / result.latency.mean,
+        rps: (clients * 1000) / result.latency.mean,
         p50: result.latency.p50,
         p99: result.latency.p99,
         errors: result.errors + result.non2xx,
@@ -418,6 +426,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const perPlugin: { name: string; calls: Record<string, number>; cpuPerRequest: number }[] = [];
   const policyRuns: PolicyRun[] = [];
+  let sideBySide: { local: Row; redis: Row; clients: number } | undefined;
   let propagation: Propagation | undefined;
   let busy: number | undefined;
   try {
@@ -444,6 +453,19 @@ async function main(): Promise<void> {
             policyRuns.push({ policy, measured });
           }
         }
+        // Both at once, half the connections each, for the same seconds: whatever else loads the machine
+        // loads both alike.
+        progress("/mbrr and /mbrr-redis side by side");
+        const half = Math.max(1, Math.floor(connections / 2));
+        const [local, shared] = await Promise.all(
+          ["mbrr", "mbrr-redis"].map((path) =>
+            load(`${kong.proxyUrl}/${path}/chat/completions`, amount, {
+              clients: half,
+              seconds: sideBySideSeconds,
+            }),
+          ),
+        );
+        if (local !== undefined && shared !== undefined) sideBySide = { local, redis: shared, clients: half };
       } finally {
         probe.disconnect();
       }
@@ -532,6 +554,14 @@ async function main(): Promise<void> {
       0,
     )}`,
   );
+
+  if (sideBySide !== undefined) {
+    const { local: l, redis: r, clients } = sideBySide;
+    out();
+    out(
+      `side by side (${clients} connections each, the same ${sideBySideSeconds} s): local ${l.rps.toFixed(0)} req/s, p50 ${l.p50} ms, p99 ${l.p99} ms; redis ${r.rps.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms; redis/local throughput ${(r.rps / l.rps).toFixed(2)}; errors ${l.errors + r.errors}`,
+    );
+  }
 
   if (propagation === undefined) return;
   const p = propagation;
