@@ -1,15 +1,20 @@
 #!/usr/bin/env node
 /**
- * Generates kong/kong.yml, the DB-less configuration docker-compose loads, by converting APK's example 01 with the
- * converter. APK's files are not part of this repository: they are read from ../shared/apk (next to the repository's
+ * Generates kong/kong.yml, the DB-less configuration of one node, by converting APK's example 01 with the
+ * converter, and kong/kong-cluster.yml, the same with policy redis, which both Kong nodes of docker-compose
+ * load. APK's files are not part of this repository: they are read from ../shared/apk (next to the repository's
  * root), a checkout of WSO2 APK's examples. A cross-check test, skipped without ../shared/apk, fails when the
- * committed file drifts from this output.
+ * committed kong.yml drifts from this output; another checks kong-cluster.yml against kong.yml (no APK needed).
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { isMap, isSeq, parseDocument, type YAMLMap } from "yaml";
 import { convertApkConf } from "./converter/convert";
 
 export const EXAMPLE = "01-apk-test-modelroundrobin-api-level-policy-multi-endpoints.apk-conf.yaml";
+/** The Redis service of docker-compose.yml, which the cluster configuration's plugins share their state in. */
+export const CLUSTER_REDIS_HOST = "redis";
+const PLUGIN = "model-based-round-robin";
 
 export function generateKongConfig(repoRoot: string): string {
   const file = resolve(repoRoot, "../shared/apk/examples", EXAMPLE);
@@ -21,13 +26,56 @@ export function generateKongConfig(repoRoot: string): string {
   return convertApkConf(readFileSync(file, "utf8"), { fileName: EXAMPLE }).yaml;
 }
 
+/**
+ * A node's declarative configuration made into a cluster's: every model-based-round-robin plugin gets
+ * `policy: redis` and `redis.host`, everything else (comments, order, anchors) is kept as it is. Every node loads
+ * the same file, so each plugin gets the same id on every node (Kong derives the ids a declarative file does
+ * not give from names and cache keys), and that id is what the nodes share state under.
+ */
+export function clusterConfig(single: string, redisHost = CLUSTER_REDIS_HOST): string {
+  const doc = parseDocument(single);
+  let found = 0;
+  const visit = (node: unknown): void => {
+    if (isSeq(node)) {
+      for (const item of node.items) visit(item);
+      return;
+    }
+    if (!isMap(node)) return;
+    const plugins = node.get("plugins");
+    if (isSeq(plugins)) {
+      for (const plugin of plugins.items) {
+        if (!isMap(plugin) || plugin.get("name") !== PLUGIN) continue;
+        let config = plugin.get("config");
+        if (!isMap(config)) {
+          config = doc.createNode({});
+          plugin.set("config", config);
+        }
+        (config as YAMLMap).set("policy", "redis");
+        (config as YAMLMap).set("redis", doc.createNode({ host: redisHost }));
+        found++;
+      }
+    }
+    for (const key of ["services", "routes"]) visit(node.get(key));
+  };
+  visit(doc.contents);
+  if (found === 0) throw new Error(`no ${PLUGIN} plugin in the configuration`);
+  const header = [
+    "# kong/kong.yml for a cluster (docker-compose.yml's two Kong nodes load it): every model-based-round-robin",
+    `# plugin with policy: redis and redis.host: ${redisHost}, so the nodes share suspensions through that Redis.`,
+    "# Generated from kong/kong.yml by `npm run generate-kong-config`; do not edit.",
+  ].join("\n");
+  return `${header}\n${doc.toString({ lineWidth: 0 })}`;
+}
+
 if (require.main === module) {
   const root = resolve(__dirname, "../..");
   try {
-    writeFileSync(resolve(root, "kong/kong.yml"), generateKongConfig(root));
+    const single = generateKongConfig(root);
+    writeFileSync(resolve(root, "kong/kong.yml"), single);
+    writeFileSync(resolve(root, "kong/kong-cluster.yml"), clusterConfig(single));
   } catch (error) {
     process.stderr.write(`generate-kong-config: ${(error as Error).message}\n`);
     process.exit(1);
   }
-  process.stderr.write("wrote kong/kong.yml\n");
+  process.stderr.write("wrote kong/kong.yml and kong/kong-cluster.yml\n");
 }

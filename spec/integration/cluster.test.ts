@@ -13,14 +13,14 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { KongDouble } from "../../scripts/kong-double";
-import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 import {
   freePort,
   HAS_REDIS_SERVER,
   type RedisServer,
   redisServerBin,
   startRedisServer,
-} from "../support/redis-server";
+} from "../../scripts/lib/redis-server";
+import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 import { chat, llmService, PLUGIN_DIR, PLUGIN_NAME, send } from "./harness";
 
 /** A service URL that never resolves: without the plugin's rewrite nothing reaches a provider. */

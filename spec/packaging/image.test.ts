@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { generateKongConfig } from "../../scripts/generate-kong-config";
+import { CLUSTER_REDIS_HOST, clusterConfig, generateKongConfig } from "../../scripts/generate-kong-config";
 import { KongDouble } from "../../scripts/kong-double";
 import {
   imageEnvironment,
@@ -124,22 +124,60 @@ describe("kong/mock-provider.Dockerfile", () => {
 });
 
 describe("docker-compose.yml", () => {
+  interface ComposeService {
+    build?: unknown;
+    image?: string;
+    ports?: string[];
+    environment?: Record<string, string>;
+    volumes?: string[];
+    depends_on?: Record<string, { condition?: string }>;
+    healthcheck?: { test?: string[] };
+  }
   const compose = parse(readFileSync("docker-compose.yml", "utf8")) as {
-    services: Record<string, { ports?: string[]; environment?: Record<string, string>; volumes?: string[] }>;
+    services: Record<string, ComposeService>;
   };
   const kong = compose.services.kong;
+  const kong2 = compose.services["kong-2"];
+  const cluster = parse(readFileSync("kong/kong-cluster.yml", "utf8")) as KongYml;
 
-  it("runs Kong DB-less on 8000/8001 with the converted configuration mounted", () => {
+  it("runs Kong DB-less on 8000/8001 with the cluster configuration mounted", () => {
     expect(kong?.ports).toEqual(["8000:8000", "8001:8001"]);
     expect(kong?.environment?.KONG_DATABASE).toBe("off");
-    expect(kong?.volumes).toContain(`./kong/kong.yml:${kong?.environment?.KONG_DECLARATIVE_CONFIG}:ro`);
+    expect(kong?.environment?.KONG_DECLARATIVE_CONFIG).toBe("/kong/kong-cluster.yml");
+    expect(kong?.volumes).toContain(
+      `./kong/kong-cluster.yml:${kong?.environment?.KONG_DECLARATIVE_CONFIG}:ro`,
+    );
+  });
+
+  it("runs a second Kong node on 8100/8101: the same image build, environment and configuration file", () => {
+    expect(kong2?.ports).toEqual(["8100:8000", "8101:8001"]);
+    expect(kong2?.build).toEqual(kong?.build);
+    expect(kong2?.environment).toEqual(kong?.environment);
+    expect(kong2?.volumes).toEqual(kong?.volumes);
+    expect(kong2?.depends_on).toEqual(kong?.depends_on);
+  });
+
+  it("starts the Redis the cluster configuration's plugins point at, before both nodes", () => {
+    const plugins = pluginsOf(cluster).filter((p) => p.name === "model-based-round-robin");
+    expect(plugins.length).toBe(2);
+    for (const plugin of plugins) {
+      expect(plugin.config?.policy).toBe("redis");
+      expect(plugin.config?.redis).toEqual({ host: CLUSTER_REDIS_HOST });
+    }
+    const redis = compose.services[CLUSTER_REDIS_HOST];
+    expect(redis?.image).toMatch(/^redis:7(\.|-|$)/);
+    expect(redis?.healthcheck?.test).toEqual(["CMD", "redis-cli", "ping"]);
+    for (const node of [kong, kong2])
+      expect(node?.depends_on?.[CLUSTER_REDIS_HOST]?.condition).toBe("service_healthy");
   });
 
   it("starts the mock providers under the hosts the converted example names", () => {
-    const yml = readFileSync("kong/kong.yml", "utf8");
-    for (const host of ["chat-backend-1", "chat-backend-2"]) {
-      expect(compose.services[host]).toBeDefined();
-      expect(yml).toContain(`http://${host}:80`);
+    for (const file of ["kong/kong.yml", "kong/kong-cluster.yml"]) {
+      const yml = readFileSync(file, "utf8");
+      for (const host of ["chat-backend-1", "chat-backend-2"]) {
+        expect(compose.services[host]).toBeDefined();
+        expect(yml).toContain(`http://${host}:80`);
+      }
     }
   });
 });
@@ -164,3 +202,43 @@ describe("kong/kong.yml", () => {
     }
   });
 });
+
+describe("kong/kong-cluster.yml", () => {
+  it("is kong/kong.yml with policy redis on every model-based-round-robin plugin (run `npm run generate-kong-config`)", () => {
+    expect(readFileSync("kong/kong-cluster.yml", "utf8")).toBe(
+      clusterConfig(readFileSync("kong/kong.yml", "utf8")),
+    );
+  });
+
+  it("loads into the Kong double with the plugin accepted, the same plugin ids on every load (every node)", async () => {
+    const double = await KongDouble.start({
+      pluginServers: [{ name: "model-based-round-robin", pluginsDirectory: "dist/plugins" }],
+    });
+    try {
+      const ids = async () =>
+        (await double.loadConfig(readFileSync("kong/kong-cluster.yml", "utf8"))).plugins
+          .filter((p) => p.name === "model-based-round-robin")
+          .map((p) => p.id);
+      const first = await ids();
+      expect(first.length).toBe(2);
+      expect(await ids()).toEqual(first);
+    } finally {
+      await double.stop();
+    }
+  });
+});
+
+interface KongYml {
+  services?: ({ plugins?: PluginYml[]; routes?: { plugins?: PluginYml[] }[] } & Record<string, unknown>)[];
+}
+interface PluginYml {
+  name: string;
+  config?: Record<string, unknown>;
+}
+
+function pluginsOf(config: KongYml): PluginYml[] {
+  return (config.services ?? []).flatMap((service) => [
+    ...(service.plugins ?? []),
+    ...(service.routes ?? []).flatMap((route) => route.plugins ?? []),
+  ]);
+}

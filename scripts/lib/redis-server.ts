@@ -1,8 +1,8 @@
 /**
- * A real redis-server for the tests of policy `redis`, never a mock and never the machine's own Redis on 6379: a
- * fresh server on a free port of 127.0.0.1, without persistence, that a test can stop (an outage) and start again
- * on the same port (the recovery). A missing redis-server fails the tests that need it, saying how to install
- * it: they prove what the issue asks for, so they must not be skipped quietly.
+ * A throwaway redis-server for the tests of policy `redis` and the bench, never a mock and never the machine's
+ * own Redis on 6379: a fresh server on a free port of 127.0.0.1, without persistence, that a test can stop (an
+ * outage) and start again on the same port (the recovery). A missing redis-server fails the tests that need it,
+ * saying how to install it: they prove what the issue asks for, so they must not be skipped quietly.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
@@ -33,9 +33,9 @@ function findRedisServer(): string | undefined {
 
 export const HAS_REDIS_SERVER = findRedisServer() !== undefined;
 
-/** The redis-server binary on PATH; throws REDIS_MISSING without one. */
-export function redisServerBin(): string {
-  const bin = findRedisServer();
+/** The redis-server binary on PATH (or `given`, a path); throws REDIS_MISSING without one. */
+export function redisServerBin(given?: string): string {
+  const bin = given !== undefined && given !== "redis-server" ? given : findRedisServer();
   if (bin === undefined) throw new Error(REDIS_MISSING);
   return bin;
 }
@@ -43,6 +43,8 @@ export function redisServerBin(): string {
 export interface RedisServer {
   readonly host: string;
   readonly port: number;
+  /** The version the server logs at start. */
+  readonly version: string;
   /** Whether the server runs (between start() and stop()). */
   readonly running: boolean;
   /** Stops the server (SIGKILL by default: an outage, not a maintenance) and waits until it has exited. */
@@ -62,9 +64,9 @@ export interface RedisServer {
 const HOST = "127.0.0.1";
 const READY_WITHIN_MS = 10_000;
 
-/** Starts a redis-server on a free port and resolves once it answers PING. */
-export async function startRedisServer(): Promise<RedisServer> {
-  const bin = redisServerBin();
+/** Starts a redis-server (on PATH, or `bin`) on a free port and resolves once it answers PING. */
+export async function startRedisServer(bin = redisServerBin()): Promise<RedisServer> {
+  let version = "unknown";
   const dir = mkdtempSync(join(tmpdir(), "redis-test-"));
   let port = 0;
   let child: ChildProcess | undefined;
@@ -106,7 +108,10 @@ export async function startRedisServer(): Promise<RedisServer> {
     const deadline = Date.now() + READY_WITHIN_MS;
     while (Date.now() < deadline) {
       const outcome = await Promise.race([exited, pong(port).then((ok) => (ok ? "pong" : undefined))]);
-      if (outcome === "pong") return;
+      if (outcome === "pong") {
+        version = /Redis version=([^,\s]+)/.exec(output.join(""))?.[1] ?? version;
+        return;
+      }
       if (outcome !== undefined) {
         child = undefined;
         throw new Error(`redis-server on port ${port} stopped (${outcome}):\n${output.join("")}`);
@@ -132,6 +137,9 @@ export async function startRedisServer(): Promise<RedisServer> {
     host: HOST,
     get port() {
       return port;
+    },
+    get version() {
+      return version;
     },
     get running() {
       return child !== undefined;
