@@ -18,22 +18,25 @@ describe("the Kong double speaking Kong's side of the plugin protocol", () => {
   let kong: KongDouble;
   let upstream: MockProvider;
 
+  /** The probe on one service, with other plugins beside it. */
+  const probeService = (...others: object[]) => ({
+    _format_version: "3.0",
+    services: [
+      {
+        name: "svc",
+        url: `${upstream.url}/base`,
+        routes: [{ name: "r", paths: ["/probe"] }],
+        plugins: [{ name: "probe", config: { message: "configured" } }, ...others],
+      },
+    ],
+  });
+
   beforeAll(async () => {
     upstream = await startMockProvider({ name: "upstream" });
     kong = await KongDouble.start({
       pluginServers: [{ name: "probe", pluginsDirectory: `${FIXTURES}/probe` }],
     });
-    await kong.loadConfig({
-      _format_version: "3.0",
-      services: [
-        {
-          name: "svc",
-          url: `${upstream.url}/base`,
-          routes: [{ name: "r", paths: ["/probe"] }],
-          plugins: [{ name: "probe", config: { message: "configured" } }],
-        },
-      ],
-    });
+    await kong.loadConfig(probeService());
   });
   afterAll(async () => {
     await kong?.stop();
@@ -263,20 +266,7 @@ describe("the Kong double speaking Kong's side of the plugin protocol", () => {
   it("applies kong.log.set_serialize_value edits to the log data a bundled file-log writes, and sends set_headers' headers", async () => {
     const dir = mkdtempSync(join(tmpdir(), "file-log-"));
     const path = join(dir, "requests.log");
-    await kong.loadConfig({
-      _format_version: "3.0",
-      services: [
-        {
-          name: "svc",
-          url: `${upstream.url}/base`,
-          routes: [{ name: "r", paths: ["/probe"] }],
-          plugins: [
-            { name: "probe", config: { message: "configured" } },
-            { name: "file-log", config: { path } },
-          ],
-        },
-      ],
-    });
+    await kong.loadConfig(probeService({ name: "file-log", config: { path } }));
     try {
       const reply = await call("serialize-values");
       await kong.settled();
@@ -290,17 +280,7 @@ describe("the Kong double speaking Kong's side of the plugin protocol", () => {
       expect(logged.response.status).toBe(reply.status);
     } finally {
       rmSync(dir, { recursive: true, force: true });
-      await kong.loadConfig({
-        _format_version: "3.0",
-        services: [
-          {
-            name: "svc",
-            url: `${upstream.url}/base`,
-            routes: [{ name: "r", paths: ["/probe"] }],
-            plugins: [{ name: "probe", config: { message: "configured" } }],
-          },
-        ],
-      });
+      await kong.loadConfig(probeService());
     }
   });
 

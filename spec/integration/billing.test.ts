@@ -2,18 +2,8 @@ import { randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { request } from "undici";
 import { describe, expect, it } from "vitest";
-import { type Bed, chat, llmService, useBed } from "./harness";
+import { type Bed, BILLING_EXHAUSTED, chat, llmService, pause, useBed } from "./harness";
 
-/** OpenAI's answer when the account behind a key has no credit left. */
-const BILLING = {
-  error: {
-    message:
-      "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
-    type: "insufficient_quota",
-    param: null,
-    code: "insufficient_quota",
-  },
-};
 const RATE_LIMIT = {
   error: {
     message: "Rate limit reached for requests",
@@ -63,11 +53,10 @@ describe("billing exhaustion (insufficient_quota) benches an entry for a long ti
 
   const buffered = () => bed.kong.pdkCalls.byPhase("access")["kong.service.request.enable_buffering"] ?? 0;
   const warnings = () => bed.kong.logs.filter((l) => l.level === "warn").map((l) => l.message);
-  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   it("suspends briefly on the first 429, reads the next answer of that entry whole, and benches it on insufficient_quota", async () => {
     await configure(twoModels());
-    a.failNext({ status: 429, body: BILLING, times: 2 });
+    a.failNext({ status: 429, body: BILLING_EXHAUSTED, times: 2 });
 
     const first = await chat(bed.kong, HELLO);
     await bed.kong.settled();
@@ -93,7 +82,7 @@ describe("billing exhaustion (insufficient_quota) benches an entry for a long ti
   it("reads a gzip-compressed error body, as OpenAI sends it to clients that accept gzip", async () => {
     await configure({ ...twoModels(), insufficient_quota_suspend_duration: 120 });
     const gzipped = { headers: { "accept-encoding": "gzip" } };
-    a.failNext({ status: 429, body: BILLING, times: 2, gzip: true });
+    a.failNext({ status: 429, body: BILLING_EXHAUSTED, times: 2, gzip: true });
     await chat(bed.kong, HELLO, gzipped);
     await bed.kong.settled();
     await pause(1100);
@@ -133,7 +122,7 @@ describe("billing exhaustion (insufficient_quota) benches an entry for a long ti
 
   it("never buffers a streamed request: the suspect entry streams, and the next plain request probes it", async () => {
     await configure({ production_models: [{ model: "m1", endpoint: a.url }] });
-    a.failNext({ status: 429, body: BILLING });
+    a.failNext({ status: 429, body: BILLING_EXHAUSTED });
     await chat(bed.kong, HELLO);
     await bed.kong.settled();
     await pause(1100);
@@ -187,7 +176,7 @@ describe("billing exhaustion (insufficient_quota) benches an entry for a long ti
 
   async function suspectM1() {
     await configure(twoModels());
-    a.failNext({ status: 429, body: BILLING, times: 2 });
+    a.failNext({ status: 429, body: BILLING_EXHAUSTED, times: 2 });
     await chat(bed.kong, HELLO);
     await bed.kong.settled();
     await pause(1100);
@@ -220,7 +209,7 @@ describe("billing exhaustion (insufficient_quota) benches an entry for a long ti
 
   it("never buffers anything when insufficient_quota_suspend_duration is 0", async () => {
     await configure({ ...twoModels(), insufficient_quota_suspend_duration: 0 });
-    a.failNext({ status: 429, body: BILLING, times: 2 });
+    a.failNext({ status: 429, body: BILLING_EXHAUSTED, times: 2 });
     await chat(bed.kong, HELLO);
     await bed.kong.settled();
     await pause(1100);

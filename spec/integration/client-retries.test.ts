@@ -5,18 +5,9 @@
  */
 import OpenAI from "openai";
 import { describe, expect, it, vi } from "vitest";
-import { type Bed, chat, loadPlugin, useBed } from "./harness";
+import { type Bed, BILLING_EXHAUSTED, chat, loadPlugin, pause, useBed } from "./harness";
 
 const HELLO = { model: "gpt-4o", messages: [{ role: "user" as const, content: "Hello" }] };
-const BILLING = {
-  error: {
-    message: "You exceeded your current quota, please check your plan and billing details.",
-    type: "insufficient_quota",
-    param: null,
-    code: "insufficient_quota",
-  },
-};
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("the all-suspended answer and the clients that read it", () => {
   let bed: Bed;
@@ -64,7 +55,12 @@ describe("the all-suspended answer and the clients that read it", () => {
     // The first insufficient_quota suspends briefly (its body cannot be read unbuffered); the next request to the
     // entry is read whole, and its insufficient_quota benches the entry for insufficient_quota_suspend_duration.
     for (const provider of [a, b]) {
-      provider.failNext({ status: 429, body: BILLING, headers: { "retry-after-ms": "50" }, times: 2 });
+      provider.failNext({
+        status: 429,
+        body: BILLING_EXHAUSTED,
+        headers: { "retry-after-ms": "50" },
+        times: 2,
+      });
     }
     for (let i = 0; i < 2; i++) expect((await chat(bed.kong, HELLO)).status).toBe(429);
     await bed.kong.settled();

@@ -21,7 +21,7 @@ import {
   startRedisServer,
 } from "../../scripts/lib/redis-server";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
-import { chat, llmService, PLUGIN_DIR, PLUGIN_NAME, send } from "./harness";
+import { BILLING_EXHAUSTED, chat, llmService, PLUGIN_DIR, PLUGIN_NAME, pause, send } from "./harness";
 
 /** A service URL that never resolves: without the plugin's rewrite nothing reaches a provider. */
 const REFUSING_URL = "http://unrouted.model-based-round-robin.invalid:9/v1";
@@ -31,16 +31,6 @@ type Model = (typeof MODELS)[number];
 const STATE_FILE_ENV = "MODEL_BASED_ROUND_ROBIN_STATE_FILE";
 /** What every configuration of the shared Redis says besides host and port. */
 const REDIS_TIMEOUT_MS = 500;
-/** OpenAI's 429 body when the account behind a key is out of credit. */
-const BILLING = {
-  error: {
-    message: "You exceeded your current quota, please check your plan and billing details.",
-    type: "insufficient_quota",
-    param: null,
-    code: "insufficient_quota",
-  },
-};
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Node {
   name: string;
@@ -496,7 +486,7 @@ describe("policy redis: two Kong nodes share suspensions through one Redis", () 
       expect(await next(b)).toBe("m-a");
       provider("m-a").failNext({
         status: 429,
-        body: BILLING,
+        body: BILLING_EXHAUSTED,
         model: "m-a",
         times: probeAnswers === "ok" ? 1 : 2,
       });

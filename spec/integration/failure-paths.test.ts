@@ -6,13 +6,12 @@
  */
 import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Bed, chat, loadPlugin, PLUGIN_NAME, type Reply, useBed } from "./harness";
+import { type Bed, chat, loadPlugin, PLUGIN_NAME, pause, type Reply, useBed } from "./harness";
 
 /** The service URL the project documents: a name that never resolves, so Kong fails closed without the plugin. */
 const REFUSING_URL = "http://unrouted.model-based-round-robin.invalid:9/v1";
 const HELLO = { model: "client-choice", messages: [{ role: "user", content: "hi" }] };
 const READ_TIMEOUT_MS = 300;
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type Mode = "dead" | "hung" | "reset" | "ok";
 

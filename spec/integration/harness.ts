@@ -14,6 +14,19 @@ export const PLUGIN_DIR = resolve(process.cwd(), "dist/plugins");
 export const PRODUCTION_HOST = "api.example.test";
 export const SANDBOX_HOST = "sandbox.example.test";
 
+/** OpenAI's 429 body when the account behind a key has no credit left (the billing error the plugin benches). */
+export const BILLING_EXHAUSTED = {
+  error: {
+    message:
+      "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+    type: "insufficient_quota",
+    param: null,
+    code: "insufficient_quota",
+  },
+};
+
+export const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 export interface Bed {
   kong: KongDouble;
   providers: MockProvider[];

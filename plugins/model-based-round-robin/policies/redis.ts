@@ -38,6 +38,19 @@ const RECONNECT_MAX_MS = 5000;
 export type Log = (message: string) => void;
 
 /**
+ * The end of every write: the key expires at ARGV[1], the plugin's index holds it by that time (ended members
+ * trimmed, the index itself expiring with its last member), and the change is published.
+ */
+const KEEP_INDEXED_AND_PUBLISH = `redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('PEXPIREAT', KEYS[2], last[2]) end
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 1
+`;
+
+/**
  * Keeps a suspension only if it ends later than the one Redis holds (a repeat never shortens it), indexes it,
  * and publishes it. KEYS: the suspension, the plugin's index. ARGV: until, reason, index member, now, channel,
  * message.
@@ -49,26 +62,12 @@ if current then
   if running and running >= tonumber(ARGV[1]) then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2])
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-if last[2] then redis.call('PEXPIREAT', KEYS[2], last[2]) end
-redis.call('PUBLISH', ARGV[5], ARGV[6])
-return 1
-`;
+${KEEP_INDEXED_AND_PUBLISH}`;
 
 /** Marks an entry as awaiting its billing probe. KEYS/ARGV as SUSPEND, ARGV[1] being the mark's expiry. */
 const MARK_SUSPECT = `
 redis.call('SET', KEYS[1], '1')
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-if last[2] then redis.call('PEXPIREAT', KEYS[2], last[2]) end
-redis.call('PUBLISH', ARGV[5], ARGV[6])
-return 1
-`;
+${KEEP_INDEXED_AND_PUBLISH}`;
 
 /** Takes the probe mark away; publishes only if this node took it first. KEYS/ARGV as SUSPEND. */
 const TAKE_PROBE = `

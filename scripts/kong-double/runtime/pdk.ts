@@ -86,6 +86,16 @@ function binaryOrString(v: LuaValue, what: string): Buffer {
   return luaBytes(v as string | Buffer);
 }
 
+/** A set_headers argument checked as Kong's validate_headers does: each name and its values. */
+function headerTable(headers: LuaValue): [string, string[]][] {
+  if (luaType(headers) !== "table") throw new LuaError("headers must be a table");
+  return [...(headers as LuaTable).entries].map(([name, value]) => {
+    if (typeof name !== "string")
+      throw new LuaError(`invalid header name "${name}": got number, expected string`);
+    return [name, headerValue(name, value)];
+  });
+}
+
 /**
  * K3.9.3 kong/pdk/private/checks.lua validate_header then normalize_multi_header: a string ("" sent as " "), a
  * number or boolean (Lua's tostring), or a table whose ipairs values are all strings.
@@ -375,11 +385,7 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
   "kong.service.request.set_headers": {
     phases: BEFORE_PROXY,
     fn(ctx, [headers]) {
-      if (luaType(headers) !== "table") throw new LuaError("headers must be a table");
-      for (const [name, value] of (headers as LuaTable).entries) {
-        if (typeof name !== "string")
-          throw new LuaError(`invalid header name "${name}": got number, expected string`);
-        const values = headerValue(name, value);
+      for (const [name, values] of headerTable(headers)) {
         ctx.state.upstream.headers[name.toLowerCase()] = values;
         if (name.toLowerCase() === "host") ctx.state.upstream.hostVar = values[0];
       }
@@ -454,11 +460,7 @@ export const PDK_SURFACE: Record<string, MethodDef> = {
   "kong.response.set_headers": {
     phases: BEFORE_PROXY,
     fn(ctx, [headers]) {
-      if (luaType(headers) !== "table") throw new LuaError("headers must be a table");
-      for (const [name, value] of (headers as LuaTable).entries) {
-        if (typeof name !== "string")
-          throw new LuaError(`invalid header name "${name}": got number, expected string`);
-        const values = headerValue(name, value);
+      for (const [name, values] of headerTable(headers)) {
         const lower = name.toLowerCase();
         if (lower === "transfer-encoding" || lower === "transfer_encoding") {
           ctx.log("warn", "manually setting Transfer-Encoding. Ignored.");
