@@ -3,8 +3,10 @@
  * the next untried entries and answers with the provider's answer through kong.response.exit. Through the Kong
  * double and mock providers on real sockets.
  */
+import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer as createHttpsServer } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +16,15 @@ import { afterAll, describe, expect, it } from "vitest";
 import { type Bed, chat, llmService, PLUGIN_NAME, PRODUCTION_HOST, send, useBed } from "./harness";
 
 const HELLO = { model: "gpt-4.5", input: "Hello" };
+
+const hasOpenssl = (() => {
+  try {
+    execFileSync("openssl", ["version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 /** A port nothing listens on (taken, then freed). */
 async function deadPort(): Promise<number> {
@@ -105,6 +116,7 @@ describe("failover within the request", () => {
 
   it("answers with the last provider answer when every attempt fails and entries remain", async () => {
     await configure({ production_models: entries(a, b, c), failover_attempts: 1 });
+    const before = bed.kong.logs.length;
     a.failNext({ status: 429, body: { error: { message: "a is limited", type: "requests" } } });
     b.failNext({ status: 429, headers: { "retry-after-ms": "1500" }, body: { error: { message: "b too" } } });
     const reply = await chat(bed.kong, HELLO);
@@ -114,6 +126,12 @@ describe("failover within the request", () => {
     expect(reply.headers["x-kong-llm-model"]).toBe("m2");
     expect(reply.headers["x-kong-llm-attempts"]).toBe("2");
     expect(c.requests).toHaveLength(0);
+    // Each suspended once, in access; the log phase saw the 429 and left it alone.
+    await bed.kong.settled();
+    expect(warnings(before, "suspended").map((l) => /suspended \S+#(m\d)/.exec(l.message)?.[1])).toEqual([
+      "m1",
+      "m2",
+    ]);
   });
 
   it("answers with the all-suspended answer when every entry was tried and is suspended", async () => {
@@ -278,6 +296,44 @@ describe("failover within the request", () => {
     expect(reply.status).toBe(200);
     expect(warnings(before, "suspended")[0]?.message).toMatch(/for 3600000 ms: HTTP 429 insufficient_quota/);
   });
+
+  it.skipIf(!hasOpenssl)(
+    "verifies the provider's TLS certificate (tls_verify), and sends anyway with it off",
+    async () => {
+      const key = join(dir, "key.pem");
+      const cert = join(dir, "cert.pem");
+      execFileSync(
+        "openssl",
+        [
+          ...["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"],
+          ...["-keyout", key, "-out", cert],
+        ],
+        { stdio: "ignore" },
+      );
+      const server = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_, res) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end('{"model":"tls"}');
+      });
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      const { port } = server.address() as { port: number };
+      try {
+        const models = [
+          { model: "tls", endpoint: `https://localhost:${port}/v1` },
+          { model: "m2", endpoint: `${a.url}/v1` },
+        ];
+        await configure({ production_models: models, failover_attempts: 1 });
+        const verified = await chat(bed.kong, HELLO);
+        expect(verified.json.model).toBe("m2"); // self-signed: refused, benched, the next entry answered
+        expect(verified.headers["x-kong-llm-attempts"]).toBe("2");
+        await configure({ production_models: models, failover_attempts: 1, tls_verify: false });
+        const unverified = await chat(bed.kong, HELLO);
+        expect(unverified.json.model).toBe("tls");
+        expect(unverified.headers["x-kong-llm-attempts"]).toBe("1");
+      } finally {
+        server.close();
+      }
+    },
+  );
 
   it("never sends a streaming request itself: Kong proxies it as without failover", async () => {
     await configure({ production_models: entries(a, b), failover_attempts: 2 });
