@@ -14,7 +14,7 @@ const MAX_FREE_SOCKETS = 256;
 
 const agents = {
   http: new HttpAgent({ keepAlive: true, maxFreeSockets: MAX_FREE_SOCKETS }),
-  // Node's default CA store; tls_verify false is Kong's own default for proxied requests.
+  // tls_verify: Node's default CA store (plus NODE_EXTRA_CA_CERTS); off, any certificate is taken.
   verified: new HttpsAgent({ keepAlive: true, maxFreeSockets: MAX_FREE_SOCKETS }),
   unverified: new HttpsAgent({
     keepAlive: true,
@@ -49,6 +49,7 @@ function sendOnce(attempt: Attempt, mayRetryStale: boolean): Promise<AttemptResu
       agent: https ? (attempt.tlsVerify ? agents.verified : agents.unverified) : agents.http,
     });
     const fail = (why: "connect" | "timeout" | "budget", message: string) => {
+      if (settled) return; // a connection handed back to the pool must not be touched
       settle({ kind: "failed", why, message });
       req.destroy();
     };
