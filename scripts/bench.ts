@@ -27,6 +27,11 @@
  *
  *   node dist/scripts/bench.js [--connections 10] [--amount 3000] [--rounds 5] [--propagation 100]
  *     [--redis-server redis-server]
+ *
+ * `--failover` runs only the failover comparison instead (failover_attempts 0 against 1, where the plugin sends
+ * each non-streaming request itself and answers with exit): every first attempt answered, then one entry of two
+ * answering 429 to everything (suspension off, so half the requests fail over), and the same without failover
+ * (where the client gets those 429s).
  */
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -51,6 +56,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "5" },
     propagation: { type: "string", default: "100" },
     "redis-server": { type: "string", default: "redis-server" },
+    failover: { type: "boolean", default: false },
   },
 });
 const connections = Number(values.connections);
@@ -377,7 +383,75 @@ async function measurePropagation(
   return out;
 }
 
+/** The failover section alone (--failover): failover off and on, all answered, and half the entries at 429. */
+async function failoverBench(): Promise<void> {
+  const a = await startMockProvider({ name: "a" });
+  const b = await startMockProvider({ name: "b" });
+  // Answers 429 to every request (it never runs out of queued failures).
+  const limited = await startMockProvider({ name: "limited" });
+  limited.failNext({ status: 429, times: Number.MAX_SAFE_INTEGER });
+  const kong = await KongDouble.start({
+    pluginServers: [{ name: PLUGIN, pluginsDirectory: PLUGINS_DIRECTORY }],
+  });
+  const models = modelsOn(a, b);
+  const halfLimited = [
+    { model: "gpt-4o", endpoint: `${limited.url}/v1` },
+    { model: "gpt-4o-mini", endpoint: `${a.url}/v1` },
+  ];
+  const service = (name: string, config: object) => ({
+    name,
+    url: `${a.url}/v1`,
+    routes: [{ name, paths: [`/${name}`] }],
+    plugins: [{ name: PLUGIN, config }],
+  });
+  await kong.loadConfig({
+    _format_version: "3.0",
+    services: [
+      service("off", { production_models: models }),
+      service("on", { production_models: models, failover_attempts: 1 }),
+      service("off-429", { production_models: halfLimited, on_quota_exceed_suspend_duration: 0 }),
+      service("on-429", {
+        production_models: halfLimited,
+        on_quota_exceed_suspend_duration: 0,
+        failover_attempts: 1,
+      }),
+    ],
+  });
+  const results: { label: string; m: Measured }[] = [];
+  try {
+    for (const [path, label] of [
+      ["off", "5:1:1, every answer 200, failover off (Kong proxies)"],
+      ["on", "5:1:1, every answer 200, failover_attempts 1 (the plugin sends it)"],
+      ["off-429", "1:1, one entry always 429 (not suspended), failover off"],
+      ["on-429", "1:1, one entry always 429 (not suspended), failover_attempts 1"],
+    ] as const) {
+      results.push({ label, m: await measure(kong, path, PLUGIN) });
+    }
+  } finally {
+    await kong.stop();
+    await Promise.all([a.close(), b.close(), limited.close()]);
+  }
+  const out = (line = "") => process.stdout.write(`${line}\n`);
+  out(
+    `bench --failover: ${connections} connections, ${amount} requests per scenario, node ${process.version}; Kong TEST DOUBLE, not Kong`,
+  );
+  out();
+  out(
+    "| scenario | req/s | p50 ms | p99 ms | not 2xx | PDK calls/request access + log | plugin-server CPU µs/request |",
+  );
+  out("|---|---:|---:|---:|---:|---:|---:|");
+  for (const { label, m } of results) {
+    out(
+      `| ${label} | ${m.row.rps.toFixed(0)} | ${m.row.p50} | ${m.row.p99} | ${m.row.errors} | ${((m.calls.access ?? 0) + (m.calls.log ?? 0)).toFixed(2)} | ${m.cpuPerRequest.toFixed(0)} |`,
+    );
+  }
+  const [off, on] = results;
+  if (off !== undefined && on !== undefined)
+    out(`\non/off throughput, all answered: ${(on.m.row.rps / off.m.row.rps).toFixed(2)}`);
+}
+
 async function main(): Promise<void> {
+  if (values.failover) return failoverBench();
   const a = await startMockProvider({ name: "a" });
   const b = await startMockProvider({ name: "b" });
   const redis = await Promise.resolve()

@@ -8,6 +8,7 @@ import { type Balancer, balancerFor } from "./core/balancer";
 import { isInsufficientQuota } from "./core/billing";
 import { CHOICE_LOG_KEY, choiceLog, modelHeaders, routedFrom } from "./core/choice-log";
 import { ConfigError, normalizeConfig, type RoundRobinConfig } from "./core/config";
+import { failover } from "./core/failover";
 import { countRefusal } from "./core/metrics";
 import { errorResponse } from "./core/openai-error";
 import {
@@ -21,6 +22,7 @@ import {
   type Refusal,
   type RequestHead,
   type Route,
+  selfProxies,
 } from "./core/routing";
 import {
   isUnreachable,
@@ -32,6 +34,17 @@ import {
 import type { HeaderMap, Pdk, ServiceEntity } from "./pdk";
 import { policyFor } from "./policies";
 import { startStatusListenerOnce } from "./status";
+import { sendAttempt } from "./upstream";
+
+/** A failover request's answer, sent with kong.response.exit: the provider's (or the plugin's own). */
+interface Answer {
+  kind: "answer";
+  status: number;
+  body: Buffer | string;
+  headers: Record<string, string | string[]>;
+  /** The answer is one of the plugin's own refusals (all suspended, no provider reachable): counted as one. */
+  refusalCode?: string | undefined;
+}
 
 /**
  * How long a plugin scoped to a service or route trusts what it read of that service (protocol, path, host):
@@ -89,7 +102,11 @@ export class ModelBasedRoundRobinHandler {
       return failure("the model-based-round-robin plugin failed on this request");
     });
     // kong-pdk does not await exit and Kong never answers a call after it: it must be the handler's last.
-    if (outcome.kind === "refuse") {
+    if (outcome.kind === "answer") {
+      if (outcome.refusalCode !== undefined)
+        countRefusal(this.config?.pluginId ?? this.pluginId, outcome.refusalCode);
+      kong.response.exit(outcome.status, outcome.body, outcome.headers);
+    } else if (outcome.kind === "refuse") {
       countRefusal(
         this.config?.pluginId ?? this.pluginId,
         outcome.body.error.code ?? outcome.body.error.type,
@@ -109,7 +126,7 @@ export class ModelBasedRoundRobinHandler {
   }
 
   /** Reads what each step of the decision needs, and carries out a route. */
-  private async route(kong: Pdk): Promise<Route | Refusal> {
+  private async route(kong: Pdk): Promise<Route | Refusal | Answer> {
     const { config, balancer } = this;
     if (config === undefined || balancer === undefined) {
       // Kong accepted what its schema language can say (duplicates, min > max cannot be said); never send
@@ -138,6 +155,18 @@ export class ModelBasedRoundRobinHandler {
     const consumer = needsConsumer(config) ? await kong.client.getConsumer() : undefined;
     const decision = decide(config, balancer, { head, body, upstream, consumer });
     if (decision.kind === "refuse") return this.logged(kong, decision);
+    if (selfProxies(config, head, body)) {
+      // Failover: the plugin sends the request itself, to as many entries as it takes, and answers with exit.
+      const method = (await kong.request.getMethod()) ?? "POST";
+      const query = (await kong.request.getRawQuery()) ?? "";
+      const timeouts = { connectMs: service?.connect_timeout, readMs: service?.read_timeout };
+      const request = { head, body, upstream, headers, method, query, timeouts };
+      const outcome = await failover(config, balancer, decision, request, sendAttempt);
+      for (const warning of outcome.warnings) await kong.log.warn(warning);
+      await kong.log.setSerializeValue(CHOICE_LOG_KEY, outcome.log);
+      const error = outcome.refusal?.body.error;
+      return { kind: "answer", ...outcome.answer, refusalCode: error && (error.code ?? error.type) };
+    }
 
     await sendTo(kong, decision, config);
     return decision;
@@ -191,6 +220,8 @@ export class ModelBasedRoundRobinHandler {
     if (suspension === undefined && !unreachable && !recovering) return;
     const routed = routedFrom(parseJson(await kong.log.serialize()));
     if (routed === undefined) return; // this plugin did not route the request (it answered itself)
+    // The plugin sent it itself (failover) and observed every answer then: nothing is counted twice.
+    if (routed.selfProxied) return;
     const source = await kong.response.getSource();
     if (unreachable && isUnreachable(status, source)) {
       const benchMs = balancer.benchUnreachable(routed.env, routed.entryKey);

@@ -18,6 +18,9 @@ export interface ServiceEntity {
   path?: string;
   /** The host of the service's URL; its type (IP or name) decides whether Kong resolves a set_target host. */
   host?: string;
+  /** Milliseconds; what a failover attempt keeps of Kong's proxying (Kong fills 60000 by default). */
+  connect_timeout?: number;
+  read_timeout?: number;
 }
 
 /** The fields of Kong's consumer entity this plugin reads. */
@@ -33,6 +36,10 @@ export interface Pdk {
     getHeaders(maxHeaders?: number): Promise<HeaderMap | undefined>;
     /** Kong 3.8+ reads bodies over client_body_buffer_size from the temp file up to `maxAllowedFileSize`. */
     getRawBody(maxAllowedFileSize: number): Promise<Buffer | string | undefined>;
+    /** The method as Kong would send it upstream (after any plugin's set_method). */
+    getMethod(): Promise<string | undefined>;
+    /** `ngx.var.args`: the query string as Kong would append it upstream, without `?` ("" for none). */
+    getRawQuery(): Promise<string | undefined>;
   };
   nginx: {
     getVar(name: string): Promise<string | undefined>;
@@ -63,7 +70,7 @@ export interface Pdk {
   };
   response: {
     /** Not awaited by kong-pdk and never answered by Kong: return right after calling it. */
-    exit(status: number, body?: unknown, headers?: Record<string, string>): Promise<void>;
+    exit(status: number, body?: unknown, headers?: Record<string, string | string[]>): Promise<void>;
     getStatus(): Promise<number | undefined>;
     getSource(): Promise<string | undefined>;
     getHeaders(): Promise<HeaderMap | undefined>;

@@ -253,6 +253,41 @@ export const Schema = [
     },
   },
   {
+    failover_attempts: {
+      type: "integer",
+      default: 0,
+      between: [0, 10],
+      description:
+        "Further entries tried within the same request after a failing first one (a status in failover_on_statuses, a connection failure or a timeout); 0 turns failover off. Only non-streaming JSON requests: the plugin sends them itself and answers with the provider's answer.",
+    },
+  },
+  {
+    failover_on_statuses: {
+      type: "set",
+      default: [429],
+      elements: { type: "integer", between: [400, 599] },
+      description:
+        "Provider answer statuses that make a failover attempt go to the next entry; connection failures and timeouts always do. Other statuses are the answer.",
+    },
+  },
+  {
+    failover_timeout: {
+      type: "number",
+      default: 50,
+      between: [1, 3600],
+      description:
+        "Seconds one failover request may take in all attempts together; keep it below Kong's lua_socket_read_timeout (60 s by default), which bounds how long Kong waits for the plugin server.",
+    },
+  },
+  {
+    tls_verify: {
+      type: "boolean",
+      default: true,
+      description:
+        "With failover, verify the provider's TLS certificate against Node's trusted CAs when the plugin sends a request itself (Kong's own proxying follows the service's tls_verify).",
+    },
+  },
+  {
     policy: {
       type: "string",
       default: "local",

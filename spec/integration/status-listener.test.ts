@@ -146,6 +146,8 @@ describe("GET /status and GET /metrics on the plugin server", () => {
       entries: [{ model: "s1", endpoint: b.url, weight: 1, picks: 0, suspensions: 0, suspended: false }],
       all_suspended: false,
       all_suspended_answers: 0,
+      self_proxied_requests: 0,
+      failovers: 0,
     });
     expect(status.text).not.toContain("sk-status-test");
 

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { Schema } from "../../plugins/model-based-round-robin/schema";
 import { CLUSTER_REDIS_HOST, clusterConfig, generateKongConfig } from "../../scripts/generate-kong-config";
 import { KongDouble } from "../../scripts/kong-double";
 import {
@@ -93,6 +94,14 @@ describe("kong/Dockerfile", () => {
     expect(copies).toContain("--from=build /src/dist/pluginserver /usr/local/kong/js-plugins/pluginserver");
   });
 
+  it("raises Kong's plugin-server read timeout above the longest failover_timeout a request may take by default", () => {
+    const seconds = Number(/^(\d+)s$/.exec(env.KONG_NGINX_HTTP_LUA_SOCKET_READ_TIMEOUT ?? "")?.[1]);
+    const failoverDefault = Schema.find((field) => "failover_timeout" in field)?.failover_timeout?.default;
+    expect(failoverDefault).toBe(50);
+    expect(seconds).toBeGreaterThan(60);
+    expect(seconds).toBeGreaterThan(failoverDefault as number);
+  });
+
   it("raises the client body buffer for chat bodies, and has a health check", () => {
     expect(env.KONG_NGINX_HTTP_CLIENT_BODY_BUFFER_SIZE).toMatch(/^\d+[km]$/);
     expect(dockerfile.some((i) => i.keyword === "HEALTHCHECK" && i.args.includes("kong health"))).toBe(true);
@@ -146,6 +155,12 @@ describe("docker-compose.yml", () => {
     expect(kong?.environment?.KONG_DECLARATIVE_CONFIG).toBe("/kong/kong-cluster.yml");
     expect(kong?.volumes).toContain(
       `./kong/kong-cluster.yml:${kong?.environment?.KONG_DECLARATIVE_CONFIG}:ro`,
+    );
+  });
+
+  it("raises Kong's plugin-server read timeout as the image does (failover)", () => {
+    expect(kong?.environment?.KONG_NGINX_HTTP_LUA_SOCKET_READ_TIMEOUT).toBe(
+      env.KONG_NGINX_HTTP_LUA_SOCKET_READ_TIMEOUT,
     );
   });
 

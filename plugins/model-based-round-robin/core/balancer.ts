@@ -31,6 +31,11 @@ export type Selection =
 
 export interface Balancer {
   pick(env: Environment, nowMs?: number): Selection;
+  /**
+   * A failover turn: the next entry of the rotation that is neither suspended nor in `tried`. `exhausted` when
+   * none is left but not every entry is suspended (the untried ones are; or every entry was tried).
+   */
+  pickExcept(env: Environment, tried: ReadonlySet<string>, nowMs?: number): Selection | { kind: "exhausted" };
   /** The entry the next pick would choose, without taking its turn. */
   peek(env: Environment, nowMs?: number): Selection;
   /** Takes the entry out of rotation for durationMs (never shortening a running suspension), for `reason`. */
@@ -70,19 +75,28 @@ export function balancerFor(
     return reshape(`${config.pluginId}|${env}`, entries);
   };
   const suspensionKey = (env: Environment, entryKey: string) => `${config.pluginId}|${env}|${entryKey}`;
-  const select = (env: Environment, nowMs: number, choose: typeof pickSmooth): Selection => {
+  const select = (
+    env: Environment,
+    nowMs: number,
+    choose: typeof peekSmooth,
+    tried?: ReadonlySet<string>,
+  ): Selection | { kind: "exhausted" } => {
     const rotation = rotationOf(env);
     if (rotation === undefined) return { kind: "no-list" };
     const { entries, slots } = rotation;
     if (nowMs > rotation.lastUsedMs) rotation.lastUsedMs = nowMs;
     // Most picks happen with nothing suspended: then no entry needs a lookup.
     const anySuspended = suspensions.anyIn(`${config.pluginId}|${env}`, nowMs);
-    const index = choose(
-      slots,
-      anySuspended ? (i) => !suspensions.isSuspended(suspensionKey(env, slots[i]?.key ?? ""), nowMs) : always,
-    );
+    const available = anySuspended
+      ? (i: number) => !suspensions.isSuspended(suspensionKey(env, slots[i]?.key ?? ""), nowMs)
+      : always;
+    const index =
+      tried === undefined
+        ? choose(slots, available)
+        : pickSmooth(slots, available, (i) => tried.has(slots[i]?.key ?? ""));
     moved();
     if (index !== -1) return { kind: "picked", entry: entries[index] as Entry };
+    if (tried !== undefined && slots.some((_, i) => available(i))) return { kind: "exhausted" };
     // Every caller answers it with the all-suspended refusal.
     countAllSuspended(config.pluginId, env);
     let first = Number.POSITIVE_INFINITY;
@@ -93,12 +107,17 @@ export function balancerFor(
 
   return {
     pick(env, nowMs = Date.now()) {
-      const selection = select(env, nowMs, pickSmooth);
+      const selection = select(env, nowMs, pickSmooth) as Selection;
+      if (selection.kind === "picked") countPick(config.pluginId, env, selection.entry.key);
+      return selection;
+    },
+    pickExcept(env, tried, nowMs = Date.now()) {
+      const selection = select(env, nowMs, pickSmooth, tried);
       if (selection.kind === "picked") countPick(config.pluginId, env, selection.entry.key);
       return selection;
     },
     peek(env, nowMs = Date.now()) {
-      return select(env, nowMs, peekSmooth);
+      return select(env, nowMs, peekSmooth) as Selection;
     },
     suspend(env, entryKey, durationMs, nowMs = Date.now(), reason = "") {
       const key = suspensionKey(env, entryKey);

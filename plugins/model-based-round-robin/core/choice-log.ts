@@ -30,6 +30,12 @@ export interface ChoiceLog {
   environment: Environment;
   /** The answer was read whole to tell a billing error from a rate limit. */
   probe: boolean;
+  /**
+   * Failover only: the plugin sent the request itself and answered with `kong.response.exit`; how many entries
+   * it sent it to (1 when the first answered). The entry named is the last one tried. Its answer was observed
+   * (suspensions, benches) in access already, so the log phase leaves it alone.
+   */
+  attempts?: number;
 }
 
 export function choiceLog(pluginId: string, route: Route): ChoiceLog {
@@ -52,6 +58,8 @@ export interface Routed {
   env: Environment;
   entryKey: string;
   probe: boolean;
+  /** The plugin sent the request itself (failover): its answers were observed in access. */
+  selfProxied: boolean;
 }
 
 export function routedFrom(serialized: unknown): Routed | undefined {
@@ -59,10 +67,15 @@ export function routedFrom(serialized: unknown): Routed | undefined {
     "model-based-round-robin"
   ]?.meta;
   if (meta === undefined || meta === null || typeof meta !== "object") return undefined;
-  const { environment, endpoint, request_model: model, probe } = meta;
+  const { environment, endpoint, request_model: model, probe, attempts } = meta;
   if (environment !== "production" && environment !== "sandbox") return undefined;
   if (typeof endpoint !== "string" || typeof model !== "string") return undefined;
-  return { env: environment, entryKey: `${endpoint}#${model}`, probe: probe === true };
+  return {
+    env: environment,
+    entryKey: `${endpoint}#${model}`,
+    probe: probe === true,
+    selfProxied: typeof attempts === "number",
+  };
 }
 
 /**

@@ -47,6 +47,12 @@ export interface RoundRobinConfig {
   maxBodyBytes: number;
   /** Response headers naming the served and the requested model; undefined when model_headers is off. */
   modelHeaders: { served: string; requested: string } | undefined;
+  /**
+   * Failover within the request (non-streaming JSON requests, sent by the plugin itself): `attempts` further
+   * entries after the first (0: off), the answer statuses that move on, the time all attempts share, and whether
+   * a provider's TLS certificate is verified.
+   */
+  failover: { attempts: number; onStatuses: Set<number>; budgetMs: number; tlsVerify: boolean };
   /** Where suspensions, benches and probe marks are kept: this process alone, or a Redis every node shares. */
   sharing: { policy: "local" } | { policy: "redis"; redis: RedisSettings };
 }
@@ -117,6 +123,12 @@ export function normalizeConfig(input: unknown): RoundRobinConfig {
           requested: headerName(config.requested_model_header, "requested_model_header"),
         }
       : undefined,
+    failover: {
+      attempts: config.failover_attempts,
+      onStatuses: new Set(config.failover_on_statuses),
+      budgetMs: config.failover_timeout * 1000,
+      tlsVerify: config.tls_verify,
+    },
     sharing: sharingOf(config),
   };
 }

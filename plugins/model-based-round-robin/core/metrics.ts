@@ -13,6 +13,10 @@ interface EnvironmentCounts {
   /** Per entry key, per "cause signal": suspensions this process decided (the deadline moved). */
   suspensions: Map<string, Map<string, number>>;
   allSuspended: number;
+  /** Requests the plugin sent itself to fail over within them (failover_attempts > 0). */
+  selfProxied: number;
+  /** Attempts after the first of those requests: each a move to another entry. */
+  failovers: number;
 }
 
 export interface PluginCounts {
@@ -33,7 +37,7 @@ const counts = new Map<string, PluginCounts>();
 const known = new Map<string, KnownConfig>();
 
 function emptyEnvironment(): EnvironmentCounts {
-  return { picks: new Map(), suspensions: new Map(), allSuspended: 0 };
+  return { picks: new Map(), suspensions: new Map(), allSuspended: 0, selfProxied: 0, failovers: 0 };
 }
 
 function countsOf(pluginId: string): PluginCounts {
@@ -64,6 +68,13 @@ export function countSuspension(pluginId: string, env: Environment, entryKey: st
 
 export function countAllSuspended(pluginId: string, env: Environment): void {
   countsOf(pluginId)[env].allSuspended++;
+}
+
+/** A request the plugin sent itself, and how many attempts it took (1 when the first entry answered). */
+export function countSelfProxied(pluginId: string, env: Environment, attempts: number): void {
+  const mine = countsOf(pluginId)[env];
+  mine.selfProxied++;
+  mine.failovers += Math.max(0, attempts - 1);
 }
 
 export function countRefusal(pluginId: string, code: string): void {

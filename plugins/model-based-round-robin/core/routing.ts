@@ -146,15 +146,7 @@ export function decide(
   // Only requests with a model count in the proportions.
   const selection = body.kind === "body" ? balancer.pick(env) : balancer.peek(env);
   if (selection.kind === "no-list") return refusal(404, sandboxNotConfiguredError());
-  if (selection.kind === "all-suspended") {
-    // A client that asks again later gets a fresh figure; an SDK told "an hour" would sleep an hour per retry.
-    const advertisedMs = Math.min(selection.retryAfterMs, config.maxRetryAfterSeconds * 1000);
-    return refusal(
-      config.allSuspendedStatus,
-      allSuspendedError(env, advertisedMs),
-      retryHeaders(advertisedMs),
-    );
-  }
+  if (selection.kind === "all-suspended") return allSuspended(config, env, selection.retryAfterMs);
   const { entry } = selection;
   if (body.kind === "bodiless")
     return routeTo(env, entry, upstream, relative, head, {
@@ -178,6 +170,61 @@ export function decide(
   return routeTo(env, entry, upstream, relative, head, {
     body: changed,
     probe,
+    requestedModel: requested,
+    modelled: true,
+  });
+}
+
+/** Every entry of the environment is out: the configured status, with when the first returns (capped). */
+function allSuspended(config: RoundRobinConfig, env: Environment, retryAfterMs: number): Refusal {
+  // A client that asks again later gets a fresh figure; an SDK told "an hour" would sleep an hour per retry.
+  const advertisedMs = Math.min(retryAfterMs, config.maxRetryAfterSeconds * 1000);
+  return refusal(config.allSuspendedStatus, allSuspendedError(env, advertisedMs), retryHeaders(advertisedMs));
+}
+
+/**
+ * Whether the plugin sends this request itself, so that it can fail over within it: failover is on, the body
+ * is a JSON object that does not ask for a stream, and the request is no WebSocket upgrade. Everything else is
+ * proxied by Kong as without failover.
+ */
+export function selfProxies(
+  config: RoundRobinConfig,
+  head: RequestHead,
+  body: ModelReadyBody | Bodiless,
+): body is ModelReadyBody {
+  return (
+    config.failover.attempts > 0 &&
+    body.kind === "body" &&
+    !body.streaming &&
+    head.upgrade?.toLowerCase() !== "websocket"
+  );
+}
+
+/**
+ * A failover turn: the route to the next entry of the rotation this request has not tried (`tried` holds entry
+ * keys), the all-suspended refusal when every entry is out, or undefined when the untried entries are all
+ * suspended (or none is left) while some tried one is not: then the last answer stands.
+ */
+export function nextAttempt(
+  config: RoundRobinConfig,
+  balancer: Balancer,
+  env: Environment,
+  request: { head: RequestHead; body: ModelReadyBody; upstream: UpstreamRequest },
+  tried: ReadonlySet<string>,
+): Route | Refusal | undefined {
+  const selection = balancer.pickExcept(env, tried);
+  if (selection.kind === "exhausted" || selection.kind === "no-list") return undefined;
+  if (selection.kind === "all-suspended") return allSuspended(config, env, selection.retryAfterMs);
+  const { entry } = selection;
+  const { head, body, upstream } = request;
+  const rewritten = body.withModel(entry.model);
+  const changed = rewritten === body.raw ? undefined : rewritten;
+  const requested =
+    changed === undefined || body.requestedModel === entry.model ? undefined : body.requestedModel;
+  const relative = relativeToService(upstream.uri, upstream.servicePath);
+  return routeTo(env, entry, upstream, relative, head, {
+    body: changed,
+    probe: false,
     requestedModel: requested,
     modelled: true,
   });

@@ -12,13 +12,21 @@ export interface Slot {
   current: number;
 }
 
-/** Index of the chosen slot, or -1 when none is eligible. */
-export function pickSmooth(slots: readonly Slot[], eligible: (index: number) => boolean): number {
+/**
+ * Index of the chosen slot, or -1 when none is eligible. A `skipped` slot (already tried by this request, but
+ * not out of rotation) takes no part in this turn and keeps its current weight.
+ */
+export function pickSmooth(
+  slots: readonly Slot[],
+  eligible: (index: number) => boolean,
+  skipped?: (index: number) => boolean,
+): number {
   let total = 0;
   let best = -1;
   let bestCurrent = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < slots.length; i++) {
     const slot = slots[i] as Slot;
+    if (skipped?.(i) === true) continue;
     if (!eligible(i)) {
       slot.current = 0;
       continue;

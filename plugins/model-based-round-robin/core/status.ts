@@ -37,6 +37,10 @@ export interface EnvironmentStatus {
   all_suspended: boolean;
   /** All-suspended answers given since the plugin server started. */
   all_suspended_answers: number;
+  /** Requests the plugin sent itself to fail over within them (failover_attempts > 0), since it started. */
+  self_proxied_requests: number;
+  /** Attempts after the first of those requests: moves to another entry within a request. */
+  failovers: number;
 }
 
 export interface PluginStatus {
@@ -121,6 +125,8 @@ function environmentStatus(
     entries: out,
     all_suspended: out.length > 0 && out.every((entry) => entry.suspended),
     all_suspended_answers: mine.allSuspended,
+    self_proxied_requests: mine.selfProxied,
+    failovers: mine.failovers,
   };
 }
 
@@ -148,6 +154,8 @@ export interface MetricSamples {
   suspendedEntries: Sample[];
   suspendedSecondsLeft: Sample[];
   allSuspended: Sample[];
+  selfProxied: Sample[];
+  failovers: Sample[];
   refusals: Sample[];
 }
 
@@ -159,6 +167,8 @@ export function metricSamples(nowMs: number): MetricSamples {
     suspendedEntries: [],
     suspendedSecondsLeft: [],
     allSuspended: [],
+    selfProxied: [],
+    failovers: [],
     refusals: [],
   };
   for (const [pluginId, plugin] of Object.entries(statusReport(nowMs).plugins)) {
@@ -170,6 +180,8 @@ export function metricSamples(nowMs: number): MetricSamples {
       if (status === undefined) continue;
       const group = { plugin_id: pluginId, environment: env };
       out.allSuspended.push({ labels: group, value: status.all_suspended_answers });
+      out.selfProxied.push({ labels: group, value: status.self_proxied_requests });
+      out.failovers.push({ labels: group, value: status.failovers });
       out.suspendedEntries.push({
         labels: group,
         value: status.entries.filter((entry) => entry.suspended).length,

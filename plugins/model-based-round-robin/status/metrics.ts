@@ -64,6 +64,18 @@ export function metricsEndpoint(now: () => number = Date.now): MetricsEndpoint {
     (s) => s.allSuspended,
   );
   counter(
+    "self_proxied_total",
+    "Requests the plugin sent to the provider itself to fail over within them (failover_attempts > 0).",
+    GROUP,
+    (s) => s.selfProxied,
+  );
+  counter(
+    "failovers_total",
+    "Attempts after the first of the requests the plugin sent itself: moves to another entry within a request.",
+    GROUP,
+    (s) => s.failovers,
+  );
+  counter(
     "refusals_total",
     "Answers the plugin gave itself instead of proxying, by the error code in the body.",
     ["plugin_id", "reason"],

@@ -121,6 +121,8 @@ describe("statusReport: every entry of every configuration, with its figures", (
         ],
         all_suspended: false,
         all_suspended_answers: 0,
+        self_proxied_requests: 0,
+        failovers: 0,
       },
       refusals: {},
     });
