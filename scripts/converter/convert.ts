@@ -25,7 +25,7 @@
  */
 import { stringify } from "yaml";
 import { UNROUTED_HOST } from "../../plugins/model-based-round-robin/core/misconfiguration";
-import { located } from "./errors";
+import { ConversionError, located } from "./errors";
 import {
   type ApkConf,
   type EndpointConfiguration,
@@ -99,6 +99,8 @@ export interface ApiConversion {
   /** The API's name and the path prefix it is routed under. */
   name: string;
   prefix: string;
+  /** Its `environment`, when it has one. */
+  environment: string | undefined;
   /** The hosts its production routes are restricted to (none: any host), and its sandbox host. */
   hosts: { production: string[] | undefined; sandbox: string };
   services: Service[];
@@ -139,8 +141,39 @@ export function convertApi(text: string, opts: ConvertOptions): ApiConversion {
   return new Converter(apk, opts).run();
 }
 
+/**
+ * Two APIs in one configuration must not make a service of the same name (Kong would refuse the file, or a
+ * second run would replace the first's) nor a route Kong could not tell from another's (same method, path and
+ * hosts: Kong would send both APIs' requests to one of them).
+ */
+function refuseCollisions(apis: ApiConversion[]): void {
+  const services = new Map<string, ApiConversion>();
+  const routes = new Map<string, ApiConversion>();
+  for (const api of apis) {
+    const what = (a: ApiConversion) => `API "${a.name}" of ${a.fileName}`;
+    for (const service of api.services) {
+      const other = services.get(service.name);
+      if (other !== undefined && other !== api)
+        throw new ConversionError(
+          `${api.fileName}: service "${service.name}" of API "${api.name}" is also made by ${what(other)}: the service is named after the API's id (else its name); give one of them another id`,
+        );
+      services.set(service.name, api);
+      for (const route of service.routes) {
+        const key = `${route.methods.join(",")} ${route.paths.join(",")} ${route.hosts?.join(",") ?? "*"}`;
+        const taken = routes.get(key);
+        if (taken !== undefined && taken !== api)
+          throw new ConversionError(
+            `${api.fileName}: API "${api.name}" routes ${route.methods.join(",")} ${route.paths.join(",")} on ${route.hosts?.join(", ") ?? "any host"}, as ${what(taken)} does: Kong could not tell their requests apart; give them different basePaths, versions or environments`,
+          );
+        routes.set(key, api);
+      }
+    }
+  }
+}
+
 /** The declarative configuration of converted APIs, its YAML with a header comment, and what to tell the user. */
 export function render(apis: ApiConversion[]): Conversion {
+  refuseCollisions(apis);
   const several = apis.length > 1;
   const prefixed = (api: ApiConversion, text: string) => (several ? `${api.fileName}: ${text}` : text);
   const config: DeclarativeConfig = { _format_version: "3.0", services: apis.flatMap((a) => a.services) };
@@ -275,6 +308,7 @@ class Converter {
       fileName: this.fileName,
       name: this.apk.name,
       prefix: this.prefix,
+      environment: this.apk.environment || undefined,
       hosts: { production: this.productionHosts, sandbox: this.sandboxHost },
       services,
       warnings: this.warnings,

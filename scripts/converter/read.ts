@@ -6,7 +6,7 @@
 import Ajv, { type ErrorObject } from "ajv";
 import { type Document, isScalar, isMap as isYamlMap, LineCounter, parseAllDocuments } from "yaml";
 import schema from "./apk-conf.schema.json";
-import { located } from "./errors";
+import { located, NotAnApkConf } from "./errors";
 
 export interface ApkConf {
   id?: string;
@@ -80,10 +80,17 @@ export function readApkConf(text: string, file: string): ApkConf {
       undefined,
       undefined,
       `is a Kubernetes custom resource (kind: ${resource.kind}, apiVersion: ${resource.apiVersion}), not an apk-conf; convert the apk-conf file it was generated from`,
+      NotAnApkConf,
     );
   }
   if (objects.length !== 1)
-    throw located(file, undefined, undefined, `holds ${objects.length} YAML documents; an apk-conf is one`);
+    throw located(
+      file,
+      undefined,
+      undefined,
+      `holds ${objects.length} YAML documents; an apk-conf is one`,
+      NotAnApkConf,
+    );
   const data = objects[0];
   const doc = list[0] as Document;
   const lineOf = (path: (string | number)[]) => {
@@ -91,13 +98,14 @@ export function readApkConf(text: string, file: string): ApkConf {
     return node?.range ? lines.linePos(node.range[0]).line : undefined;
   };
   if (!isMap(data))
-    throw located(file, 1, undefined, "is not an apk-conf: expected a YAML mapping at the top");
+    throw located(file, 1, undefined, "is not an apk-conf: expected a YAML mapping at the top", NotAnApkConf);
   if (!["name", "basePath", "version", "operations", "endpointConfigurations"].some((k) => k in data)) {
     throw located(
       file,
       1,
       undefined,
       "is not an apk-conf: it has none of name, basePath, version, operations, endpointConfigurations",
+      NotAnApkConf,
     );
   }
   // Before the schema: a GraphQL API's operations ("hero", verb QUERY) would otherwise be refused as bad REST ones.
