@@ -15,14 +15,14 @@
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { balancerFor } from "../plugins/model-based-round-robin/core/balancer";
 import { normalizeConfig } from "../plugins/model-based-round-robin/core/config";
 import { KongDouble } from "./kong-double";
+import { commandArgs, commandFailed } from "./lib/command";
 import { startMockProvider } from "./mock-provider";
 
 const root = resolve(__dirname, "../..");
-const { values } = parseArgs({
+const { values } = commandArgs("bench", {
   options: { connections: { type: "string", default: "10" }, amount: { type: "string", default: "3000" } },
 });
 const connections = Number(values.connections);
@@ -197,7 +197,4 @@ async function main(): Promise<void> {
     out(`| ${n} entries | ${Math.round(picksPerSecond(n)).toLocaleString("en-US")} |`);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
-  process.exitCode = 1;
-});
+main().catch(commandFailed("bench"));

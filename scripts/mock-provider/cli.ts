@@ -7,10 +7,10 @@
  *   mock-provider [--port 8080] [--host 0.0.0.0] [--name provider-a] [--stream-chunk-delay-ms 50]
  * Environment variables of the same meaning: MOCK_PORT, MOCK_HOST, MOCK_NAME, MOCK_STREAM_CHUNK_DELAY_MS.
  */
-import { parseArgs } from "node:util";
+import { commandArgs } from "../lib/command";
 import { startMockProvider } from ".";
 
-const { values } = parseArgs({
+const { values } = commandArgs("mock-provider", {
   options: {
     port: { type: "string", default: process.env.MOCK_PORT ?? "8080" },
     host: { type: "string", default: process.env.MOCK_HOST ?? "0.0.0.0" },
