@@ -3,10 +3,12 @@
  * from APK's config-deployer, router and gateway (1.x); the apk-confs are the project's own (spec/fixtures/apk-conf)
  * and run through the Kong double with mock providers standing in for their endpoints.
  */
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import schema from "../../scripts/converter/apk-conf.schema.json";
 import { type ConvertOptions, convertApi, convertApkConf, render } from "../../scripts/converter/convert";
 import { KongDouble } from "../../scripts/kong-double";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
@@ -336,5 +338,44 @@ describe("7. a sandbox endpoint whose policy has no sandbox models", () => {
       }
       expect(models.sort()).toEqual(["large", "small"]);
     });
+  });
+});
+
+describe("the README's converter section", () => {
+  const readme = readFileSync("README.md", "utf8");
+  const start = readme.indexOf("## From APK: apk-conf-to-kong");
+  const section = readme.slice(start, readme.indexOf("\n## ", start + 1)).trim();
+  const table = section.slice(section.indexOf("| apk-conf |"));
+  const firstColumn = table
+    .split("\n")
+    .map((row) => row.split("|")[1] ?? "")
+    .join("\n");
+
+  it("ends with the table of what each apk-conf feature becomes", () => {
+    expect(table.split("\n").every((row) => /^\|.*\|$/.test(row))).toBe(true);
+    expect(table.split("\n").length).toBeGreaterThan(15);
+  });
+
+  it("has a row for every field the converter's schema knows, and for APK's other API types", () => {
+    const defs = schema.definitions as unknown as Record<string, { properties?: object }>;
+    const fields = [
+      ...Object.keys(schema.properties),
+      ...Object.keys(defs.endpointConfiguration?.properties ?? {}),
+      ...Object.keys(defs.operation?.properties ?? {}),
+      "sandboxModels",
+    ].filter((f) => !["endpoint", "operationPolicies", "apiPolicies", "operations"].includes(f));
+    for (const field of [...new Set(fields)])
+      expect({ field, inTable: new RegExp(`\`[^\`]*\\b${field}\\b[^\`]*\``).test(firstColumn) }).toEqual({
+        field,
+        inTable: true,
+      });
+    for (const type of ["GRAPHQL", "GRPC", "WS", "SSE", "WEBSUB"]) expect(firstColumn).toContain(type);
+  });
+
+  it("quotes the refusals as the converter words them", () => {
+    expect(table).toContain(
+      "type: GRAPHQL is a GraphQL API, which apk-conf-to-kong does not convert: it converts REST APIs only (Kong routes them by HTTP method and path)",
+    );
+    expect(table).toContain("prodModels: is not a known apk-conf field; did you mean productionModels?");
   });
 });
