@@ -256,12 +256,13 @@ class Converter {
     const sandbox = this.apk.endpointConfigurations?.sandbox ?? [];
     const apiPolicy = this.roundRobinPolicy(this.apk.apiPolicies?.request, "apiPolicies");
     const firstProduction = production[0] ? endpointUrl(production[0]) : this.firstModelEndpoint(apiPolicy);
-    if (firstProduction === undefined) {
+    if (firstProduction === undefined && sandbox[0] === undefined) {
+      const perOperation = (this.apk.operations ?? []).some((op) => op.endpointConfigurations);
       throw located(
         this.fileName,
         undefined,
-        "endpointConfigurations.production",
-        "is empty and no policy names a model endpoint: there is nowhere to send requests",
+        "endpointConfigurations",
+        `has no production or sandbox endpoint and no policy names a model endpoint: there is nowhere to send requests${perOperation ? " (operation-level endpointConfigurations are not converted)" : ""}`,
       );
     }
     const operations: Op[] = (this.apk.operations ?? []).map((op, index) => ({
@@ -300,7 +301,11 @@ class Converter {
         );
       this.warnKeyNotSent(env, config, endpoint, routed.length === 0 ? operations : direct);
     };
-    add("production", firstProduction, production[0]);
+    if (firstProduction !== undefined) add("production", firstProduction, production[0]);
+    else
+      this.notes.push(
+        "no production endpoint: only the sandbox host is routed, as on APK, which makes no production route then",
+      );
     if (sandbox[0] !== undefined) add("sandbox", endpointUrl(sandbox[0]), sandbox[0]);
     const failClosed = this.failClosedNotes(unrouted, directServices);
     this.notes.push(...failClosed);

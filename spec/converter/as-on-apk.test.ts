@@ -341,6 +341,33 @@ describe("7. a sandbox endpoint whose policy has no sandbox models", () => {
   });
 });
 
+describe("other apk-confs APK deploys", () => {
+  it("converts an API with a sandbox endpoint only: its routes on the sandbox host, none on production", () => {
+    const text = `name: s\nbasePath: /s\nversion: v1\nendpointConfigurations:\n  sandbox:\n    - endpoint: http://sandbox.test/any\noperations:\n  - target: /employee\n    verb: GET\n`;
+    const result = convert(text);
+    expect(result.config.services.map((s) => [s.name, s.url, s.routes[0]?.hosts])).toEqual([
+      ["s-sandbox", "http://sandbox.test/any", ["default.sandbox.gw.wso2.com"]],
+    ]);
+    expect(result.notes).toContain(
+      "no production endpoint: only the sandbox host is routed, as on APK, which makes no production route then",
+    );
+  });
+
+  it("takes an endpoint weight of 0, which APK's weighted routing allows, and says weights are not converted", () => {
+    const text = `name: w\nbasePath: /w\nversion: v1\nendpointConfigurations:\n  production:\n    - endpoint: http://a.test\n      weight: 100\n    - endpoint: http://b.test\n      weight: 0\n`;
+    expect(convert(text).warnings).toContain(
+      "endpointConfigurations.production[1].weight: not converted (endpoint weights; the plugin weighs models)",
+    );
+  });
+
+  it("says why an API with operation-level endpoints only cannot be converted", () => {
+    const text = `name: o\nbasePath: /o\nversion: v1\noperations:\n  - target: /x\n    verb: GET\n    endpointConfigurations:\n      production:\n        - endpoint: http://x.test\n`;
+    expect(() => convert(text)).toThrow(
+      "api.apk-conf: endpointConfigurations: has no production or sandbox endpoint and no policy names a model endpoint: there is nowhere to send requests (operation-level endpointConfigurations are not converted)",
+    );
+  });
+});
+
 describe("the README's converter section", () => {
   const readme = readFileSync("README.md", "utf8");
   const start = readme.indexOf("## From APK: apk-conf-to-kong");
