@@ -7,17 +7,25 @@
  *   mock-provider [--port 8080] [--host 0.0.0.0] [--name provider-a] [--stream-chunk-delay-ms 50]
  * Environment variables of the same meaning: MOCK_PORT, MOCK_HOST, MOCK_NAME, MOCK_STREAM_CHUNK_DELAY_MS.
  */
-import { commandArgs } from "../lib/command";
+import { parseArgs } from "node:util";
 import { startMockProvider } from ".";
 
-const { values } = commandArgs("mock-provider", {
-  options: {
-    port: { type: "string", default: process.env.MOCK_PORT ?? "8080" },
-    host: { type: "string", default: process.env.MOCK_HOST ?? "0.0.0.0" },
-    name: { type: "string", default: process.env.MOCK_NAME ?? "mock-provider" },
-    "stream-chunk-delay-ms": { type: "string", default: process.env.MOCK_STREAM_CHUNK_DELAY_MS ?? "50" },
-  },
-});
+// Its image ships only this directory: the one-line error is written here, not through scripts/lib/command.
+const { values } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        port: { type: "string", default: process.env.MOCK_PORT ?? "8080" },
+        host: { type: "string", default: process.env.MOCK_HOST ?? "0.0.0.0" },
+        name: { type: "string", default: process.env.MOCK_NAME ?? "mock-provider" },
+        "stream-chunk-delay-ms": { type: "string", default: process.env.MOCK_STREAM_CHUNK_DELAY_MS ?? "50" },
+      },
+    });
+  } catch (error) {
+    process.stderr.write(`mock-provider: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
+})();
 
 const port = Number(values.port);
 const delay = Number(values["stream-chunk-delay-ms"]);
