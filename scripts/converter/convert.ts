@@ -295,10 +295,14 @@ class Converter {
           directServices.push(other);
         }
       }
-      if (env === "sandbox" && direct.length > 0 && (apiPolicy !== undefined || routed.length > 0))
+      // Operations with a policy that has no sandbox models: routed in production, not in sandbox.
+      const modelless = direct.filter((o) => (o.policy ?? apiPolicy) !== undefined);
+      if (env === "sandbox" && modelless.length > 0) {
+        const all = modelless.length === operations.length;
         this.notes.push(
-          `sandbox: ${direct.length === operations.length ? "the ModelBasedRoundRobin policy has" : `${describeOps(direct)}: their policy has`} no sandboxModels, so sandbox requests ${direct.length === operations.length ? "" : "for them "}go to the sandbox endpoint ${endpoint} with the client's model, as on APK (its gateway keeps the request's model when it has none to choose)`,
+          `sandbox: ${all ? "the ModelBasedRoundRobin policy has" : `${describeOps(modelless)}: their policy has`} no sandboxModels, so sandbox requests ${all ? "" : "for them "}go to the sandbox endpoint ${endpoint} with the client's model, as on APK (its gateway keeps the request's model when it has none to choose)`,
         );
+      }
       this.warnKeyNotSent(env, config, endpoint, routed.length === 0 ? operations : direct);
     };
     if (firstProduction !== undefined) add("production", firstProduction, production[0]);

@@ -313,6 +313,26 @@ describe("7. a sandbox endpoint whose policy has no sandbox models", () => {
     expect(parse(result.yaml)).toEqual(result.config);
   });
 
+  it("with operation-level policies, sends to the plugin in sandbox only the operations whose policy has sandbox models", () => {
+    const policy = (sandbox: boolean) =>
+      `    operationPolicies:\n      request:\n        - policyName: ModelBasedRoundRobin\n          parameters:\n            onQuotaExceedSuspendDuration: 5\n            productionModels: [{ model: p, endpoint: "http://prod.test/v1" }]\n${sandbox ? '            sandboxModels: [{ model: s, endpoint: "http://sbx.test/v1" }]\n' : ""}`;
+    const text = `name: ops\nbasePath: /ops\nversion: v1\nendpointConfigurations:\n  production:\n    - endpoint: http://prod.test/v1\n  sandbox:\n    - endpoint: http://sbx.test/v1\noperations:\n  - target: /chat/completions\n    verb: POST\n${policy(true)}  - target: /embeddings\n    verb: POST\n${policy(false)}  - target: /models\n    verb: GET\n`;
+    const ops = convert(text);
+    const routes = (name: string) =>
+      ops.config.services.find((s) => s.name === name)?.routes.map((r) => `${r.methods[0]} ${r.name}`);
+    expect(routes("ops-sandbox")).toEqual(["POST ops-sandbox-post-chat-completions"]);
+    expect(routes("ops-sandbox-direct")).toEqual([
+      "POST ops-sandbox-post-embeddings",
+      "GET ops-sandbox-get-models",
+    ]);
+    expect(routes("ops")).toEqual(["POST ops-post-chat-completions", "POST ops-post-embeddings"]);
+    expect(ops.notes.filter((n) => n.startsWith("sandbox:"))).toEqual([
+      "sandbox: POST /embeddings: their policy has no sandboxModels, so sandbox requests for them go to the sandbox endpoint http://sbx.test/v1 with the client's model, as on APK (its gateway keeps the request's model when it has none to choose)",
+    ]);
+    const withSandboxModels = convert(readOwnFixture("operation-level-policy.apk-conf.yaml"));
+    expect(withSandboxModels.notes.filter((n) => n.startsWith("sandbox:"))).toEqual([]);
+  });
+
   describe("through the Kong double", () => {
     const { load, send, seen, clear } = useKong(["chat-production", "chat-sandbox"]);
     beforeAll(async () => {
