@@ -115,9 +115,11 @@ export function readApkConf(text: string, file: string): ApkConf {
       file,
       lineOf(["type"]),
       "type",
-      kind === undefined
-        ? `${show(data.type)} is not an APK API type (REST, GRAPHQL, GRPC, WS, SSE, WEBSUB); apk-conf-to-kong converts REST APIs only`
-        : `${data.type} is ${kind}, which apk-conf-to-kong does not convert: it converts REST APIs only (Kong routes them by HTTP method and path)`,
+      data.type.toUpperCase() === "REST"
+        ? `${show(data.type)}: APK's types are upper case, write REST`
+        : kind === undefined
+          ? `${show(data.type)} is not an APK API type (REST, GRAPHQL, GRPC, WS, SSE, WEBSUB); apk-conf-to-kong converts REST APIs only`
+          : `${data.type} is ${kind}, which apk-conf-to-kong does not convert: it converts REST APIs only (Kong routes them by HTTP method and path)`,
     );
   }
   if (!validate(data)) throw schemaError(validate.errors ?? [], data, doc, lines, file);

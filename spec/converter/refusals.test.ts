@@ -47,6 +47,12 @@ describe("API types other than REST are refused by name", () => {
     );
   });
 
+  it("asks for REST in APK's spelling", () => {
+    expect(failure("name: api\nbasePath: /api\nversion: v1\ntype: rest\n")).toBe(
+      'api.apk-conf:4: type: "rest": APK\'s types are upper case, write REST',
+    );
+  });
+
   it("converts an apk-conf without type, which APK takes as REST", () => {
     expect(convertApkConf(api(""), { fileName: "api.apk-conf" }).config.services).toHaveLength(1);
   });
