@@ -303,7 +303,7 @@ class Converter {
           `sandbox: ${all ? "the ModelBasedRoundRobin policy has" : `${describeOps(modelless)}: their policy has`} no sandboxModels, so sandbox requests ${all ? "" : "for them "}go to the sandbox endpoint ${endpoint} with the client's model, as on APK (its gateway keeps the request's model when it has none to choose)`,
         );
       }
-      this.warnKeyNotSent(env, config, endpoint, routed.length === 0 ? operations : direct);
+      this.warnKeyNotSent(env, config, endpoint, routed.length === 0 ? operations : direct, name);
     };
     if (firstProduction !== undefined) add("production", firstProduction, production[0]);
     else
@@ -332,11 +332,17 @@ class Converter {
    * whose value is a vault reference (only this plugin's auth_header_value is referenceable), so the operations
    * Kong routes to the endpoint itself reach it without the key: said loudly, never silently.
    */
-  private warnKeyNotSent(env: Env, config: EndpointConfiguration | undefined, url: string, ops: Op[]): void {
+  private warnKeyNotSent(
+    env: Env,
+    config: EndpointConfiguration | undefined,
+    url: string,
+    ops: Op[],
+    routePrefix: string,
+  ): void {
     const key = config === undefined ? undefined : apiKeyOf(config);
     if (key === undefined || ops.length === 0) return;
     const list = this.apk.endpointConfigurations?.[env] ?? [];
-    const warning = `${endpointField(`endpointConfigurations.${env}`, list, 0)}.endpointSecurity: ${describeOps(ops)} ${ops.length === 1 ? "reaches" : "reach"} ${url} WITHOUT the API key (header ${key.header}, key "${key.key}" of secret "${key.secretName}"): no ModelBasedRoundRobin policy routes ${ops.length === 1 ? "it" : "them"} in ${env}, and Kong's bundled plugins cannot send a vault-referenced header; add the header to ${ops.length === 1 ? "that route" : "those routes"} yourself`;
+    const warning = `${endpointField(`endpointConfigurations.${env}`, list, 0)}.endpointSecurity: ${describeOps(ops)} ${ops.length === 1 ? "reaches" : "reach"} ${url} WITHOUT the API key (header ${key.header}, key "${key.key}" of secret "${key.secretName}"): no ModelBasedRoundRobin policy routes ${ops.length === 1 ? "it" : "them"} in ${env}, and Kong's bundled plugins cannot send a vault-referenced header; add the header to route${ops.length === 1 ? "" : "s"} ${ops.map((o) => routeName(routePrefix, o.op)).join(", ")} yourself`;
     this.warnings.push(warning);
     this.loud.push(`WARNING: ${warning}`);
   }
@@ -390,7 +396,7 @@ class Converter {
     const sections = Object.fromEntries(Object.entries(headers).filter(([, v]) => v.headers.length > 0));
     const transformer = { ...sections, replace: { ...sections.replace, uri: servicePath + upstream } };
     return {
-      name: `${serviceName}-${op.verb.toLowerCase()}-${slug(op.target) || "root"}`,
+      name: routeName(serviceName, op),
       methods: [op.verb],
       paths: [`~${escapeRegex(this.prefix)}${regex}$`],
       ...(hosts && { hosts }),
@@ -609,6 +615,11 @@ function wrap(text: string, width: number): string[] {
 }
 
 type Op = { op: Operation; index: number; policy: Policy | undefined };
+
+/** A route's name: its service's (without -direct), the verb and the target. */
+function routeName(serviceName: string, op: Operation): string {
+  return `${serviceName}-${op.verb.toLowerCase()}-${slug(op.target) || "root"}`;
+}
 
 /** The policy has models for the environment (productionModels is required; sandboxModels is not). */
 function hasModels(policy: Policy | undefined, env: Env): boolean {

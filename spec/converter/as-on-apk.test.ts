@@ -69,7 +69,7 @@ describe("1. endpointSecurity covers the whole endpoint", () => {
   it("says loudly that an operation without the policy reaches the endpoint without the key, in stderr's warnings and in the YAML", () => {
     const result = convert(readOwnFixture("endpoint-security-operation-level.apk-conf.yaml"));
     const warning =
-      'endpointConfigurations.production[0].endpointSecurity: GET /models reaches https://keyed-llm.test/v1 WITHOUT the API key (header Authorization, key "bearer" of secret "keyed-llm-credentials"): no ModelBasedRoundRobin policy routes it in production, and Kong\'s bundled plugins cannot send a vault-referenced header; add the header to that route yourself';
+      'endpointConfigurations.production[0].endpointSecurity: GET /models reaches https://keyed-llm.test/v1 WITHOUT the API key (header Authorization, key "bearer" of secret "keyed-llm-credentials"): no ModelBasedRoundRobin policy routes it in production, and Kong\'s bundled plugins cannot send a vault-referenced header; add the header to route keyed-llm-get-models yourself';
     expect(result.warnings).toContain(warning);
     const header = result.yaml
       .split("\n")
