@@ -1,65 +1,141 @@
 #!/usr/bin/env node
 /**
- * apk-conf-to-kong: turns a WSO2 APK apk-conf file into Kong declarative configuration for the
+ * apk-conf-to-kong: turns WSO2 APK apk-conf files into one Kong declarative configuration for the
  * model-based-round-robin plugin, and optionally applies it to a running Kong.
  *
- *   apk-conf-to-kong FILE [-o OUT] [--sandbox-host HOST] [--admin-url URL]
+ *   apk-conf-to-kong FILE|DIR... [-o OUT] [--sandbox-host HOST] [--env-host ENV=HOST]...
+ *                    [--env-sandbox-host ENV=HOST]... [--admin-url URL [--replace]]
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { applyToKong } from "./converter/apply";
-import { APK_DEFAULT_SANDBOX_HOST, convertApkConf } from "./converter/convert";
-import { ConversionError } from "./converter/errors";
+import {
+  APK_DEFAULT_SANDBOX_HOST,
+  type ApiConversion,
+  apkHosts,
+  type ConvertOptions,
+  convertApi,
+  render,
+} from "./converter/convert";
+import { ConversionError, NotAnApkConf } from "./converter/errors";
 
-const USAGE = `usage: apk-conf-to-kong FILE [-o OUT] [--sandbox-host HOST] [--admin-url URL]
+const USAGE = `usage: apk-conf-to-kong FILE|DIR... [-o OUT] [--sandbox-host HOST] [--env-host ENV=HOST]...
+                        [--env-sandbox-host ENV=HOST]... [--admin-url URL [--replace]]
 
-Converts a WSO2 APK apk-conf file to Kong declarative configuration (_format_version 3.0) using the
-model-based-round-robin plugin. Writes YAML to stdout, or to OUT with -o; warnings go to stderr.
-  --sandbox-host HOST  request host that selects the sandbox models (default ${APK_DEFAULT_SANDBOX_HOST})
-  --admin-url URL      also apply the result to a running Kong (POST /config when DB-less)`;
+Converts WSO2 APK apk-conf files (APK 1.2 and later) to one Kong declarative configuration (_format_version 3.0)
+using the model-based-round-robin plugin. A directory stands for its *.apk-conf, *.yaml and *.yml files (files
+in it that are not apk-confs are skipped with a warning). Writes YAML to stdout, or to OUT with -o; warnings,
+notes and the secrets to set go to stderr.
+  --sandbox-host HOST          request host that selects sandbox for APIs without an environment
+                               (default ${APK_DEFAULT_SANDBOX_HOST})
+  --env-host ENV=HOST          host of the APIs of environment ENV (default ${apkHosts("ENV").production})
+  --env-sandbox-host ENV=HOST  their sandbox host (default ${apkHosts("ENV").sandbox})
+  --admin-url URL              also apply the result to a running Kong: merged into what a DB-less Kong holds
+                               (GET /config, then POST /config), through the entity endpoints otherwise
+  --replace                    with --admin-url on a DB-less Kong: replace all it holds with this run's APIs`;
+
+/** A user's mistake in the arguments: the message, then the usage, exit 2. */
+class UsageError extends Error {}
 
 async function main(argv: string[]): Promise<number> {
   let args: ReturnType<typeof parse>;
+  let options: ConvertOptions & { environmentHosts: NonNullable<ConvertOptions["environmentHosts"]> };
   try {
     args = parse(argv);
+    if (args.values.help) {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    if (args.positionals.length === 0) throw new UsageError("expected apk-conf files or directories");
+    if (args.values.replace && !args.values["admin-url"]) throw new UsageError("--replace needs --admin-url");
+    options = { fileName: "", environmentHosts: {} };
+    if (args.values["sandbox-host"]) options.sandboxHost = args.values["sandbox-host"];
+    for (const [flag, kind] of [
+      ["env-host", "production"],
+      ["env-sandbox-host", "sandbox"],
+    ] as const) {
+      for (const value of args.values[flag] ?? []) {
+        const m = /^([^=]+)=(.+)$/.exec(value);
+        if (m === null) throw new UsageError(`--${flag} ${value}: expected ENV=HOST`);
+        const [, env, host] = m as unknown as [string, string, string];
+        options.environmentHosts[env] = { ...options.environmentHosts[env], [kind]: host };
+      }
+    }
   } catch (error) {
     process.stderr.write(`apk-conf-to-kong: ${(error as Error).message}\n${USAGE}\n`);
     return 2;
   }
-  if (args.values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
+
+  const warnings: string[] = [];
+  const apis: ApiConversion[] = [];
+  for (const input of inputs(args.positionals, warnings)) {
+    try {
+      apis.push(convertApi(readFileSync(input.path, "utf8"), { ...options, fileName: input.path }));
+    } catch (error) {
+      if (!(input.inDirectory && error instanceof NotAnApkConf)) throw error;
+      warnings.push(`skipped ${(error as Error).message}`);
+    }
   }
-  const file = args.positionals[0];
-  if (file === undefined || args.positionals.length > 1) {
-    process.stderr.write(`apk-conf-to-kong: expected one apk-conf file\n${USAGE}\n`);
-    return 2;
-  }
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    process.stderr.write(
-      `apk-conf-to-kong: ${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`,
-    );
-    return 1;
-  }
-  const result = convertApkConf(text, {
-    fileName: file,
-    ...(args.values["sandbox-host"] && { sandboxHost: args.values["sandbox-host"] }),
-  });
-  for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
+  if (apis.length === 0)
+    throw new ConversionError(`${args.positionals.join(", ")}: no apk-conf among the files given`);
+  const used = new Set(apis.map((a) => a.environment).filter((e) => e !== undefined));
+  for (const env of Object.keys(options.environmentHosts))
+    if (!used.has(env)) warnings.push(`--env-host/--env-sandbox-host ${env}: no API of environment ${env}`);
+  const result = render(apis);
+  for (const warning of [...warnings, ...result.warnings]) process.stderr.write(`warning: ${warning}\n`);
   for (const note of result.notes) process.stderr.write(`note: ${note}\n`);
   for (const s of result.secrets) {
     process.stderr.write(
       `secret: set ${s.envVar} in Kong's environment to key "${s.key}" of Kubernetes secret "${s.secretName}" (referenced as ${s.reference})\n`,
     );
   }
-  if (args.values.output) writeFileSync(args.values.output, result.yaml);
-  else process.stdout.write(result.yaml);
-  if (args.values["admin-url"])
-    process.stderr.write(`${await applyToKong(args.values["admin-url"], result.config)}\n`);
+  const output = args.values.output;
+  if (output) {
+    try {
+      writeFileSync(output, result.yaml);
+    } catch (error) {
+      throw new ConversionError(`${output}: cannot write: ${errorCode(error)}`);
+    }
+  } else process.stdout.write(result.yaml);
+  if (args.values["admin-url"]) {
+    const replace = args.values.replace === true;
+    process.stderr.write(`${await applyToKong(args.values["admin-url"], result.config, { replace })}\n`);
+  }
   return 0;
+}
+
+/** The files to convert: each FILE, and the *.apk-conf, *.yaml, *.yml files of each DIR, sorted. */
+function inputs(paths: string[], warnings: string[]): { path: string; inDirectory: boolean }[] {
+  return paths.flatMap((path): { path: string; inDirectory: boolean }[] => {
+    let isDirectory: boolean;
+    try {
+      isDirectory = statSync(path).isDirectory();
+    } catch (error) {
+      throw new ConversionError(`${path}: cannot read: ${errorCode(error)}`);
+    }
+    if (!isDirectory) return [{ path, inDirectory: false }];
+    let names: string[];
+    try {
+      names = readdirSync(path).sort();
+    } catch (error) {
+      throw new ConversionError(`${path}: cannot read: ${errorCode(error)}`);
+    }
+    const files = names
+      .filter((n) => /\.(apk-conf|ya?ml)$/i.test(n))
+      .map((n) => join(path, n))
+      .filter((p) => statSync(p).isFile());
+    if (files.length === 0)
+      throw new ConversionError(`${path}: a directory without *.apk-conf, *.yaml or *.yml files`);
+    const others = names.filter((n) => !/\.(apk-conf|ya?ml)$/i.test(n));
+    if (others.length > 0)
+      warnings.push(`${path}: not read (not *.apk-conf, *.yaml, *.yml): ${others.join(", ")}`);
+    return files.map((p) => ({ path: p, inDirectory: true }));
+  });
+}
+
+function errorCode(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
 }
 
 function parse(argv: string[]) {
@@ -69,7 +145,10 @@ function parse(argv: string[]) {
     options: {
       output: { type: "string", short: "o" },
       "sandbox-host": { type: "string" },
+      "env-host": { type: "string", multiple: true },
+      "env-sandbox-host": { type: "string", multiple: true },
       "admin-url": { type: "string" },
+      replace: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });

@@ -12,8 +12,8 @@
  * status line. scripts/chaos.ts runs the same refusals with a 64 MiB heap limit.
  */
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { KongDouble, stockServerBin } from "./kong-double";
+import { commandArgs, commandFailed } from "./lib/command";
 import { PLUGIN, readStatus, refusalConfig, refuse, stockStatusServerBin } from "./lib/refusals";
 
 async function measure(variant: "stock" | "project", refusals: number, concurrency: number) {
@@ -45,7 +45,7 @@ async function measure(variant: "stock" | "project", refusals: number, concurren
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = commandArgs("bench-refusals", {
     options: {
       refusals: { type: "string", default: "60000" },
       concurrency: { type: "string", default: "16" },
@@ -70,7 +70,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+main().catch(commandFailed("bench-refusals"));

@@ -40,16 +40,16 @@ import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseArgs } from "node:util";
 import Redis from "ioredis";
 import { balancerFor } from "../plugins/model-based-round-robin/core/balancer";
 import { normalizeConfig } from "../plugins/model-based-round-robin/core/config";
 import { KongDouble } from "./kong-double";
+import { commandArgs, commandFailed } from "./lib/command";
 import { type RedisServer, redisServerBin, startRedisServer } from "./lib/redis-server";
 import { type MockProvider, startMockProvider } from "./mock-provider";
 
 const root = resolve(__dirname, "../..");
-const { values } = parseArgs({
+const { values } = commandArgs("bench", {
   options: {
     connections: { type: "string", default: "10" },
     amount: { type: "string", default: "3000" },
@@ -660,7 +660,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
-  process.exitCode = 1;
-});
+main().catch(commandFailed("bench"));

@@ -26,9 +26,9 @@
  */
 import { createServer } from "node:net";
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { Agent, request } from "undici";
 import { KongDouble } from "./kong-double";
+import { commandArgs, commandFailed } from "./lib/command";
 import { PLUGIN, readStatus, refusalConfig, refuse, stockStatusServerBin } from "./lib/refusals";
 import { type MockProvider, startMockProvider } from "./mock-provider";
 
@@ -38,7 +38,7 @@ const ROUTED_MODEL = "routed-model";
 const KEY = "Bearer chaos-key";
 const CLIENT_BODY = JSON.stringify({ model: "client-model", messages: [{ role: "user", content: "hi" }] });
 
-const { values } = parseArgs({
+const { values } = commandArgs("chaos", {
   options: {
     quick: { type: "boolean", default: false },
     refusals: { type: "string" },
@@ -640,7 +640,4 @@ async function main(): Promise<void> {
   console.log(`\nTotal: ${seconds(Date.now() - started)} s`);
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+main().catch(commandFailed("chaos"));

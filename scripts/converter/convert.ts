@@ -3,27 +3,38 @@
  *
  * - A service per API and, when the apk-conf has sandbox endpoints, a second service for them whose routes only
  *   match the sandbox host: Kong prefers a route with a matching host, so sandbox traffic to operations without
- *   the policy reaches the sandbox endpoint, as in APK.
+ *   the policy reaches the sandbox endpoint, as in APK. An API of an `environment` has its production routes on
+ *   APK's host for it (`default-<env>.gw.wso2.com`) and its sandbox ones on `default-<env>.sandbox.gw.wso2.com`.
  * - Fail closed: when Kong's plugin server is down, Kong proxies the request without the plugin, to the service's
  *   own URL. So a service whose every route carries the plugin points at UNROUTED_HOST (scheme, port and path of
  *   the endpoint it used to name: the plugin computes the upstream path relative to the service's path), and
- *   only operations without the policy (operation-level policies only) keep the endpoint's URL, on a second
- *   service `<api>-direct` (`<api>-sandbox-direct`). Without any policy nothing changes.
- * - A route per operation under /<basePath>/<version>, the verb as its method, the target as an anchored regex
- *   path (`{threadId}` becomes a named capture). Kong's strip_path removes the whole matched path, not just the
- *   /<basePath>/<version> prefix, so each route carries a request-transformer that sets the upstream path to the
- *   service's path + the operation's target (captures filled in): the upstream sees the operation's path, as APK
- *   sends it, and the plugin (which runs after request-transformer) swaps the service's path for the chosen
- *   endpoint's.
+ *   only operations the plugin does not route (operation-level policies only; in sandbox, a policy without
+ *   sandboxModels) keep the endpoint's URL, on a second service `<api>-direct` (`<api>-sandbox-direct`). Without
+ *   any policy nothing changes.
+ * - A route per operation under APK's full base path (`/<basePath>/<version>`, or the basePath alone when it ends
+ *   in the version), the verb as its method, the target as an anchored regex path (`{threadId}` becomes a named
+ *   capture, one trailing slash is optional, a trailing `/*` takes the rest). Kong's strip_path removes the whole
+ *   matched path, so each route carries a request-transformer that sets the upstream path to the service's path +
+ *   the operation's target (captures filled in): the upstream sees the operation's path, as APK sends it, and the
+ *   plugin (which runs after request-transformer) swaps the service's path for the chosen endpoint's.
  * - ModelBasedRoundRobin: an API-level policy → the plugin on the service(s); an operation-level one → on that
- *   operation's route(s). endpointSecurity (an API key header from a Kubernetes secret) → the entry's
- *   auth_header_name and a `{vault://env/...}` reference.
+ *   operation's route(s). endpointSecurity (an API key header from a Kubernetes secret) → the auth_header_name and
+ *   a `{vault://env/...}` reference of every model on that endpoint; requests Kong routes to the endpoint itself
+ *   cannot carry it (no bundled plugin sends a referenced header): a warning, repeated in the YAML's header.
  * - Header policies → request-transformer. Everything else is listed as a warning, never dropped silently.
  */
 import { stringify } from "yaml";
 import { UNROUTED_HOST } from "../../plugins/model-based-round-robin/core/misconfiguration";
-import { located } from "./errors";
-import { type ApkConf, type EndpointConfiguration, type Operation, type Policy, readApkConf } from "./read";
+import { ConversionError, located } from "./errors";
+import {
+  type ApkConf,
+  type EndpointConfiguration,
+  endpointField,
+  type Operation,
+  type Policy,
+  readApkConf,
+  show,
+} from "./read";
 
 export const PLUGIN_NAME = "model-based-round-robin";
 export const APK_DEFAULT_SANDBOX_HOST = "default.sandbox.gw.wso2.com";
@@ -48,8 +59,23 @@ export function unroutedUrl(endpoint: string): string {
 
 export interface ConvertOptions {
   fileName: string;
-  /** The request host that selects sandbox (APK's default gateway sandbox host unless given). */
+  /** The request host that selects sandbox for an API without `environment` (APK's default unless given). */
   sandboxHost?: string;
+  /** The hosts of an API of each `environment` (APK's `default-<env>.gw.wso2.com` and its sandbox unless given). */
+  environmentHosts?: Record<string, { production?: string; sandbox?: string }>;
+}
+
+/**
+ * The hosts APK serves an API on: `<organization>[-<environment>].gw.wso2.com` and the same under `sandbox.`
+ * (config-deployer's getHostNames, the default vhosts gw.wso2.com and sandbox.gw.wso2.com, organization
+ * "default"). Without an environment the production routes take any host, as the converter always did.
+ */
+export function apkHosts(environment: string | undefined): { production?: string; sandbox: string } {
+  if (environment === undefined || environment === "") return { sandbox: APK_DEFAULT_SANDBOX_HOST };
+  return {
+    production: `default-${environment}.gw.wso2.com`,
+    sandbox: `default-${environment}.sandbox.gw.wso2.com`,
+  };
 }
 
 export interface SecretReference {
@@ -64,6 +90,24 @@ export interface Conversion {
   yaml: string;
   warnings: string[];
   notes: string[];
+  secrets: SecretReference[];
+}
+
+/** One API's conversion, before it is written out (alone, or with other APIs: see convertApkConfs). */
+export interface ApiConversion {
+  fileName: string;
+  /** The API's name and the path prefix it is routed under. */
+  name: string;
+  prefix: string;
+  /** Its `environment`, when it has one. */
+  environment: string | undefined;
+  /** The hosts its production routes are restricted to (none: any host), and its sandbox host. */
+  hosts: { production: string[] | undefined; sandbox: string };
+  services: Service[];
+  warnings: string[];
+  notes: string[];
+  /** What the YAML's header comment says besides the API's name: the notes and warnings a reader must see. */
+  header: string[];
   secrets: SecretReference[];
 }
 
@@ -89,15 +133,78 @@ export interface DeclarativeConfig {
 }
 
 export function convertApkConf(text: string, opts: ConvertOptions): Conversion {
+  return render([convertApi(text, opts)]);
+}
+
+export function convertApi(text: string, opts: ConvertOptions): ApiConversion {
   const apk = readApkConf(text, opts.fileName);
   return new Converter(apk, opts).run();
+}
+
+/**
+ * Two APIs in one configuration must not make a service of the same name (Kong would refuse the file, or a
+ * second run would replace the first's) nor a route Kong could not tell from another's (same method, path and
+ * hosts: Kong would send both APIs' requests to one of them).
+ */
+function refuseCollisions(apis: ApiConversion[]): void {
+  const services = new Map<string, ApiConversion>();
+  const routes = new Map<string, ApiConversion>();
+  for (const api of apis) {
+    const what = (a: ApiConversion) => `API "${a.name}" of ${a.fileName}`;
+    for (const service of api.services) {
+      const other = services.get(service.name);
+      if (other !== undefined && other !== api)
+        throw new ConversionError(
+          `${api.fileName}: service "${service.name}" of API "${api.name}" is also made by ${what(other)}: the service is named after the API's id (else its name); give one of them another id`,
+        );
+      services.set(service.name, api);
+      for (const route of service.routes) {
+        const key = `${route.methods.join(",")} ${route.paths.join(",")} ${route.hosts?.join(",") ?? "*"}`;
+        const taken = routes.get(key);
+        if (taken !== undefined && taken !== api)
+          throw new ConversionError(
+            `${api.fileName}: API "${api.name}" routes ${route.methods.join(",")} ${route.paths.join(",")} on ${route.hosts?.join(", ") ?? "any host"}, as ${what(taken)} does: Kong could not tell their requests apart; give them different basePaths, versions or environments`,
+          );
+        routes.set(key, api);
+      }
+    }
+  }
+}
+
+/** The declarative configuration of converted APIs, its YAML with a header comment, and what to tell the user. */
+export function render(apis: ApiConversion[]): Conversion {
+  refuseCollisions(apis);
+  const several = apis.length > 1;
+  const prefixed = (api: ApiConversion, text: string) => (several ? `${api.fileName}: ${text}` : text);
+  const config: DeclarativeConfig = { _format_version: "3.0", services: apis.flatMap((a) => a.services) };
+  const secrets = new Map<string, SecretReference>();
+  for (const api of apis) for (const s of api.secrets) secrets.set(s.envVar, s);
+  const header = [
+    ...apis.flatMap((api) => [
+      `# Converted from the apk-conf of API "${api.name}" (${api.prefix}${api.hosts.production ? ` on ${api.hosts.production.join(", ")}` : ""}) by apk-conf-to-kong.`,
+      ...api.header.flatMap((n) => wrap(n, 110).map((line) => `# ${line}`)),
+    ]),
+    ...[...secrets.values()].map(
+      (s) => `# Set ${s.envVar} to key "${s.key}" of Kubernetes secret "${s.secretName}" (${s.reference}).`,
+    ),
+  ].join("\n");
+  return {
+    config,
+    yaml: `${header}\n${stringify(config, { lineWidth: 0 })}`,
+    warnings: apis.flatMap((a) => a.warnings.map((w) => prefixed(a, w))),
+    notes: apis.flatMap((a) => a.notes.map((n) => prefixed(a, n))),
+    secrets: [...secrets.values()],
+  };
 }
 
 class Converter {
   private readonly warnings: string[] = [];
   private readonly notes: string[] = [];
+  /** Warnings the YAML's header repeats: where the converted API does not behave as on APK. */
+  private readonly loud: string[] = [];
   private readonly secrets = new Map<string, SecretReference>();
   private readonly sandboxHost: string;
+  private readonly productionHosts: string[] | undefined;
   private readonly apiName: string;
   private readonly prefix: string;
   private readonly fileName: string;
@@ -106,82 +213,153 @@ class Converter {
     private readonly apk: ApkConf,
     opts: ConvertOptions,
   ) {
-    this.sandboxHost = opts.sandboxHost ?? APK_DEFAULT_SANDBOX_HOST;
     this.fileName = opts.fileName;
     this.apiName = slug(apk.id ?? apk.name);
-    this.prefix = `${apk.basePath.replace(/\/+$/, "")}/${apk.version}`;
+    // APK's returnFullBasePath: the version is appended unless the basePath already ends in it.
+    const base = apk.basePath.replace(/\/+$/, "");
+    this.prefix = base.endsWith(apk.version) ? base : `${base}/${apk.version}`;
+    if (base.endsWith(apk.version))
+      this.notes.push(
+        `basePath ${apk.basePath} already ends in version ${apk.version}: routed under ${this.prefix}, as APK does (it appends the version only to a basePath that does not end in it)`,
+      );
+    const environment = apk.environment;
+    if (environment === undefined || environment === "") {
+      this.sandboxHost = opts.sandboxHost ?? APK_DEFAULT_SANDBOX_HOST;
+      this.productionHosts = undefined;
+    } else {
+      const apkDefault = apkHosts(environment);
+      const given = opts.environmentHosts?.[environment];
+      const production = given?.production ?? apkDefault.production ?? "";
+      this.sandboxHost = given?.sandbox ?? apkDefault.sandbox;
+      for (const [flag, host] of [
+        ["--env-host", production],
+        ["--env-sandbox-host", this.sandboxHost],
+      ] as const) {
+        if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(host))
+          throw located(
+            this.fileName,
+            undefined,
+            "environment",
+            `${show(environment)} makes the host ${show(host)}, which is not a host name; choose one with ${flag} ${environment}=HOST`,
+          );
+      }
+      this.productionHosts = [production];
+      this.notes.push(
+        `environment ${environment}: routed on host ${production} (production) and ${this.sandboxHost} (sandbox)${given ? "" : ", as APK names them for organization default"}`,
+      );
+    }
   }
 
-  run(): Conversion {
+  run(): ApiConversion {
     this.warnUnconverted();
-    const production = (this.apk.endpointConfigurations?.production ?? []).map(endpointUrl);
-    const sandbox = (this.apk.endpointConfigurations?.sandbox ?? []).map(endpointUrl);
+    const production = this.apk.endpointConfigurations?.production ?? [];
+    const sandbox = this.apk.endpointConfigurations?.sandbox ?? [];
     const apiPolicy = this.roundRobinPolicy(this.apk.apiPolicies?.request, "apiPolicies");
-    const firstProduction = production[0] ?? this.firstModelEndpoint(apiPolicy);
-    if (firstProduction === undefined) {
+    const firstProduction = production[0] ? endpointUrl(production[0]) : this.firstModelEndpoint(apiPolicy);
+    if (firstProduction === undefined && sandbox[0] === undefined) {
+      const perOperation = (this.apk.operations ?? []).some((op) => op.endpointConfigurations);
       throw located(
         this.fileName,
         undefined,
-        "endpointConfigurations.production",
-        "is empty and no policy names a model endpoint: there is nowhere to send requests",
+        "endpointConfigurations",
+        `has no production or sandbox endpoint and no policy names a model endpoint: there is nowhere to send requests${perOperation ? " (operation-level endpointConfigurations are not converted)" : ""}`,
       );
     }
-    const operations = (this.apk.operations ?? []).map((op, index) => ({
+    const operations: Op[] = (this.apk.operations ?? []).map((op, index) => ({
       op,
       index,
       policy: this.roundRobinPolicy(op.operationPolicies?.request, `operations[${index}].operationPolicies`),
     }));
-    const routed = operations.filter((o) => apiPolicy !== undefined || o.policy !== undefined);
-    const direct = operations.filter((o) => apiPolicy === undefined && o.policy === undefined);
     const services: Service[] = [];
     const unrouted: Service[] = [];
     const directServices: Service[] = [];
-    const add = (name: string, endpoint: string, hosts: string[] | undefined) => {
-      if (routed.length === 0 && apiPolicy === undefined) {
-        // No plugin anywhere: Kong alone routes, to the endpoint, as before.
-        services.push(this.service(name, name, endpoint, operations, hosts, undefined));
-        return;
+    const add = (env: Env, endpoint: string, config: EndpointConfiguration | undefined) => {
+      const name = env === "production" ? this.apiName : `${this.apiName}-sandbox`;
+      const hosts = env === "production" ? this.productionHosts : [this.sandboxHost];
+      // An operation is routed by the plugin in this environment when its policy (the operation's, which Kong
+      // prefers on the route, else the API's) has models for it. APK's gateway keeps the request's model when the
+      // policy has none for the environment: such requests go to the endpoint as they came, as here.
+      const routed = operations.filter((o) => hasModels(o.policy ?? apiPolicy, env));
+      const direct = operations.filter((o) => !routed.includes(o));
+      const servicePolicy = hasModels(apiPolicy, env) ? apiPolicy : undefined;
+      if (routed.length === 0) {
+        // No plugin in this environment: Kong alone routes, to the endpoint.
+        services.push(this.service(name, name, endpoint, operations, hosts, undefined, env));
+      } else {
+        const service = this.service(name, name, unroutedUrl(endpoint), routed, hosts, servicePolicy, env);
+        services.push(service);
+        unrouted.push(service);
+        if (direct.length > 0) {
+          const other = this.service(`${name}-direct`, name, endpoint, direct, hosts, undefined, env);
+          services.push(other);
+          directServices.push(other);
+        }
       }
-      const service = this.service(name, name, unroutedUrl(endpoint), routed, hosts, apiPolicy);
-      services.push(service);
-      unrouted.push(service);
-      if (direct.length > 0) {
-        const other = this.service(`${name}-direct`, name, endpoint, direct, hosts, undefined);
-        services.push(other);
-        directServices.push(other);
+      // Operations with a policy that has no sandbox models: routed in production, not in sandbox.
+      const modelless = direct.filter((o) => (o.policy ?? apiPolicy) !== undefined);
+      if (env === "sandbox" && modelless.length > 0) {
+        const all = modelless.length === operations.length;
+        this.notes.push(
+          `sandbox: ${all ? "the ModelBasedRoundRobin policy has" : `${describeOps(modelless)}: their policy has`} no sandboxModels, so sandbox requests ${all ? "" : "for them "}go to the sandbox endpoint ${endpoint} with the client's model, as on APK (its gateway keeps the request's model when it has none to choose)`,
+        );
       }
+      this.warnKeyNotSent(env, config, endpoint, routed.length === 0 ? operations : direct, name);
     };
-    add(this.apiName, firstProduction, undefined);
-    if (sandbox[0] !== undefined) add(`${this.apiName}-sandbox`, sandbox[0], [this.sandboxHost]);
+    if (firstProduction !== undefined) add("production", firstProduction, production[0]);
+    else
+      this.notes.push(
+        "no production endpoint: only the sandbox host is routed, as on APK, which makes no production route then",
+      );
+    if (sandbox[0] !== undefined) add("sandbox", endpointUrl(sandbox[0]), sandbox[0]);
     const failClosed = this.failClosedNotes(unrouted, directServices);
     this.notes.push(...failClosed);
-    const config: DeclarativeConfig = { _format_version: "3.0", services };
-    const header = [
-      `# Converted from the apk-conf of API "${this.apk.name}" (${this.prefix}) by apk-conf-to-kong.`,
-      ...failClosed.flatMap((n) => wrap(n, 110).map((line) => `# ${line}`)),
-      ...this.secretsList().map(
-        (s) => `# Set ${s.envVar} to key "${s.key}" of Kubernetes secret "${s.secretName}" (${s.reference}).`,
-      ),
-    ].join("\n");
     return {
-      config,
-      yaml: `${header}\n${stringify(config, { lineWidth: 0 })}`,
+      fileName: this.fileName,
+      name: this.apk.name,
+      prefix: this.prefix,
+      environment: this.apk.environment || undefined,
+      hosts: { production: this.productionHosts, sandbox: this.sandboxHost },
+      services,
       warnings: this.warnings,
       notes: this.notes,
+      header: [...failClosed, ...this.loud],
       secrets: this.secretsList(),
     };
+  }
+
+  /**
+   * endpointSecurity covers every request APK sends to the endpoint. Kong's bundled plugins cannot send a header
+   * whose value is a vault reference (only this plugin's auth_header_value is referenceable), so the operations
+   * Kong routes to the endpoint itself reach it without the key: said loudly, never silently.
+   */
+  private warnKeyNotSent(
+    env: Env,
+    config: EndpointConfiguration | undefined,
+    url: string,
+    ops: Op[],
+    routePrefix: string,
+  ): void {
+    const key = config === undefined ? undefined : apiKeyOf(config);
+    if (key === undefined || ops.length === 0) return;
+    const list = this.apk.endpointConfigurations?.[env] ?? [];
+    const warning = `${endpointField(`endpointConfigurations.${env}`, list, 0)}.endpointSecurity: ${describeOps(ops)} ${ops.length === 1 ? "reaches" : "reach"} ${url} WITHOUT the API key (header ${key.header}, key "${key.key}" of secret "${key.secretName}"): no ModelBasedRoundRobin policy routes ${ops.length === 1 ? "it" : "them"} in ${env}, and Kong's bundled plugins cannot send a vault-referenced header; add the header to route${ops.length === 1 ? "" : "s"} ${ops.map((o) => routeName(routePrefix, o.op)).join(", ")} yourself`;
+    this.warnings.push(warning);
+    this.loud.push(`WARNING: ${warning}`);
   }
 
   private service(
     name: string,
     routePrefix: string,
     url: string,
-    operations: { op: Operation; index: number; policy: Policy | undefined }[],
+    operations: Op[],
     hosts: string[] | undefined,
     apiPolicy: Policy | undefined,
+    env: Env,
   ): Service {
     const servicePath = new URL(url).pathname.replace(/\/+$/, "");
-    const routes = operations.map((o) => this.route(routePrefix, servicePath, o.op, o.policy, hosts));
+    const routes = operations.map((o) =>
+      this.route(routePrefix, servicePath, o.op, hasModels(o.policy, env) ? o.policy : undefined, hosts),
+    );
     return {
       name,
       url,
@@ -212,29 +390,13 @@ class Converter {
     policy: Policy | undefined,
     hosts: string[] | undefined,
   ): Route {
-    const captures: string[] = [];
-    const regex = op.target
-      .split(/(\{[^}]+\})/)
-      .map((part) => {
-        const param = /^\{([^}]+)\}$/.exec(part);
-        if (param === null) return escapeRegex(part);
-        const name = (param[1] as string).replace(/[^A-Za-z0-9_]/g, "_");
-        captures.push(name);
-        return `(?<${name}>[^/]+)`;
-      })
-      .join("");
-    const uri =
-      servicePath +
-      op.target.replace(
-        /\{([^}]+)\}/g,
-        (_m, p: string) => `$(uri_captures.${p.replace(/[^A-Za-z0-9_]/g, "_")})`,
-      );
+    const { regex, upstream } = operationPath(op.target);
     const headers = this.headerPolicies(op);
     // Only the sections a policy filled, so the generated file says what it does and nothing else.
     const sections = Object.fromEntries(Object.entries(headers).filter(([, v]) => v.headers.length > 0));
-    const transformer = { ...sections, replace: { ...sections.replace, uri } };
+    const transformer = { ...sections, replace: { ...sections.replace, uri: servicePath + upstream } };
     return {
-      name: `${serviceName}-${op.verb.toLowerCase()}-${slug(op.target) || "root"}`,
+      name: routeName(serviceName, op),
       methods: [op.verb],
       paths: [`~${escapeRegex(this.prefix)}${regex}$`],
       ...(hosts && { hosts }),
@@ -306,31 +468,21 @@ class Converter {
     };
   }
 
-  /** The API key header of the endpoint configuration that serves this URL, as a vault reference. */
+  /**
+   * The API key header of the endpoint configuration that serves this URL, as a vault reference: a model on the
+   * endpoint sends the endpoint's key, as on APK, where a model's backend is the endpoint's of that host and path.
+   */
   private auth(endpoint: string, env: Env): { auth_header_name?: string; auth_header_value?: string } {
     const config = (this.apk.endpointConfigurations?.[env] ?? []).find((c) =>
       sameUrl(endpointUrl(c), endpoint),
     );
-    const security = config?.endpointSecurity;
-    if (!security?.enabled || !security.securityType) return {};
-    const t = security.securityType as {
-      secretName?: string;
-      in?: string;
-      apiKeyNameKey?: string;
-      apiKeyValueKey?: string;
-    };
-    if (t.apiKeyNameKey === undefined || t.secretName === undefined) return {}; // basic auth: warned about
-    if (t.in === "Query") return {}; // warned about
-    const vaultName = slug(`${t.secretName}-${t.apiKeyValueKey ?? "apikey"}`);
+    const key = config === undefined ? undefined : apiKeyOf(config);
+    if (key === undefined) return {}; // basic auth or a key in the query: warned about
+    const vaultName = slug(`${key.secretName}-${key.key}`);
     const envVar = vaultName.toUpperCase().replace(/-/g, "_");
     const reference = `{vault://env/${vaultName}}`;
-    this.secrets.set(envVar, {
-      envVar,
-      reference,
-      secretName: t.secretName,
-      key: t.apiKeyValueKey ?? "apikey",
-    });
-    return { auth_header_name: t.apiKeyNameKey, auth_header_value: reference };
+    this.secrets.set(envVar, { envVar, reference, secretName: key.secretName, key: key.key });
+    return { auth_header_name: key.header, auth_header_value: reference };
   }
 
   private firstModelEndpoint(policy: Policy | undefined): string | undefined {
@@ -362,12 +514,14 @@ class Converter {
       w(`defaultVersion: not converted (only ${this.prefix} is routed, not the unversioned path)`);
     if (a.additionalProperties) w("additionalProperties: not converted");
     if (a.definitionPath) w("definitionPath: not converted");
+    if (a.keyManagers)
+      w("keyManagers: not converted (configure token validation in a Kong authentication plugin)");
     for (const [env, list] of Object.entries(a.endpointConfigurations ?? {}) as [
       Env,
       EndpointConfiguration[],
     ][]) {
       list.forEach((c, i) => {
-        const where = `endpointConfigurations.${env}[${i}]`;
+        const where = endpointField(`endpointConfigurations.${env}`, list, i);
         for (const key of ["aiRatelimit", "resiliency", "certificate"])
           if (c[key]) w(`${where}.${key}: not converted`);
         if (c.weight !== undefined)
@@ -459,3 +613,62 @@ function wrap(text: string, width: number): string[] {
   if (line !== "") lines.push(line);
   return lines;
 }
+
+type Op = { op: Operation; index: number; policy: Policy | undefined };
+
+/** A route's name: its service's (without -direct), the verb and the target. */
+function routeName(serviceName: string, op: Operation): string {
+  return `${serviceName}-${op.verb.toLowerCase()}-${slug(op.target) || "root"}`;
+}
+
+/** The policy has models for the environment (productionModels is required; sandboxModels is not). */
+function hasModels(policy: Policy | undefined, env: Env): boolean {
+  if (policy === undefined) return false;
+  const p = policy.parameters as { productionModels?: unknown[]; sandboxModels?: unknown[] } | undefined;
+  return ((env === "production" ? p?.productionModels : p?.sandboxModels) ?? []).length > 0;
+}
+
+/** "GET /models" or "GET /models, POST /embeddings". */
+function describeOps(ops: Op[]): string {
+  return ops.map((o) => `${o.op.verb} ${o.op.target}`).join(", ");
+}
+
+/** An API-key header endpointSecurity, the only kind converted. */
+function apiKeyOf(c: EndpointConfiguration): { header: string; secretName: string; key: string } | undefined {
+  const security = c.endpointSecurity;
+  if (!security?.enabled || !security.securityType) return undefined;
+  const t = security.securityType as {
+    secretName?: string;
+    in?: string;
+    apiKeyNameKey?: string;
+    apiKeyValueKey?: string;
+  };
+  if (t.apiKeyNameKey === undefined || t.secretName === undefined || t.in === "Query") return undefined;
+  return { header: t.apiKeyNameKey, secretName: t.secretName, key: t.apiKeyValueKey ?? "apikey" };
+}
+
+/**
+ * An operation's target as a route path after the API's prefix, and the path sent upstream, as APK's
+ * config-deployer and router make them: `{param}` a named capture (one path segment here; APK's `(.*)` takes
+ * any text), one optional trailing slash accepted and not sent on (`.../employee/` reaches `/employee`), and a
+ * trailing `/*` taking the rest of the path, which is sent on.
+ */
+export function operationPath(target: string): { regex: string; upstream: string } {
+  const wildcard = /\/\*$/.test(target);
+  const trimmed = (wildcard ? target.slice(0, -2) : target).replace(/\/+$/, "");
+  const parts = trimmed.split(/(\{[^}]+\})/);
+  const capture = (p: string) => p.replace(/[^A-Za-z0-9_]/g, "_");
+  const regex = parts
+    .map((part) => {
+      const param = /^\{([^}]+)\}$/.exec(part);
+      return param === null ? escapeRegex(part) : `(?<${capture(param[1] as string)}>[^/]+)`;
+    })
+    .join("");
+  const upstream = trimmed.replace(/\{([^}]+)\}/g, (_m, p: string) => `$(uri_captures.${capture(p)})`);
+  if (wildcard)
+    return { regex: `${regex}(?<${WILDCARD}>.*)`, upstream: `${upstream}$(uri_captures.${WILDCARD})` };
+  return { regex: `${regex}/?`, upstream: upstream === "" ? "/" : upstream };
+}
+
+/** The capture of a trailing `/*`. */
+const WILDCARD = "apk_wildcard";

@@ -3,12 +3,18 @@ export class ConversionError extends Error {
   override name = "ConversionError";
 }
 
+/** The file is not an apk-conf at all (a Kubernetes resource, another YAML): skipped in a directory. */
+export class NotAnApkConf extends ConversionError {
+  override name = "NotAnApkConf";
+}
+
 export function located(
   file: string,
   line: number | undefined,
   field: string | undefined,
   problem: string,
+  Kind: typeof ConversionError = ConversionError,
 ): ConversionError {
   const where = line === undefined ? file : `${file}:${line}`;
-  return new ConversionError(field ? `${where}: ${field}: ${problem}` : `${where}: ${problem}`);
+  return new Kind(field ? `${where}: ${field}: ${problem}` : `${where}: ${problem}`);
 }

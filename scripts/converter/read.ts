@@ -4,15 +4,17 @@
  * (apk-conf.schema.json: APK's facts, stricter where APK is too loose).
  */
 import Ajv, { type ErrorObject } from "ajv";
-import { type Document, LineCounter, parseAllDocuments } from "yaml";
+import { type Document, isScalar, isMap as isYamlMap, LineCounter, parseAllDocuments } from "yaml";
 import schema from "./apk-conf.schema.json";
-import { located } from "./errors";
+import { located, NotAnApkConf } from "./errors";
 
 export interface ApkConf {
   id?: string;
   name: string;
   basePath: string;
   version: string;
+  type?: string;
+  environment?: string;
   endpointConfigurations?: { production?: EndpointConfiguration[]; sandbox?: EndpointConfiguration[] };
   operations?: Operation[];
   apiPolicies?: Policies;
@@ -41,7 +43,17 @@ export interface Policy {
   [field: string]: unknown;
 }
 
-const validate = new Ajv({ allErrors: false, strict: false }).compile(schema);
+const validate = new Ajv({ allErrors: true, verbose: true, strict: false }).compile(schema);
+
+/** APK's API types other than REST, by the name their documentation gives them. */
+const OTHER_API_TYPES: Record<string, string> = {
+  GRAPHQL: "a GraphQL API",
+  GRPC: "a gRPC API",
+  WS: "a WebSocket API",
+  WSS: "a WebSocket API",
+  SSE: "a Server-Sent Events API",
+  WEBSUB: "a WebSub API",
+};
 
 export function readApkConf(text: string, file: string): ApkConf {
   const lines = new LineCounter();
@@ -68,22 +80,50 @@ export function readApkConf(text: string, file: string): ApkConf {
       undefined,
       undefined,
       `is a Kubernetes custom resource (kind: ${resource.kind}, apiVersion: ${resource.apiVersion}), not an apk-conf; convert the apk-conf file it was generated from`,
+      NotAnApkConf,
     );
   }
   if (objects.length !== 1)
-    throw located(file, undefined, undefined, `holds ${objects.length} YAML documents; an apk-conf is one`);
+    throw located(
+      file,
+      undefined,
+      undefined,
+      `holds ${objects.length} YAML documents; an apk-conf is one`,
+      NotAnApkConf,
+    );
   const data = objects[0];
+  const doc = list[0] as Document;
+  const lineOf = (path: (string | number)[]) => {
+    const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+    return node?.range ? lines.linePos(node.range[0]).line : undefined;
+  };
   if (!isMap(data))
-    throw located(file, 1, undefined, "is not an apk-conf: expected a YAML mapping at the top");
+    throw located(file, 1, undefined, "is not an apk-conf: expected a YAML mapping at the top", NotAnApkConf);
   if (!["name", "basePath", "version", "operations", "endpointConfigurations"].some((k) => k in data)) {
     throw located(
       file,
       1,
       undefined,
       "is not an apk-conf: it has none of name, basePath, version, operations, endpointConfigurations",
+      NotAnApkConf,
     );
   }
-  if (!validate(data)) throw schemaError(validate.errors?.[0], list[0] as Document, lines, file);
+  // Before the schema: a GraphQL API's operations ("hero", verb QUERY) would otherwise be refused as bad REST ones.
+  if (typeof data.type === "string" && data.type !== "REST") {
+    const kind = OTHER_API_TYPES[data.type.toUpperCase()];
+    throw located(
+      file,
+      lineOf(["type"]),
+      "type",
+      data.type.toUpperCase() === "REST"
+        ? `${show(data.type)}: APK's types are upper case, write REST`
+        : kind === undefined
+          ? `${show(data.type)} is not an APK API type (REST, GRAPHQL, GRPC, WS, SSE, WEBSUB); apk-conf-to-kong converts REST APIs only`
+          : `${data.type} is ${kind}, which apk-conf-to-kong does not convert: it converts REST APIs only (Kong routes them by HTTP method and path)`,
+    );
+  }
+  if (!validate(data)) throw schemaError(validate.errors ?? [], data, doc, lines, file);
+  listEndpointForms(data);
   return data as ApkConf;
 }
 
@@ -91,47 +131,150 @@ function isMap(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
-function schemaError(error: ErrorObject | undefined, doc: Document, lines: LineCounter, file: string) {
+/** Marks a list read from APK 1.2's single form, so that messages name the field as the file has it. */
+const SINGLE_FORM = Symbol("single endpoint configuration");
+
+/** `endpointConfigurations.production[1]`, or `endpointConfigurations.production` for APK 1.2's single form. */
+export function endpointField(prefix: string, list: EndpointConfiguration[], index: number): string {
+  return (list as { [SINGLE_FORM]?: boolean })[SINGLE_FORM] ? prefix : `${prefix}[${index}]`;
+}
+
+/**
+ * APK 1.2 wrote each environment of endpointConfigurations as one endpoint (`production: {endpoint: ...}`), 1.3
+ * and later as a list of them (`production: [{endpoint: ...}]`): the single form is read as a list of one.
+ */
+function listEndpointForms(data: Record<string, unknown>): void {
+  const visit = (holder: unknown) => {
+    if (!isMap(holder)) return;
+    for (const env of ["production", "sandbox"]) {
+      if (isMap(holder[env]))
+        holder[env] = Object.defineProperty([holder[env]], SINGLE_FORM, { value: true });
+    }
+  };
+  visit(data.endpointConfigurations);
+  if (Array.isArray(data.operations))
+    for (const op of data.operations) if (isMap(op)) visit(op.endpointConfigurations);
+}
+
+/** A value for a one-line message: scalars as written, never a whole mapping or list. */
+export function show(value: unknown): string {
+  if (typeof value === "string")
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (Array.isArray(value)) return `a list of ${value.length}`;
+  if (isMap(value)) return "a mapping";
+  return String(value);
+}
+
+/**
+ * The one error to report: an unknown field first (its misspelling is often what a "required" error is about);
+ * then the first error, where a "type" error inside a oneOf only says the value is not of that branch.
+ */
+function pickError(errors: ErrorObject[]): ErrorObject | undefined {
+  const useful = errors.filter((e) => e.keyword !== "if");
+  const unknown = useful.find((e) => e.keyword === "additionalProperties");
+  if (unknown !== undefined) return unknown;
+  // A oneOf's (anyOf's) own error comes after its branches': when no branch said more than "not my type", it is
+  // the one reported.
+  const oneOfs = new Set(
+    useful.filter((e) => e.keyword === "oneOf" || e.keyword === "anyOf").map((e) => e.instancePath),
+  );
+  return useful.find((e) => !(e.keyword === "type" && oneOfs.has(e.instancePath)));
+}
+
+function schemaError(errors: ErrorObject[], data: unknown, doc: Document, lines: LineCounter, file: string) {
+  const error = pickError(errors);
   if (error === undefined) return located(file, undefined, undefined, "does not match the apk-conf schema");
   const path = error.instancePath
     .split("/")
     .slice(1)
     .map((p) => (/^\d+$/.test(p) ? Number(p) : p.replace(/~1/g, "/").replace(/~0/g, "~")));
-  const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
-  const line = node?.range ? lines.linePos(node.range[0]).line : undefined;
+  const value = path.reduce<unknown>(
+    (v, p) => (v as Record<string | number, unknown> | undefined)?.[p],
+    data,
+  );
+  const lineAt = (range: [number, number, number] | null | undefined) =>
+    range ? lines.linePos(range[0]).line : undefined;
+  const line = lineAt((doc.getIn(path, true) as { range?: [number, number, number] } | undefined)?.range);
+  /** The line of the key `name` in the mapping at `path`. */
+  const keyLine = (name: string) => {
+    const map = doc.getIn(path, true);
+    const pair = isYamlMap(map) ? map.items.find((p) => isScalar(p.key) && p.key.value === name) : undefined;
+    return lineAt(isScalar(pair?.key) ? pair.key.range : undefined);
+  };
   const field = path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
+  const child = (name: unknown) => (field ? `${field}.${String(name)}` : String(name));
   switch (error.keyword) {
     case "required":
+      return located(file, line, child(error.params.missingProperty), "is required");
+    case "additionalProperties": {
+      const name = String(error.params.additionalProperty);
+      const known = Object.keys(
+        (error.parentSchema as { properties?: object } | undefined)?.properties ?? {},
+      );
+      const missing = errors
+        .filter((e) => e.keyword === "required" && e.instancePath === error.instancePath)
+        .map((e) => String(e.params.missingProperty));
+      const suggestion = closest(name, missing) ?? closest(name, known);
       return located(
         file,
-        line,
-        field ? `${field}.${error.params.missingProperty}` : String(error.params.missingProperty),
-        "is required",
+        keyLine(name) ?? line,
+        child(name),
+        suggestion === undefined
+          ? `is not a known apk-conf field${known.length > 0 ? ` (known here: ${known.join(", ")})` : ""}`
+          : `is not a known apk-conf field; did you mean ${suggestion}?`,
       );
-    case "additionalProperties":
-      return located(
-        file,
-        line,
-        field ? `${field}.${error.params.additionalProperty}` : String(error.params.additionalProperty),
-        "is not a known apk-conf field",
-      );
+    }
     case "pattern":
       return located(
         file,
         line,
         field,
         /endpoint/.test(field)
-          ? `must be an http(s) URL with a scheme (got ${JSON.stringify(doc.getIn(path))})`
-          : `must match ${error.params.pattern} (got ${JSON.stringify(doc.getIn(path))})`,
+          ? `must be an http(s) URL with a scheme (got ${show(value)})`
+          : `must match ${error.params.pattern} (got ${show(value)})`,
       );
     case "oneOf":
       return located(file, line, field, "must be an http(s) URL or a Kubernetes service {name, port}");
+    case "anyOf":
+      return located(file, line, field, "must be a list of endpoint configurations, or one (APK 1.2's form)");
     default:
-      return located(
-        file,
-        line,
-        field,
-        `${error.message ?? "is invalid"} (got ${JSON.stringify(doc.getIn(path))})`,
-      );
+      return located(file, line, field, `${error.message ?? "is invalid"} (got ${show(value)})`);
   }
+}
+
+/**
+ * The known name `name` most likely misspells: one it abbreviates (its letters in order, the first three alike:
+ * prodModels → productionModels), or one a few edits away; none when nothing is close.
+ */
+export function closest(name: string, known: string[]): string | undefined {
+  const lower = name.toLowerCase();
+  const abbreviates = (k: string) => {
+    const target = k.toLowerCase();
+    if (target.slice(0, 3) !== lower.slice(0, 3)) return false;
+    let i = 0;
+    for (const c of target) if (c === lower[i]) i++;
+    return i === lower.length;
+  };
+  const scored = known
+    .filter((k) => k !== name)
+    .map((k) => ({ k, d: distance(lower, k.toLowerCase()) }))
+    .filter(({ k, d }) => d <= Math.max(2, Math.floor(k.length / 3)) || abbreviates(k))
+    .sort((a, b) => a.d - b.d);
+  return scored[0]?.k;
+}
+
+/** Levenshtein distance. */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(
+        (previous[j] as number) + 1,
+        (row[j - 1] as number) + 1,
+        (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    previous = row;
+  }
+  return previous[b.length] as number;
 }

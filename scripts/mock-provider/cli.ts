@@ -10,14 +10,22 @@
 import { parseArgs } from "node:util";
 import { startMockProvider } from ".";
 
-const { values } = parseArgs({
-  options: {
-    port: { type: "string", default: process.env.MOCK_PORT ?? "8080" },
-    host: { type: "string", default: process.env.MOCK_HOST ?? "0.0.0.0" },
-    name: { type: "string", default: process.env.MOCK_NAME ?? "mock-provider" },
-    "stream-chunk-delay-ms": { type: "string", default: process.env.MOCK_STREAM_CHUNK_DELAY_MS ?? "50" },
-  },
-});
+// Its image ships only this directory: the one-line error is written here, not through scripts/lib/command.
+const { values } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        port: { type: "string", default: process.env.MOCK_PORT ?? "8080" },
+        host: { type: "string", default: process.env.MOCK_HOST ?? "0.0.0.0" },
+        name: { type: "string", default: process.env.MOCK_NAME ?? "mock-provider" },
+        "stream-chunk-delay-ms": { type: "string", default: process.env.MOCK_STREAM_CHUNK_DELAY_MS ?? "50" },
+      },
+    });
+  } catch (error) {
+    process.stderr.write(`mock-provider: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
+})();
 
 const port = Number(values.port);
 const delay = Number(values["stream-chunk-delay-ms"]);

@@ -3,13 +3,16 @@
  * repository's root), and are never copied into it: a clone of the project alone passes `npm test`, and each test
  * that reads them is a cross-check that says in its name it is skipped without them (`describe.skipIf(!HAS_APK)`).
  * The converter's own behaviour is tested on the project's own apk-confs, in spec/fixtures/apk-conf.
+ *
+ * APK_REFERENCE_DIR points the cross-checks elsewhere: `APK_REFERENCE_DIR=/nonexistent npx vitest run` runs the
+ * suite as a clone without ../shared does, without moving anything.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 
 /** The repository's root: vitest runs from it. */
 const ROOT = process.cwd();
-export const APK_DIR = resolve(ROOT, "../shared/apk");
+export const APK_DIR = resolve(ROOT, process.env.APK_REFERENCE_DIR || "../shared/apk");
 export const HAS_APK = existsSync(APK_DIR);
 /** The suffix of every cross-check's name. */
 export const SKIPPED_WITHOUT_APK = "(skipped without ../shared/apk)";
