@@ -616,11 +616,27 @@ function merge(existing: Raw, patch: Raw): Raw {
   return out;
 }
 
-/** The declarative form of a configuration (`GET /config`): flat lists, references by id. */
+/**
+ * The declarative form of a configuration (`GET /config`): flat lists, and every reference to another entity
+ * as its bare id (K3.9.3 kong/db/declarative/export.lua export_from_db_impl: `row[foreign_name] = id` unless
+ * foreigns are expanded, which GET /config does not ask for), so that the export loads back as it is.
+ */
 function exportConfig(config: KongConfig): Raw {
   const out: Raw = { _format_version: "3.0", _transform: false };
   for (const [entity, list] of Object.entries(config)) {
-    if ((list as unknown[]).length > 0) out[entity] = list;
+    if ((list as unknown[]).length === 0) continue;
+    out[entity] = (list as Raw[]).map((row) =>
+      Object.fromEntries(
+        Object.entries(row).map(([field, value]) => [field, isForeignKey(value) ? value.id : value]),
+      ),
+    );
   }
   return out;
+}
+
+/** `{ id: "..." }` and nothing else: how the double keeps a reference to another entity. */
+function isForeignKey(value: unknown): value is { id: string } {
+  return (
+    isPlainObject(value) && Object.keys(value).length === 1 && typeof (value as Raw).id === "string"
+  );
 }

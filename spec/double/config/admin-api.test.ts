@@ -86,6 +86,34 @@ services:
     });
   });
 
+  it("exports with GET /config as Kong does (references as bare ids), and the export loads back unchanged", async () => {
+    const { call, store } = setup("off");
+    const yaml = `
+_format_version: "3.0"
+services:
+- name: svc
+  host: upstream.test
+  routes:
+  - name: r
+    paths: [/]
+    plugins:
+    - name: greeter
+consumers:
+- username: ann
+  keyauth_credentials:
+  - key: k1
+`;
+    expect((await call("POST", "/config", yaml)).status).toBe(201);
+    const before = structuredClone(store.config);
+    const exported = await call("GET", "/config");
+    expect(exported.status).toBe(200);
+    const text = (exported.body as { config: string }).config;
+    const serviceId = before.services[0]?.id as string;
+    expect(text).toContain(`service: ${serviceId}`);
+    expect((await call("POST", "/config", text)).status).toBe(201);
+    expect(store.config).toEqual(before);
+  });
+
   it("answers 304 to ?check_hash=1 when the same configuration is posted again", async () => {
     const { call } = setup("off");
     const body = { config: '_format_version: "3.0"\nconsumers:\n- username: bobby_tables\n' };
