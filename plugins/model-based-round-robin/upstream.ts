@@ -9,6 +9,12 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Attempt, AttemptResult } from "./core/failover";
 
+/**
+ * The largest answer held for the client: the whole answer passes through this one process, which serves every
+ * Kong worker, so a misbehaving endpoint must not be able to fill its memory.
+ */
+export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
 /** Idle connections kept per provider host and port (Kong's upstream_keepalive_pool_size is 512 per pool). */
 const MAX_FREE_SOCKETS = 256;
 
@@ -39,18 +45,25 @@ function sendOnce(attempt: Attempt, mayRetryStale: boolean): Promise<AttemptResu
       for (const timer of timers) clearTimeout(timer);
       resolve(result);
     };
-    const req = (https ? httpsRequest : httpRequest)({
-      host: attempt.host,
-      port: attempt.port,
-      method: attempt.method,
-      path: attempt.target,
-      headers: attempt.headers,
-      setHost: false,
-      agent: https ? (attempt.tlsVerify ? agents.verified : agents.unverified) : agents.http,
-    });
-    const fail = (why: "connect" | "timeout" | "budget", message: string) => {
+    let req: ReturnType<typeof httpRequest>;
+    try {
+      req = (https ? httpsRequest : httpRequest)({
+        host: attempt.host,
+        port: attempt.port,
+        method: attempt.method,
+        path: attempt.target,
+        headers: attempt.headers,
+        setHost: false,
+        agent: https ? (attempt.tlsVerify ? agents.verified : agents.unverified) : agents.http,
+      });
+    } catch (error) {
+      // A header or path Node will not send (a control character): the request's fault, not the endpoint's.
+      settle({ kind: "failed", why: "refused", message: `request not sent: ${(error as Error).message}` });
+      return;
+    }
+    const fail = (why: "connect" | "timeout" | "budget", message: string, during?: "connect" | "read") => {
       if (settled) return; // a connection handed back to the pool must not be touched
-      settle({ kind: "failed", why, message });
+      settle({ kind: "failed", why, message, ...(during !== undefined && { during }) });
       req.destroy();
     };
     timers.push(
@@ -59,22 +72,42 @@ function sendOnce(attempt: Attempt, mayRetryStale: boolean): Promise<AttemptResu
         Math.max(0, attempt.deadlineMs - Date.now()),
       ),
     );
-    const connectTimer = setTimeout(() => fail("timeout", "timed out connecting"), attempt.connectTimeoutMs);
+    const connectTimer = setTimeout(
+      () => fail("timeout", "timed out connecting", "connect"),
+      attempt.connectTimeoutMs,
+    );
     timers.push(connectTimer);
     req.on("socket", (socket) => {
       if (!socket.connecting) clearTimeout(connectTimer);
       else socket.once(https ? "secureConnect" : "connect", () => clearTimeout(connectTimer));
     });
     // The socket's idle time: waiting for the head after sending, and between two reads of the body.
-    req.setTimeout(attempt.readTimeoutMs, () => fail("timeout", "timed out reading the answer"));
+    req.setTimeout(attempt.readTimeoutMs, () => fail("timeout", "timed out reading the answer", "read"));
     req.on("response", (res: IncomingMessage) => {
       answered = true;
+      // Kong can only answer 100-599 (kong.response.exit raises otherwise); nginx calls such a peer broken.
+      const status = res.statusCode ?? 0;
+      if (status < 100 || status > 599) {
+        fail("connect", `invalid status ${status} in the answer`);
+        return;
+      }
       const chunks: Buffer[] = [];
-      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      let size = 0;
+      res.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_ANSWER_BYTES) {
+          if (!settled) {
+            settle({ kind: "failed", why: "refused", message: `answer over ${MAX_ANSWER_BYTES} bytes` });
+            req.destroy();
+          }
+          return;
+        }
+        chunks.push(chunk);
+      });
       res.on("end", () => {
         settle({
           kind: "answer",
-          status: res.statusCode ?? 502,
+          status,
           headers: headersOf(res),
           body: Buffer.concat(chunks),
         });

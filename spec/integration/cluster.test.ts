@@ -328,6 +328,17 @@ describe("policy redis: two Kong nodes share suspensions through one Redis", () 
     expect(await picks(a, 2)).toEqual(["m-d", "m-d"]);
   });
 
+  it("ignores whatever else arrives on the channel, and goes on sharing", async () => {
+    await configure();
+    const crashesBefore = crashes(a) + crashes(b);
+    for (const junk of ["null", "[]", "42", "not json", '{"change":null}', '{"change":{"kind":"suspended"}}'])
+      await redis.client().publish("model-based-round-robin:changes:0", junk);
+    rateLimit("m-a", "30");
+    await until429(a);
+    await skips(b, ["m-a"], 2000);
+    expect(crashes(a) + crashes(b)).toBe(crashesBefore);
+  });
+
   it("starts a restarted plugin server (no state file) from the cluster's state, from its first request", async () => {
     await configure();
     expect(await next(b)).toBe("m-a");

@@ -56,7 +56,18 @@ export interface Attempt {
 
 export type AttemptResult =
   | { kind: "answer"; status: number; headers: Record<string, string | string[]>; body: Buffer }
-  | { kind: "failed"; why: "connect" | "timeout" | "budget"; message: string };
+  /**
+   * connect: no connection, a broken one, or an answer no HTTP peer sends (a status outside 100-599); timeout:
+   * the service's connect or read timeout; budget: failover_timeout ran out; refused: the request could not be
+   * sent as it is, or the answer was over MAX_ANSWER_BYTES, which says nothing of the endpoint's health.
+   */
+  | {
+      kind: "failed";
+      why: "connect" | "timeout" | "budget" | "refused";
+      message: string;
+      /** For a timeout: which of the attempt's two timeouts ran out. */
+      during?: "connect" | "read";
+    };
 
 export type Send = (attempt: Attempt) => Promise<AttemptResult>;
 
@@ -144,13 +155,21 @@ export function attemptHeaders(
   for (const [name, values] of Object.entries(clientHeaders)) {
     if (values === undefined || NOT_FORWARDED.has(name) || named.has(name) || cleared.has(name)) continue;
     if (own !== undefined && name === own.name.toLowerCase()) continue;
-    out[name] = values.length === 1 ? (values[0] as string) : values;
+    out[name] = values.length === 1 ? asBytes(values[0] as string) : values.map(asBytes);
   }
   const host = route.entry.host;
   out.host = host.includes(":") ? `[${host}]` : host;
-  if (own !== undefined) out[own.name] = own.value;
+  if (own !== undefined) out[own.name] = asBytes(own.value);
   out["content-length"] = String(bodyLength);
   return out;
+}
+
+/**
+ * A header value as the bytes it arrived in: Kong hands it over decoded as UTF-8, and Node's HTTP client sends
+ * each character as one byte (latin1), refusing any above U+00FF. Kong's own proxying passes the bytes on.
+ */
+function asBytes(value: string): string {
+  return /^[\x00-\x7f]*$/.test(value) ? value : Buffer.from(value, "utf8").toString("latin1");
 }
 
 /**
@@ -185,6 +204,10 @@ export async function failover(
     attempts++;
     const body = route.body ?? request.body.raw;
     const startedMs = now();
+    const connectMs = request.timeouts.connectMs ?? KONG_DEFAULT_TIMEOUT_MS;
+    const readMs = request.timeouts.readMs ?? KONG_DEFAULT_TIMEOUT_MS;
+    // A timeout the budget shortened says the budget ran out, not that the endpoint is down.
+    const cut = { connect: deadlineMs - startedMs < connectMs, read: deadlineMs - startedMs < readMs };
     const result = await send({
       scheme: route.entry.scheme,
       host: route.entry.host,
@@ -193,15 +216,13 @@ export async function failover(
       target: joinPath(route.entry.basePath, relative) + (request.query === "" ? "" : `?${request.query}`),
       headers: attemptHeaders(route, request.headers, body.length),
       body,
-      connectTimeoutMs: Math.min(
-        request.timeouts.connectMs ?? KONG_DEFAULT_TIMEOUT_MS,
-        deadlineMs - startedMs,
-      ),
-      readTimeoutMs: Math.min(request.timeouts.readMs ?? KONG_DEFAULT_TIMEOUT_MS, deadlineMs - startedMs),
+      connectTimeoutMs: Math.min(connectMs, deadlineMs - startedMs),
+      readTimeoutMs: Math.min(readMs, deadlineMs - startedMs),
       deadlineMs,
       tlsVerify: settings.tlsVerify,
     });
-    const warning = observe(config, balancer, env, route.entry, result, now());
+    const cutByBudget = result.kind === "failed" && result.why === "timeout" && cut[result.during ?? "read"];
+    const warning = observe(config, balancer, env, route.entry, result, now(), cutByBudget);
     if (warning !== undefined) warnings.push(warning);
     if (result.kind === "answer") {
       if (!settings.onStatuses.has(result.status)) {
@@ -270,8 +291,14 @@ function observe(
   entry: Entry,
   result: AttemptResult,
   nowMs: number,
+  cutByBudget: boolean,
 ): string | undefined {
   if (result.kind === "failed") {
+    // Only the endpoint's own failure benches it: not the budget's end (a provider slower than what was left of
+    // the budget is not down), not a request that could not be sent or an answer too large to hold.
+    if (result.why === "budget" || result.why === "refused" || cutByBudget) {
+      return undefined;
+    }
     const benchMs = balancer.benchUnreachable(env, entry.key, nowMs);
     if (benchMs <= 0) return undefined;
     return `benched ${entry.key} (${env}) for ${benchMs} ms: the plugin could not reach it (${result.message})`;
@@ -308,7 +335,7 @@ function unreachableRefusal(
   failure: Extract<AttemptResult, { kind: "failed" }> | undefined,
   budgetMs: number,
 ): Refusal {
-  const timedOut = failure?.why !== "connect";
+  const timedOut = failure?.why === "timeout" || failure?.why === "budget";
   const message =
     failure?.why === "budget"
       ? `no provider answered within the failover budget of ${budgetMs / 1000} s (failover_timeout)`

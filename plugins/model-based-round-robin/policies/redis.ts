@@ -31,6 +31,8 @@ const PREFIX = "model-based-round-robin";
 const SUSPECT_TTL_MS = 24 * 3600 * 1000;
 /** Changes kept for Redis while it is away; beyond this the oldest are dropped (the others still get there). */
 const MAX_PENDING = 10_000;
+/** The longest the first requests of a configuration wait for the cluster's state, whatever redis.timeout says. */
+const MAX_FIRST_WAIT_MS = 10_000;
 /** Reconnection backoff: 100 ms doubling to 5 s. */
 const RECONNECT_FIRST_MS = 100;
 const RECONNECT_MAX_MS = 5000;
@@ -215,7 +217,13 @@ class RedisLink {
         this.outage("connection closed");
       });
     }
-    this.subscriber.on("message", (_channel: string, message: string) => this.receive(message));
+    this.subscriber.on("message", (_channel: string, message: string) => {
+      try {
+        this.receive(message);
+      } catch (error) {
+        this.log(`ignored a message on ${this.channel}: ${messageOf(error)}`);
+      }
+    });
   }
 
   status(): RedisLinkStatus {
@@ -255,7 +263,8 @@ class RedisLink {
     if (first === undefined) return undefined;
     let timer: NodeJS.Timeout | undefined;
     const limit = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.settings.timeoutMs);
+      // redis.timeout may be set far above what Kong waits for a plugin server's answer (60 s by default).
+      timer = setTimeout(resolve, Math.min(this.settings.timeoutMs, MAX_FIRST_WAIT_MS));
     });
     return Promise.race([first.done, limit]).finally(() => {
       clearTimeout(timer);
@@ -336,13 +345,15 @@ class RedisLink {
 
   /** Takes in a change another node published. */
   private receive(message: string): void {
+    // Anything may arrive on the channel (another version, a hand-typed PUBLISH): it runs in ioredis's socket
+    // handler, where a throw would end the plugin server.
     let parsed: { node?: unknown; change?: unknown };
     try {
       parsed = JSON.parse(message) as typeof parsed;
     } catch {
       return;
     }
-    if (parsed.node === this.node) return;
+    if (parsed === null || typeof parsed !== "object" || parsed.node === this.node) return;
     const change = asChange(parsed.change);
     if (change !== undefined && this.plugins.has(change.pluginId)) applyShared(change);
   }

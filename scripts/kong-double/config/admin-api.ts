@@ -636,7 +636,5 @@ function exportConfig(config: KongConfig): Raw {
 
 /** `{ id: "..." }` and nothing else: how the double keeps a reference to another entity. */
 function isForeignKey(value: unknown): value is { id: string } {
-  return (
-    isPlainObject(value) && Object.keys(value).length === 1 && typeof (value as Raw).id === "string"
-  );
+  return isPlainObject(value) && Object.keys(value).length === 1 && typeof (value as Raw).id === "string";
 }

@@ -199,6 +199,50 @@ describe("failing over", () => {
     expect(outcome.answer.status).toBe(504);
   });
 
+  it("benches no entry for the budget's end: neither when it ran out nor when it cut a timeout short", async () => {
+    const { config, balancer } = setup({ failover_timeout: 1 });
+    let clock = 0;
+    const outcomes: AttemptResult[] = [
+      { kind: "failed", why: "timeout", message: "timed out reading the answer", during: "read" },
+      { kind: "failed", why: "budget", message: "no answer" },
+    ];
+    const outcome = await failover(
+      config,
+      balancer,
+      firstRoute(config, balancer),
+      request,
+      async (attempt) => {
+        clock = attempt.deadlineMs - 500;
+        return outcomes.shift() ?? { kind: "failed", why: "budget", message: "no answer" };
+      },
+      () => clock,
+    );
+    expect(outcome.answer.status).toBe(504);
+    expect(outcome.warnings).toEqual([]);
+    // None was benched before: each one's first bench is the shortest.
+    for (const entry of config.production)
+      expect(balancer.benchUnreachable("production", entry.key)).toBe(5000);
+  });
+
+  it("benches no entry for a request Node will not send or an answer too large to hold", async () => {
+    const { config, balancer } = setup();
+    const outcome = await failover(config, balancer, firstRoute(config, balancer), request, async () => ({
+      kind: "failed",
+      why: "refused",
+      message: "request not sent",
+    }));
+    expect(outcome.answer.status).toBe(502);
+    expect(outcome.warnings).toEqual([]);
+  });
+
+  it("sends a header value as the bytes Kong read (UTF-8), which Node's client would refuse as characters", () => {
+    const { config, balancer } = setup();
+    const route = firstRoute(config, balancer);
+    const headers = attemptHeaders(route, { "x-user": ["Zoë 🚀"], "x-plain": ["ascii"] }, 2);
+    expect(Buffer.from(headers["x-user"] as string, "latin1").toString("utf8")).toBe("Zoë 🚀");
+    expect(headers["x-plain"]).toBe("ascii");
+  });
+
   it("gives each attempt the service's timeouts, within what is left of the budget", async () => {
     const { config, balancer } = setup();
     const sent: Attempt[] = [];
