@@ -325,7 +325,7 @@ export const Schema = [
             default: 2000,
             between: [0, 2147483646],
             description:
-              "Milliseconds allowed to connect and for each Redis command; also the longest a starting node waits for the cluster's state before it serves.",
+              "Milliseconds allowed to connect and for each Redis command; also the longest (at most 10 s) a starting node waits for the cluster's state before it serves.",
           },
         },
         {

@@ -12,11 +12,12 @@ afterEach(() => new Promise<void>((resolve) => (server ? server.close(() => reso
 /** A TCP server that answers every request with `answer` (written raw), then leaves the socket to the peer. */
 function rawServer(answer: (socket: import("node:net").Socket) => void): Promise<number> {
   return new Promise((resolve) => {
-    server = createServer((socket) => {
+    const listening = createServer((socket) => {
       socket.once("data", () => answer(socket));
       socket.on("error", () => undefined);
     });
-    server.listen(0, "127.0.0.1", () => resolve((server?.address() as { port: number }).port));
+    server = listening;
+    listening.listen(0, "127.0.0.1", () => resolve((listening.address() as { port: number }).port));
   });
 }
 

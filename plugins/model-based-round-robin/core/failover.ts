@@ -169,7 +169,10 @@ export function attemptHeaders(
  * each character as one byte (latin1), refusing any above U+00FF. Kong's own proxying passes the bytes on.
  */
 function asBytes(value: string): string {
-  return /^[\x00-\x7f]*$/.test(value) ? value : Buffer.from(value, "utf8").toString("latin1");
+  // Plain ASCII (the common case) is the same either way.
+  return Buffer.byteLength(value, "utf8") === value.length
+    ? value
+    : Buffer.from(value, "utf8").toString("latin1");
 }
 
 /**
