@@ -17,6 +17,18 @@ const GREETER: PluginInfo = {
     { note: { type: "string" } },
   ],
 };
+/** A service with a route and the greeter plugin on the route, as a declarative file. */
+const SERVICE_WITH_GREETER = `
+_format_version: "3.0"
+services:
+- name: svc
+  host: upstream.test
+  routes:
+  - name: r
+    paths: [/]
+    plugins:
+    - name: greeter
+`;
 const PLUGINS = new Map<string, PluginInfo>([...BUNDLED_PLUGINS, [GREETER.name, GREETER]]);
 
 function setup(database: "off" | "postgres") {
@@ -53,17 +65,7 @@ describe("Admin API, DB-less (database = off)", () => {
 
   it("loads a declarative config with POST /config, replaces everything and tells the listeners", async () => {
     const { call, store, changes } = setup("off");
-    const yaml = `
-_format_version: "3.0"
-services:
-- name: svc
-  host: upstream.test
-  routes:
-  - name: r
-    paths: [/]
-    plugins:
-    - name: greeter
-`;
+    const yaml = SERVICE_WITH_GREETER;
     const first = await call("POST", "/config", yaml);
     expect(first.status).toBe(201);
     const serviceId = store.config.services[0]?.id as string;
@@ -88,17 +90,7 @@ services:
 
   it("exports with GET /config as Kong does (references as bare ids), and the export loads back unchanged", async () => {
     const { call, store } = setup("off");
-    const yaml = `
-_format_version: "3.0"
-services:
-- name: svc
-  host: upstream.test
-  routes:
-  - name: r
-    paths: [/]
-    plugins:
-    - name: greeter
-consumers:
+    const yaml = `${SERVICE_WITH_GREETER}consumers:
 - username: ann
   keyauth_credentials:
   - key: k1
