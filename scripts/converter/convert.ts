@@ -390,11 +390,11 @@ class Converter {
     policy: Policy | undefined,
     hosts: string[] | undefined,
   ): Route {
-    const { regex, upstream } = operationPath(op.target);
+    const { regex, upstream } = operationPath(op.target, servicePath);
     const headers = this.headerPolicies(op);
     // Only the sections a policy filled, so the generated file says what it does and nothing else.
     const sections = Object.fromEntries(Object.entries(headers).filter(([, v]) => v.headers.length > 0));
-    const transformer = { ...sections, replace: { ...sections.replace, uri: servicePath + upstream } };
+    const transformer = { ...sections, replace: { ...sections.replace, uri: upstream } };
     return {
       name: routeName(serviceName, op),
       methods: [op.verb],
@@ -648,12 +648,13 @@ function apiKeyOf(c: EndpointConfiguration): { header: string; secretName: strin
 }
 
 /**
- * An operation's target as a route path after the API's prefix, and the path sent upstream, as APK's
+ * An operation's target as a route path after the API's prefix, and the path sent upstream (after `base`, the
+ * endpoint's path), as APK's
  * config-deployer and router make them: `{param}` a named capture (one path segment here; APK's `(.*)` takes
  * any text), one optional trailing slash accepted and not sent on (`.../employee/` reaches `/employee`), and a
  * trailing `/*` taking the rest of the path, which is sent on.
  */
-export function operationPath(target: string): { regex: string; upstream: string } {
+export function operationPath(target: string, base = ""): { regex: string; upstream: string } {
   const wildcard = /\/\*$/.test(target);
   const trimmed = (wildcard ? target.slice(0, -2) : target).replace(/\/+$/, "");
   const parts = trimmed.split(/(\{[^}]+\})/);
@@ -665,9 +666,14 @@ export function operationPath(target: string): { regex: string; upstream: string
     })
     .join("");
   const upstream = trimmed.replace(/\{([^}]+)\}/g, (_m, p: string) => `$(uri_captures.${capture(p)})`);
+  if (wildcard && base + upstream === "") {
+    // Nothing before the rest of the path (`/*` on an endpoint without a path): the slash stays outside the
+    // capture, or the API's bare prefix would send an empty path, which Kong refuses with a 500.
+    return { regex: `${regex}/?(?<${WILDCARD}>.*)`, upstream: `/$(uri_captures.${WILDCARD})` };
+  }
   if (wildcard)
-    return { regex: `${regex}(?<${WILDCARD}>.*)`, upstream: `${upstream}$(uri_captures.${WILDCARD})` };
-  return { regex: `${regex}/?`, upstream: upstream === "" ? "/" : upstream };
+    return { regex: `${regex}(?<${WILDCARD}>.*)`, upstream: `${base}${upstream}$(uri_captures.${WILDCARD})` };
+  return { regex: `${regex}/?`, upstream: base + (upstream === "" ? "/" : upstream) };
 }
 
 /** The capture of a trailing `/*`. */

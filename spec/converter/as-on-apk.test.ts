@@ -175,6 +175,16 @@ describe("2. a trailing slash, as APK's router accepts it", () => {
       await send("any.test", "GET", "/files-api/v1/files/a/b.txt");
       expect(seen("b.test")).toEqual(["GET /store/files/a/b.txt"]);
     });
+
+    it("sends / for the bare prefix of a /* target on an endpoint without a path, and the rest after it", async () => {
+      const root = `name: r\nbasePath: /root-api\nversion: v1\nendpointConfigurations:\n  production:\n    - endpoint: http://b.test\noperations:\n  - target: /*\n    verb: GET\n`;
+      await load(render([convertApi(root, { fileName: "root.apk-conf" })]).yaml);
+      clear();
+      for (const path of ["/root-api/v1", "/root-api/v1/", "/root-api/v1/a/b"]) {
+        expect((await send("any.test", "GET", path)).text).not.toContain(NO_ROUTE);
+      }
+      expect(seen("b.test")).toEqual(["GET /", "GET /", "GET /a/b"]);
+    });
   });
 });
 

@@ -7,7 +7,7 @@
  */
 import { appendFileSync } from "node:fs";
 import type { KongConfig, PluginEntity } from "../config/model";
-import { pdkErrorPage } from "./error-page";
+import { handlerErrorPage, pdkErrorPage } from "./error-page";
 import { cjsonEncode, toLua } from "./lua-value";
 import { escapeUri, parseQuery } from "./pdk";
 import type { ExitResponse, RequestState } from "./request-state";
@@ -31,7 +31,7 @@ export function emulatedAccess(
   config: KongConfig,
 ): ExitResponse | undefined {
   if (plugin.name === "key-auth") return keyAuth(plugin.config, state, config);
-  if (plugin.name === "request-transformer") requestTransformer(plugin.config, state);
+  if (plugin.name === "request-transformer") return requestTransformer(plugin.config, state);
   if (plugin.name === "request-termination") return requestTermination(plugin.config, state);
   return undefined;
 }
@@ -78,7 +78,7 @@ function keyAuth(
   return undefined;
 }
 
-function requestTransformer(conf: Record<string, unknown>, state: RequestState): void {
+function requestTransformer(conf: Record<string, unknown>, state: RequestState): ExitResponse | undefined {
   const headers = state.upstream.headers;
   const list = (section: string) =>
     ((conf[section] as Record<string, string[]> | undefined)?.headers ?? []) as string[];
@@ -104,8 +104,15 @@ function requestTransformer(conf: Record<string, unknown>, state: RequestState):
       /\$\(uri_captures(?:\.(\w+)|\[["'](\w+)["']\])\)/g,
       (_m, a?: string, b?: string) => state.uriCaptures[(a ?? b) as string] ?? "",
     );
+    // K3.9.3 kong/pdk/service/request.lua set_path raises "path must start with /": the access phase fails, and
+    // Kong answers its 500. (An empty template, `replace.uri: ""`, renders nil and sets nothing.)
+    if (uri === "") return undefined;
+    if (!filled.startsWith("/")) {
+      return { ...handlerErrorPage(state.client.headers, 500, state.id), source: "error" };
+    }
     state.upstream.uri = escapeUri(filled);
   }
+  return undefined;
 }
 
 /** K3.9.3 kong/plugins/request-termination/handler.lua DEFAULT_RESPONSE: the message when config.message is unset. */
