@@ -5,12 +5,12 @@
  * answers a call it rejects (the request would hang until Kong's 500).
  */
 import { type Balancer, balancerFor } from "./core/balancer";
-import { isInsufficientQuota } from "./core/billing";
+import { billingSuspension, isInsufficientQuota } from "./core/billing";
 import { CHOICE_LOG_KEY, choiceLog, modelHeaders, routedFrom } from "./core/choice-log";
 import { ConfigError, normalizeConfig, type RoundRobinConfig } from "./core/config";
 import { failover } from "./core/failover";
 import { countRefusal } from "./core/metrics";
-import { errorResponse } from "./core/openai-error";
+import { errorCode, errorResponse, type OpenAiError } from "./core/openai-error";
 import {
   admit,
   CLIENT_CREDENTIAL_HEADERS,
@@ -25,6 +25,7 @@ import {
   selfProxies,
 } from "./core/routing";
 import {
+  firstValues,
   isUnreachable,
   mayBeUnreachable,
   needsHeaders,
@@ -34,6 +35,7 @@ import {
 import type { HeaderMap, Pdk, ServiceEntity } from "./pdk";
 import { policyFor } from "./policies";
 import { startStatusListenerOnce } from "./status";
+import { logToStderr } from "./stderr-log";
 import { sendAttempt } from "./upstream";
 
 /** A failover request's answer, sent with kong.response.exit: the provider's (or the plugin's own). */
@@ -43,7 +45,7 @@ interface Answer {
   body: Buffer | string;
   headers: Record<string, string | string[]>;
   /** The answer is one of the plugin's own refusals (all suspended, no provider reachable): counted as one. */
-  refusalCode?: string | undefined;
+  refusal?: OpenAiError | undefined;
 }
 
 /**
@@ -80,7 +82,7 @@ export class ModelBasedRoundRobinHandler {
     this.scoped = typeof scope?.service_id === "string" || typeof scope?.route_id === "string";
     try {
       this.config = normalizeConfig(rawConfig);
-      const policy = policyFor(this.config, logOutsideRequests);
+      const policy = policyFor(this.config, logToStderr);
       this.balancer = balancerFor(this.config, policy);
       this.loading = policy.ready();
     } catch (error) {
@@ -103,14 +105,11 @@ export class ModelBasedRoundRobinHandler {
     });
     // kong-pdk does not await exit and Kong never answers a call after it: it must be the handler's last.
     if (outcome.kind === "answer") {
-      if (outcome.refusalCode !== undefined)
-        countRefusal(this.config?.pluginId ?? this.pluginId, outcome.refusalCode);
+      if (outcome.refusal !== undefined)
+        countRefusal(this.config?.pluginId ?? this.pluginId, errorCode(outcome.refusal));
       kong.response.exit(outcome.status, outcome.body, outcome.headers);
     } else if (outcome.kind === "refuse") {
-      countRefusal(
-        this.config?.pluginId ?? this.pluginId,
-        outcome.body.error.code ?? outcome.body.error.type,
-      );
+      countRefusal(this.config?.pluginId ?? this.pluginId, errorCode(outcome.body));
       const response = errorResponse(outcome.body, outcome.headers);
       kong.response.exit(outcome.status, response.body, response.headers);
     }
@@ -164,8 +163,7 @@ export class ModelBasedRoundRobinHandler {
       const outcome = await failover(config, balancer, decision, request, sendAttempt);
       for (const warning of outcome.warnings) await kong.log.warn(warning);
       await kong.log.setSerializeValue(CHOICE_LOG_KEY, outcome.log);
-      const error = outcome.refusal?.body.error;
-      return { kind: "answer", ...outcome.answer, refusalCode: error && (error.code ?? error.type) };
+      return { kind: "answer", ...outcome.answer, refusal: outcome.refusal?.body };
     }
 
     await sendTo(kong, decision, config);
@@ -214,7 +212,7 @@ export class ModelBasedRoundRobinHandler {
     let headers: Record<string, string | undefined> = {};
     let suspension: Suspension | undefined;
     if (needsHeaders(status, config)) {
-      headers = flatten((await kong.response.getHeaders()) ?? {});
+      headers = firstValues((await kong.response.getHeaders()) ?? {});
       suspension = suspensionFromResponse(status, headers, config, Date.now());
     }
     if (suspension === undefined && !unreachable && !recovering) return;
@@ -242,10 +240,7 @@ export class ModelBasedRoundRobinHandler {
     if (byStatus && routed.probe && (await kong.nginx.getCtx("buffered_proxying")) === true) {
       const body = toBuffer(await kong.service.response.getRawBody());
       if (isInsufficientQuota(body, headers["content-encoding"])) {
-        suspension = {
-          durationMs: config.billingSeconds * 1000,
-          reason: `HTTP ${status} insufficient_quota: billing exhausted`,
-        };
+        suspension = billingSuspension(status, config.billingSeconds);
       }
     }
     balancer.suspend(routed.env, routed.entryKey, suspension.durationMs, Date.now(), suspension.reason);
@@ -291,25 +286,11 @@ function requestHead(headers: HeaderMap, upgrade: string | undefined): RequestHe
   };
 }
 
-function flatten(headers: HeaderMap): Record<string, string | undefined> {
-  const out: Record<string, string | undefined> = {};
-  for (const [name, values] of Object.entries(headers)) out[name.toLowerCase()] = values?.[0];
-  return out;
-}
-
 function toBuffer(raw: Buffer | string | undefined): Buffer {
   if (raw === undefined) return Buffer.alloc(0);
   return typeof raw === "string"
     ? Buffer.from(raw, "utf8")
     : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-}
-
-/**
- * Kong's log needs a request (kong.log is a PDK call): what happens between requests (Redis coming and going)
- * goes to the plugin server's stderr, which Kong copies into its error log.
- */
-function logOutsideRequests(message: string): void {
-  process.stderr.write(`[model-based-round-robin] ${message}\n`);
 }
 
 function parseJson(text: string | undefined): unknown {

@@ -7,12 +7,13 @@
 import { ModelBasedRoundRobinHandler } from "./handler";
 import { keepStateIn, STATE_FILE_ENV } from "./persistence";
 import { EntityChecks, Schema } from "./schema";
+import { logToStderr } from "./stderr-log";
 
 // Loaded once per plugin server process: what the previous process learned is taken in before any request.
 const stateFile = process.env[STATE_FILE_ENV];
 if (stateFile !== undefined && stateFile !== "") {
   // stderr: stdout of the query command must stay pure JSON.
-  keepStateIn(stateFile, (message) => process.stderr.write(`[model-based-round-robin] ${message}\n`));
+  keepStateIn(stateFile, logToStderr);
 }
 
 export const Name = "model-based-round-robin";

@@ -32,6 +32,20 @@ export function isInsufficientQuota(body: Buffer, contentEncoding?: string): boo
   return code === MARKER || type === MARKER;
 }
 
+/**
+ * What an `insufficient_quota` answer does to its entry: a bench of insufficient_quota_suspend_duration, not
+ * clamped by max_suspend_duration (billing does not come back in seconds).
+ */
+export function billingSuspension(
+  status: number,
+  billingSeconds: number,
+): { durationMs: number; reason: string } {
+  return {
+    durationMs: billingSeconds * 1000,
+    reason: `HTTP ${status} insufficient_quota: billing exhausted`,
+  };
+}
+
 function decode(body: Buffer, encoding: string): string | undefined {
   const options = { maxOutputLength: MAX_ERROR_BODY_BYTES };
   try {

@@ -10,7 +10,7 @@
  * do; each attempt also keeps the service's connect and read timeouts, as Kong's proxying would.
  */
 import type { Balancer } from "./balancer";
-import { isInsufficientQuota } from "./billing";
+import { billingSuspension, isInsufficientQuota } from "./billing";
 import { type ChoiceLog, choiceLog, modelHeaders } from "./choice-log";
 import type { Entry, Environment, RoundRobinConfig } from "./config";
 import { countSelfProxied } from "./metrics";
@@ -23,7 +23,7 @@ import {
   type Route,
   type UpstreamRequest,
 } from "./routing";
-import { type Suspension, suspensionFromResponse } from "./signals";
+import { firstValues, type Suspension, suspensionFromResponse } from "./signals";
 import { joinPath, relativeToService } from "./upstream-path";
 
 /** The response header telling the client how many entries its request was sent to. */
@@ -307,30 +307,19 @@ function observe(
     return `benched ${entry.key} (${env}) for ${benchMs} ms: the plugin could not reach it (${result.message})`;
   }
   if (balancer.hasStreaks()) balancer.reached(env, entry.key);
-  let suspension: Suspension | undefined = suspensionFromResponse(
-    result.status,
-    flatten(result.headers),
-    config,
-    nowMs,
-  );
+  const headers = firstValues(result.headers);
+  let suspension: Suspension | undefined = suspensionFromResponse(result.status, headers, config, nowMs);
   if (suspension === undefined) return undefined;
   const byStatus = config.suspendOnStatuses.has(result.status);
-  const encoding = flatten(result.headers)["content-encoding"];
-  if (byStatus && config.billingSeconds > 0 && isInsufficientQuota(result.body, encoding)) {
-    suspension = {
-      durationMs: config.billingSeconds * 1000,
-      reason: `HTTP ${result.status} insufficient_quota: billing exhausted`,
-    };
+  if (
+    byStatus &&
+    config.billingSeconds > 0 &&
+    isInsufficientQuota(result.body, headers["content-encoding"])
+  ) {
+    suspension = billingSuspension(result.status, config.billingSeconds);
   }
   balancer.suspend(env, entry.key, suspension.durationMs, nowMs, suspension.reason);
   return `suspended ${entry.key} (${env}) for ${suspension.durationMs} ms: ${suspension.reason}`;
-}
-
-function flatten(headers: Record<string, string | string[]>): Record<string, string | undefined> {
-  const out: Record<string, string | undefined> = {};
-  for (const [name, value] of Object.entries(headers))
-    out[name.toLowerCase()] = Array.isArray(value) ? value[0] : value;
-  return out;
 }
 
 /** No provider answered at all: 504 when the last attempt timed out (or the budget ran out), else 502. */

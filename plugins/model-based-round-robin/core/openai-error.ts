@@ -93,3 +93,8 @@ export function retryHeaders(retryAfterMs: number): Record<string, string> {
   const ms = Math.max(1, Math.ceil(retryAfterMs));
   return { "Retry-After": String(Math.max(1, Math.ceil(ms / 1000))), "retry-after-ms": String(ms) };
 }
+
+/** What an error is counted as (/metrics refusals_total): its code, or its type when it has none. */
+export function errorCode(body: OpenAiError): string {
+  return body.error.code ?? body.error.type;
+}

@@ -9,6 +9,16 @@
 import type { RoundRobinConfig } from "./config";
 
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
+/** A header map as its first value of each header, names in lower case: what the signals read. */
+export function firstValues(
+  headers: Record<string, string | readonly string[] | undefined>,
+): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(headers))
+    out[name.toLowerCase()] = typeof value === "string" ? value : value?.[0];
+  return out;
+}
+
 export interface Suspension {
   durationMs: number;
   reason: string;

@@ -6,6 +6,7 @@
  * query command (--dump-all-plugins) loads this module too while the real server runs, and must neither take the
  * port nor print anything but its JSON. Every message goes to stderr, which Kong copies into its error log.
  */
+import { logToStderr } from "../stderr-log";
 import { parseListenAddress, STATUS_LISTEN_ENV } from "./address";
 
 export { STATUS_LISTEN_ENV };
@@ -14,8 +15,7 @@ let started = false;
 
 export function startStatusListenerOnce(
   env: Record<string, string | undefined> = process.env,
-  log: (message: string) => void = (message) =>
-    process.stderr.write(`[model-based-round-robin] ${message}\n`),
+  log: (message: string) => void = logToStderr,
 ): void {
   if (started) return;
   started = true;

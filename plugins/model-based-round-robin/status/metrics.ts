@@ -81,16 +81,12 @@ export function metricsEndpoint(now: () => number = Date.now): MetricsEndpoint {
     ["plugin_id", "reason"],
     (s) => s.refusals,
   );
-  new Gauge({
-    name: `${PREFIX}redis_sharing`,
-    help: "1 while the state is shared through this Redis (policy redis), 0 during an outage.",
-    labelNames: ["redis"],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const link of redisLinkStatus()) this.set({ redis: link.redis }, link.sharing ? 1 : 0);
-    },
-  });
+  gauge(
+    "redis_sharing",
+    "1 while the state is shared through this Redis (policy redis), 0 during an outage.",
+    ["redis"],
+    () => redisLinkStatus().map((link) => ({ labels: { redis: link.redis }, value: link.sharing ? 1 : 0 })),
+  );
   return {
     contentType: registry.contentType,
     async render() {
