@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { accepts, KongDouble } from "../../scripts/kong-double";
 import { socketPath, startArgv } from "../../scripts/lib/pluginserver-settings";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
+import { probeService, stopChild } from "../support/double-tests";
 
 const PROBE = resolve(process.cwd(), "spec/fixtures/plugins/probe");
 
@@ -20,11 +21,7 @@ describe("a plugin server managed by Kong, or run outside it", () => {
   let child: ChildProcess | undefined;
 
   afterEach(async () => {
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child?.once("exit", r));
-      child.kill("SIGTERM");
-      await exited;
-    }
+    await stopChild(child);
     await kong?.stop();
     await upstream?.close();
   });
@@ -34,17 +31,7 @@ describe("a plugin server managed by Kong, or run outside it", () => {
     kong = await KongDouble.start({
       pluginServers: [{ name: "probe", pluginsDirectory: PROBE, external }],
     });
-    await kong.loadConfig({
-      _format_version: "3.0",
-      services: [
-        {
-          name: "svc",
-          url: `${upstream.url}/base`,
-          routes: [{ name: "r", paths: ["/probe"] }],
-          plugins: [{ name: "probe", config: { message: "configured" } }],
-        },
-      ],
-    });
+    await kong.loadConfig(probeService(upstream.url));
     return kong;
   }
 

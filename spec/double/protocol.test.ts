@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KongDouble } from "../../scripts/kong-double";
 import { KONG_VERSION } from "../../scripts/kong-double/config/kong-version";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
+import { probeService } from "../support/double-tests";
 
 const FIXTURES = resolve(process.cwd(), "spec/fixtures/plugins");
 
@@ -18,25 +19,12 @@ describe("the Kong double speaking Kong's side of the plugin protocol", () => {
   let kong: KongDouble;
   let upstream: MockProvider;
 
-  /** The probe on one service, with other plugins beside it. */
-  const probeService = (...others: object[]) => ({
-    _format_version: "3.0",
-    services: [
-      {
-        name: "svc",
-        url: `${upstream.url}/base`,
-        routes: [{ name: "r", paths: ["/probe"] }],
-        plugins: [{ name: "probe", config: { message: "configured" } }, ...others],
-      },
-    ],
-  });
-
   beforeAll(async () => {
     upstream = await startMockProvider({ name: "upstream" });
     kong = await KongDouble.start({
       pluginServers: [{ name: "probe", pluginsDirectory: `${FIXTURES}/probe` }],
     });
-    await kong.loadConfig(probeService());
+    await kong.loadConfig(probeService(upstream.url));
   });
   afterAll(async () => {
     await kong?.stop();
@@ -266,7 +254,7 @@ describe("the Kong double speaking Kong's side of the plugin protocol", () => {
   it("applies kong.log.set_serialize_value edits to the log data a bundled file-log writes, and sends set_headers' headers", async () => {
     const dir = mkdtempSync(join(tmpdir(), "file-log-"));
     const path = join(dir, "requests.log");
-    await kong.loadConfig(probeService({ name: "file-log", config: { path } }));
+    await kong.loadConfig(probeService(upstream.url, "configured", { name: "file-log", config: { path } }));
     try {
       const reply = await call("serialize-values");
       await kong.settled();
@@ -280,7 +268,7 @@ describe("the Kong double speaking Kong's side of the plugin protocol", () => {
       expect(logged.response.status).toBe(reply.status);
     } finally {
       rmSync(dir, { recursive: true, force: true });
-      await kong.loadConfig(probeService());
+      await kong.loadConfig(probeService(upstream.url));
     }
   });
 
@@ -300,17 +288,7 @@ describe("the Kong double speaking Kong's side of the plugin protocol", () => {
   it("starts a new instance after a config reload (a new __seq__)", async () => {
     const before = (await call("encodings", { body: "" })).json.config.__seq__;
     const startedBefore = kong.server("probe").started.length;
-    await kong.loadConfig({
-      _format_version: "3.0",
-      services: [
-        {
-          name: "svc",
-          url: `${upstream.url}/base`,
-          routes: [{ name: "r", paths: ["/probe"] }],
-          plugins: [{ name: "probe", config: { message: "reloaded" } }],
-        },
-      ],
-    });
+    await kong.loadConfig(probeService(upstream.url, "reloaded"));
     const after = (await call("encodings", { body: "" })).json.config;
     expect(after.__seq__).toBeGreaterThan(before);
     expect(after.message).toBe("reloaded");

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { accepts, KongDouble, stockServerBin } from "../../scripts/kong-double";
 import { socketPath, startArgv } from "../../scripts/lib/pluginserver-settings";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
+import { stopChild } from "../support/double-tests";
 import {
   type Bed,
   chat,
@@ -247,11 +248,7 @@ describe("the status listener's address", () => {
   let blocker: Server | undefined;
 
   afterEach(async () => {
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child?.once("exit", r));
-      child.kill("SIGTERM");
-      await exited;
-    }
+    await stopChild(child);
     await kong?.stop();
     await provider?.close();
     await new Promise((r) => (blocker === undefined ? r(undefined) : blocker.close(r)));
