@@ -4,7 +4,6 @@
  * double and mock providers on real sockets.
  */
 import { execFileSync } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer as createHttpsServer } from "node:https";
 import { createServer } from "node:net";
@@ -13,7 +12,7 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { request } from "undici";
 import { afterAll, describe, expect, it } from "vitest";
-import { type Bed, chat, llmService, PLUGIN_NAME, PRODUCTION_HOST, send, useBed } from "./harness";
+import { type Bed, chat, loadPluginWithFileLog, PRODUCTION_HOST, send, useBed } from "./harness";
 
 const HELLO = { model: "gpt-4.5", input: "Hello" };
 
@@ -49,24 +48,8 @@ describe("failover within the request", () => {
   });
 
   /** The plugin (fresh id) on the service, file-log after it; `service` overrides the service's fields. */
-  async function configure(pluginConfig: Record<string, unknown>, service: Record<string, unknown> = {}) {
-    const id = randomUUID();
-    const logFile = join(dir, `${id}.log`);
-    const config = llmService({}) as { services: Record<string, unknown>[] };
-    Object.assign(config.services[0] as object, service, {
-      plugins: [
-        { name: "file-log", config: { path: logFile } },
-        { id, name: PLUGIN_NAME, config: pluginConfig },
-      ],
-    });
-    await bed.kong.loadConfig(config);
-    const logged = () =>
-      readFileSync(logFile, "utf8")
-        .trim()
-        .split("\n")
-        .map((line) => JSON.parse(line));
-    return { id, logged };
-  }
+  const configure = (pluginConfig: Record<string, unknown>, service: Record<string, unknown> = {}) =>
+    loadPluginWithFileLog(bed.kong, dir, pluginConfig, { service });
 
   const entries = (...providers: { url: string }[]) =>
     providers.map((p, i) => ({ model: `m${i + 1}`, endpoint: `${p.url}/v1` }));

@@ -3,7 +3,8 @@
  * the Kong double, and mock OpenAI-compatible providers on real sockets.
  */
 import { randomUUID } from "node:crypto";
-import { resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, beforeEach } from "vitest";
 import { KongDouble } from "../../scripts/kong-double";
@@ -112,6 +113,36 @@ export async function loadPlugin(
   (first.plugins[0] as { id?: string }).id = id;
   await kong.loadConfig(config);
   return id;
+}
+
+/**
+ * Loads llmService with the plugin under a fresh id and Kong's file-log on the service, writing each request's
+ * log data as a line of a file in `dir`; `service` overrides fields of the service, `global` puts the plugin on
+ * no service. Returns the id and a reader of the logged lines.
+ */
+export async function loadPluginWithFileLog(
+  kong: KongDouble,
+  dir: string,
+  pluginConfig: Record<string, unknown>,
+  opts: { service?: Record<string, unknown>; global?: boolean } = {},
+  // biome-ignore lint/suspicious/noExplicitAny: tests read Kong's log lines by path
+): Promise<{ id: string; logged: () => any[] }> {
+  const id = randomUUID();
+  const logFile = join(dir, `${id}.log`);
+  const config = llmService({}) as { services: Record<string, unknown>[]; plugins?: unknown[] };
+  const plugin = { id, name: PLUGIN_NAME, config: pluginConfig };
+  const fileLog = { name: "file-log", config: { path: logFile } };
+  Object.assign(config.services[0] as object, opts.service, {
+    plugins: opts.global ? [fileLog] : [fileLog, plugin],
+  });
+  if (opts.global) config.plugins = [plugin];
+  await kong.loadConfig(config);
+  const logged = () =>
+    readFileSync(logFile, "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
+  return { id, logged };
 }
 
 export interface Reply {

@@ -1,15 +1,9 @@
-/**
- * What the plugin tells about its choice: the client gets the served model (and the one it asked for, when the
- * plugin replaced it) in response headers; Kong's logging plugins get the choice as log data in the shape Kong's
- * AI plugins write, which Kong's Prometheus plugin counts per model.
- */
-import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, describe, expect, it } from "vitest";
-import { type Bed, chat, llmService, PLUGIN_NAME, send, useBed } from "./harness";
+import { type Bed, chat, llmService, loadPluginWithFileLog, PLUGIN_NAME, send, useBed } from "./harness";
 
 const dir = mkdtempSync(join(tmpdir(), "observability-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -23,24 +17,8 @@ describe("the choice, told to the client and to Kong's log", () => {
   });
 
   /** The plugin on the service with a fresh id, and file-log writing every request's log data to a file. */
-  async function configure(pluginConfig: Record<string, unknown>, opts: { global?: boolean } = {}) {
-    const id = randomUUID();
-    const logFile = join(dir, `${id}.log`);
-    const config = llmService({}) as { services: { url: string; plugins: unknown[] }[]; plugins?: unknown[] };
-    const service = config.services[0] as { url: string; plugins: unknown[] };
-    service.url = `${a.url}/v1`;
-    const plugin = { id, name: PLUGIN_NAME, config: pluginConfig };
-    service.plugins = [{ name: "file-log", config: { path: logFile } }];
-    if (opts.global) config.plugins = [plugin];
-    else service.plugins.push(plugin);
-    await bed.kong.loadConfig(config);
-    const logged = () =>
-      readFileSync(logFile, "utf8")
-        .trim()
-        .split("\n")
-        .map((line) => JSON.parse(line));
-    return { id, logged };
-  }
+  const configure = (pluginConfig: Record<string, unknown>, opts: { global?: boolean } = {}) =>
+    loadPluginWithFileLog(bed.kong, dir, pluginConfig, { service: { url: `${a.url}/v1` }, ...opts });
 
   const gpt4o = (extra: Record<string, unknown> = {}) => ({
     production_models: [{ model: "gpt-4o", endpoint: `${a.url}/v1`, ...extra }],
