@@ -155,7 +155,6 @@ export function decide(
       requestedModel: undefined,
       modelled: false,
     });
-  const rewritten = body.withModel(entry.model);
   // A suspect entry's answer is read whole, once, to tell a billing error from a rate limit. Never a stream
   // (buffering would hold every token back), never a WebSocket upgrade (Kong turns buffering off for it, and only
   // for `websocket`: K3.9.3 kong/runloop/handler.lua access.before).
@@ -164,6 +163,20 @@ export function decide(
     !body.streaming &&
     head.upgrade?.toLowerCase() !== "websocket" &&
     balancer.takeProbe(env, entry.key);
+  return routeWithBody(env, entry, upstream, relative, head, body, probe);
+}
+
+/** The route of a request with a body: the body names the entry's model, and the one it replaced is kept. */
+function routeWithBody(
+  env: Environment,
+  entry: Entry,
+  upstream: UpstreamRequest,
+  relative: string,
+  head: RequestHead,
+  body: ModelReadyBody,
+  probe: boolean,
+): Route {
+  const rewritten = body.withModel(entry.model);
   const changed = rewritten === body.raw ? undefined : rewritten;
   const requested =
     changed === undefined || body.requestedModel === entry.model ? undefined : body.requestedModel;
@@ -215,19 +228,9 @@ export function nextAttempt(
   const selection = balancer.pickExcept(env, tried);
   if (selection.kind === "exhausted" || selection.kind === "no-list") return undefined;
   if (selection.kind === "all-suspended") return allSuspended(config, env, selection.retryAfterMs);
-  const { entry } = selection;
   const { head, body, upstream } = request;
-  const rewritten = body.withModel(entry.model);
-  const changed = rewritten === body.raw ? undefined : rewritten;
-  const requested =
-    changed === undefined || body.requestedModel === entry.model ? undefined : body.requestedModel;
   const relative = relativeToService(upstream.uri, upstream.servicePath);
-  return routeTo(env, entry, upstream, relative, head, {
-    body: changed,
-    probe: false,
-    requestedModel: requested,
-    modelled: true,
-  });
+  return routeWithBody(env, selection.entry, upstream, relative, head, body, false);
 }
 
 function routeTo(
