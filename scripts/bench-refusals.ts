@@ -12,7 +12,7 @@
  * status line. scripts/chaos.ts runs the same refusals with a 64 MiB heap limit.
  */
 import { resolve } from "node:path";
-import { KongDouble, stockServerBin } from "./kong-double";
+import { KongDouble, stockServerBin } from "../kong-double";
 import { commandArgs, commandFailed } from "./lib/command";
 import { PLUGIN, readStatus, refusalConfig, refuse, stockStatusServerBin } from "./lib/refusals";
 

@@ -27,7 +27,7 @@
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { Agent, request } from "undici";
-import { KongDouble } from "./kong-double";
+import { KongDouble } from "../kong-double";
 import { commandArgs, commandFailed } from "./lib/command";
 import { PLUGIN, readStatus, refusalConfig, refuse, stockStatusServerBin } from "./lib/refusals";
 import { type MockProvider, startMockProvider } from "./mock-provider";

@@ -9,7 +9,7 @@
 import { resolve } from "node:path";
 import { request } from "undici";
 import { parse } from "yaml";
-import { KongDouble } from "./kong-double";
+import { KongDouble } from "../kong-double";
 import { localKongConfig } from "./lib/local-gateway";
 import { startMockProvider } from "./mock-provider";
 

@@ -9,7 +9,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { isMap, isSeq, parseDocument, type YAMLMap } from "yaml";
-import { convertApkConf } from "./converter/convert";
+import { convertApkConf } from "../converter/convert";
 
 export const EXAMPLE = "01-apk-test-modelroundrobin-api-level-policy-multi-endpoints.apk-conf.yaml";
 /** The Redis service of docker-compose.yml, which the cluster configuration's plugins share their state in. */

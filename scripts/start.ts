@@ -12,7 +12,7 @@
  */
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { KongDouble, type LogLine } from "./kong-double";
+import { KongDouble, type LogLine } from "../kong-double";
 import {
   BACKENDS,
   type Backend,
@@ -93,7 +93,7 @@ async function main(): Promise<void> {
 
   say("model-based-round-robin, locally: the README's curls without Docker.");
   say(
-    "This is the project's Kong TEST DOUBLE (scripts/kong-double), not Kong: the real plugin in the project's plugin",
+    "This is the project's Kong TEST DOUBLE (kong-double), not Kong: the real plugin in the project's plugin",
   );
   say(
     "server, behind a double of Kong's side of the plugin protocol. For real Kong: docker compose up --build.\n",

@@ -4,9 +4,10 @@
  * `access` and `log` only. There is deliberately no `response` handler: Kong switches every request of a plugin
  * that has one to buffered proxying, which would hold a streamed (SSE) answer until the provider finished.
  */
+
+import { EntityChecks, Schema } from "./core/schema";
 import { ModelBasedRoundRobinHandler } from "./handler";
 import { keepStateIn, STATE_FILE_ENV } from "./persistence";
-import { EntityChecks, Schema } from "./schema";
 import { logToStderr } from "./stderr-log";
 
 // Loaded once per plugin server process: what the previous process learned is taken in before any request.

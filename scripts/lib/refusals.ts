@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { Agent, request } from "undici";
-import type { KongDouble } from "../kong-double";
+import type { KongDouble } from "../../kong-double";
 
 export const PLUGIN = "model-based-round-robin";
 

@@ -8,9 +8,9 @@ import { resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import schema from "../../scripts/converter/apk-conf.schema.json";
-import { type ConvertOptions, convertApi, convertApkConf, render } from "../../scripts/converter/convert";
-import { KongDouble } from "../../scripts/kong-double";
+import schema from "../../converter/apk-conf.schema.json";
+import { type ConvertOptions, convertApi, convertApkConf, render } from "../../converter/convert";
+import { KongDouble } from "../../kong-double";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 import { readOwnFixture } from "../support/apk-files";
 

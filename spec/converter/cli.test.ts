@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { ownFixturePath } from "../support/apk-files";
 
-const CLI = resolve("dist/scripts/apk-conf-to-kong.js");
+const CLI = resolve("dist/converter/apk-conf-to-kong.js");
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {

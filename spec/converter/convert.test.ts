@@ -2,9 +2,9 @@ import { readdirSync } from "node:fs";
 import Ajv from "ajv";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import ownSchema from "../../scripts/converter/apk-conf.schema.json";
-import { convertApkConf } from "../../scripts/converter/convert";
-import { ConversionError } from "../../scripts/converter/errors";
+import ownSchema from "../../converter/apk-conf.schema.json";
+import { convertApkConf } from "../../converter/convert";
+import { ConversionError } from "../../converter/errors";
 import {
   apkExamples,
   HAS_APK,

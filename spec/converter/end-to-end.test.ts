@@ -10,8 +10,8 @@ import { resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { convertApkConf } from "../../scripts/converter/convert";
-import { KongDouble } from "../../scripts/kong-double";
+import { convertApkConf } from "../../converter/convert";
+import { KongDouble } from "../../kong-double";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 import {
   HAS_APK,
@@ -154,7 +154,7 @@ describe("--admin-url", () => {
         const child = execFile(
           process.execPath,
           [
-            resolve("dist/scripts/apk-conf-to-kong.js"),
+            resolve("dist/converter/apk-conf-to-kong.js"),
             ownFixturePath("api-level-policy.apk-conf.yaml"),
             "--admin-url",
             kong.adminUrl,
@@ -184,7 +184,7 @@ describe("--admin-url", () => {
           const child = execFile(
             process.execPath,
             [
-              resolve("dist/scripts/apk-conf-to-kong.js"),
+              resolve("dist/converter/apk-conf-to-kong.js"),
               ownFixturePath("operation-level-policy.apk-conf.yaml"),
               "--admin-url",
               kong.adminUrl,

@@ -8,12 +8,12 @@ import { resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { convertApkConf, UNROUTED_HOST, unroutedUrl } from "../../converter/convert";
+import { KongDouble } from "../../kong-double";
 import {
   hostnameType,
   UNROUTED_HOST as PLUGIN_UNROUTED_HOST,
 } from "../../plugins/model-based-round-robin/core/misconfiguration";
-import { convertApkConf, UNROUTED_HOST, unroutedUrl } from "../../scripts/converter/convert";
-import { KongDouble } from "../../scripts/kong-double";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 import { apkExample, HAS_APK, readApkExample, SKIPPED_WITHOUT_APK } from "../support/apk-files";
 

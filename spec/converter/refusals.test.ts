@@ -4,9 +4,9 @@
  * dumped as JSON.
  */
 import { describe, expect, it } from "vitest";
-import { convertApkConf } from "../../scripts/converter/convert";
-import { ConversionError } from "../../scripts/converter/errors";
-import { closest } from "../../scripts/converter/read";
+import { convertApkConf } from "../../converter/convert";
+import { ConversionError } from "../../converter/errors";
+import { closest } from "../../converter/read";
 import { readOwnFixture } from "../support/apk-files";
 
 function failure(text: string, fileName = "api.apk-conf"): string {

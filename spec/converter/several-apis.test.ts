@@ -12,11 +12,11 @@ import { join, resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { KongDouble } from "../../scripts/kong-double";
+import { KongDouble } from "../../kong-double";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 import { ownFixturePath } from "../support/apk-files";
 
-const CLI = resolve("dist/scripts/apk-conf-to-kong.js");
+const CLI = resolve("dist/converter/apk-conf-to-kong.js");
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {

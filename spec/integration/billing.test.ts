@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { request } from "undici";
 import { describe, expect, it } from "vitest";
-import { type Bed, BILLING_EXHAUSTED, chat, llmService, pause, useBed } from "./harness";
+import { type Bed, BILLING_EXHAUSTED, chat, llmService, pause, useBed } from "../support/harness";
 
 const RATE_LIMIT = {
   error: {

@@ -5,7 +5,7 @@
  */
 import OpenAI from "openai";
 import { describe, expect, it, vi } from "vitest";
-import { type Bed, BILLING_EXHAUSTED, chat, loadPlugin, pause, useBed } from "./harness";
+import { type Bed, BILLING_EXHAUSTED, chat, loadPlugin, pause, useBed } from "../support/harness";
 
 const HELLO = { model: "gpt-4o", messages: [{ role: "user" as const, content: "Hello" }] };
 

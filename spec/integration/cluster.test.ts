@@ -12,7 +12,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { KongDouble } from "../../scripts/kong-double";
+import { KongDouble } from "../../kong-double";
 import {
   freePort,
   HAS_REDIS_SERVER,
@@ -21,7 +21,15 @@ import {
   startRedisServer,
 } from "../../scripts/lib/redis-server";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
-import { BILLING_EXHAUSTED, chat, llmService, PLUGIN_DIR, PLUGIN_NAME, pause, send } from "./harness";
+import {
+  BILLING_EXHAUSTED,
+  chat,
+  llmService,
+  PLUGIN_DIR,
+  PLUGIN_NAME,
+  pause,
+  send,
+} from "../support/harness";
 
 /** A service URL that never resolves: without the plugin's rewrite nothing reaches a provider. */
 const REFUSING_URL = "http://unrouted.model-based-round-robin.invalid:9/v1";

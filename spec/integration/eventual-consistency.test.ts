@@ -4,7 +4,7 @@
  * keyed by its id, so its rotation carries across the change.
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { type Bed, chat, PLUGIN_NAME, startBed } from "./harness";
+import { type Bed, chat, PLUGIN_NAME, startBed } from "../support/harness";
 
 const DELAY = 800;
 const HELLO = { model: "gpt-4o", input: "Hello" };

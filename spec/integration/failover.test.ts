@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { request } from "undici";
 import { afterAll, describe, expect, it } from "vitest";
-import { type Bed, chat, loadPluginWithFileLog, PRODUCTION_HOST, send, useBed } from "./harness";
+import { type Bed, chat, loadPluginWithFileLog, PRODUCTION_HOST, send, useBed } from "../support/harness";
 
 const HELLO = { model: "gpt-4.5", input: "Hello" };
 

@@ -6,7 +6,7 @@
  */
 import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Bed, chat, loadPlugin, PLUGIN_NAME, pause, type Reply, useBed } from "./harness";
+import { type Bed, chat, loadPlugin, PLUGIN_NAME, pause, type Reply, useBed } from "../support/harness";
 
 /** The service URL the project documents: a name that never resolves, so Kong fails closed without the plugin. */
 const REFUSING_URL = "http://unrouted.model-based-round-robin.invalid:9/v1";

@@ -5,7 +5,7 @@
  */
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Bed, loadPlugin, PRODUCTION_HOST, startBed } from "./harness";
+import { type Bed, loadPlugin, PRODUCTION_HOST, startBed } from "../support/harness";
 
 /** mulberry32: a small seeded generator, so a failure replays exactly. */
 function generator(seed: number) {

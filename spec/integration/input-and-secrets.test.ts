@@ -1,7 +1,7 @@
 import { request as httpRequest } from "node:http";
 import { request } from "undici";
 import { describe, expect, it } from "vitest";
-import { type Bed, chat, llmService, loadPlugin, PRODUCTION_HOST, send, useBed } from "./harness";
+import { type Bed, chat, llmService, loadPlugin, PRODUCTION_HOST, send, useBed } from "../support/harness";
 
 describe("input and secrets, through the Kong double", () => {
   let bed: Bed;

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { expect, it } from "vitest";
-import { type Bed, chat, llmService, PLUGIN_NAME, useBed } from "./harness";
+import { type Bed, chat, llmService, PLUGIN_NAME, useBed } from "../support/harness";
 
 const HELLO = { model: "gpt-4o", input: "Hello" };
 

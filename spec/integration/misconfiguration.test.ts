@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Bed, chat, llmService, PLUGIN_NAME, SANDBOX_HOST, startBed } from "./harness";
+import { type Bed, chat, llmService, PLUGIN_NAME, SANDBOX_HOST, startBed } from "../support/harness";
 
 const HELLO = { model: "m", input: "Hello" };
 

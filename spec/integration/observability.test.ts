@@ -3,7 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, describe, expect, it } from "vitest";
-import { type Bed, chat, llmService, loadPluginWithFileLog, PLUGIN_NAME, send, useBed } from "./harness";
+import {
+  type Bed,
+  chat,
+  llmService,
+  loadPluginWithFileLog,
+  PLUGIN_NAME,
+  send,
+  useBed,
+} from "../support/harness";
 
 const dir = mkdtempSync(join(tmpdir(), "observability-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

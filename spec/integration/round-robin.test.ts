@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
-import { type Bed, chat, llmService, SANDBOX_HOST, send, useBed } from "./harness";
+import { type Bed, chat, llmService, SANDBOX_HOST, send, useBed } from "../support/harness";
 
 const HELLO = { model: "gpt-4.5", input: "Hello" };
 

@@ -86,7 +86,7 @@ describe("npm start", () => {
     const admin = (await waitFor(running, /Admin API +(http:\/\/\S+)/))[1] as string;
     const backend1 = (await waitFor(running, /chat-backend-1 +(http:\/\/\S+)/))[1] as string;
     await waitFor(running, /ready; Ctrl-C stops it/);
-    expect(running.output()).toContain("Kong TEST DOUBLE (scripts/kong-double), not Kong");
+    expect(running.output()).toContain("Kong TEST DOUBLE (kong-double), not Kong");
 
     const chat = `${proxy}/chat-service-prod-sand/1.0/chat/completions`;
     const models = [];

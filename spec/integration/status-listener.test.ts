@@ -7,8 +7,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createServer, type Server } from "node:net";
 import { request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
-import { accepts, KongDouble, stockServerBin } from "../../scripts/kong-double";
-import { socketPath, startArgv } from "../../scripts/lib/pluginserver-settings";
+import { accepts, KongDouble, stockServerBin } from "../../kong-double";
+import { socketPath, startArgv } from "../../kong-double/pluginserver-settings";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 import { stopChild } from "../support/double-tests";
 import {
@@ -20,7 +20,7 @@ import {
   PRODUCTION_HOST,
   send,
   useBed,
-} from "./harness";
+} from "../support/harness";
 
 const LISTEN = "MODEL_BASED_ROUND_ROBIN_STATUS_LISTEN";
 const SECRET = "Bearer sk-status-test-0123456789";

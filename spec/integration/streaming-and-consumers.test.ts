@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMockProvider } from "../../scripts/mock-provider";
-import { type Bed, chat, llmService, PLUGIN_NAME, startBed } from "./harness";
+import { type Bed, chat, llmService, PLUGIN_NAME, startBed } from "../support/harness";
 
 describe("streaming and consumer-selected sandbox", () => {
   let bed: Bed;

@@ -11,7 +11,7 @@ const run = (script: string, args: string[]) =>
 
 describe("a wrong argument", () => {
   it.each([
-    ["apk-conf-to-kong", "dist/scripts/apk-conf-to-kong.js", 2],
+    ["apk-conf-to-kong", "dist/converter/apk-conf-to-kong.js", 2],
     ["bench", "dist/scripts/bench.js", 2],
     ["bench-refusals", "dist/scripts/bench-refusals.js", 2],
     ["chaos", "dist/scripts/chaos.js", 2],

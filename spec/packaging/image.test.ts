@@ -1,15 +1,15 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { Schema } from "../../plugins/model-based-round-robin/schema";
-import { CLUSTER_REDIS_HOST, clusterConfig, generateKongConfig } from "../../scripts/generate-kong-config";
-import { KongDouble } from "../../scripts/kong-double";
+import { KongDouble } from "../../kong-double";
 import {
   imageEnvironment,
   imageSettings,
   SUPERVISED_COMMAND_ENV,
   socketPath,
-} from "../../scripts/lib/pluginserver-settings";
+} from "../../kong-double/pluginserver-settings";
+import { Schema } from "../../plugins/model-based-round-robin/core/schema";
+import { CLUSTER_REDIS_HOST, clusterConfig, generateKongConfig } from "../../scripts/generate-kong-config";
 import { HAS_APK, SKIPPED_WITHOUT_APK } from "../support/apk-files";
 import { contextSources, envOf, readDockerfile } from "./dockerfile";
 import { isUnder } from "./imports";

@@ -1,8 +1,10 @@
 /**
- * Dependencies point one way: tests use tools and the product; tools (scripts/: the converter, the demo, the
- * bench, the mock provider, the Kong double) use the product; the product (plugins/, pluginserver/) uses
- * neither. Checked on the import statements of the source files, so a wrong import fails here before it
- * reaches an image.
+ * Dependencies point one way. The product is the plugin (plugins/) with its plugin server (pluginserver/), and
+ * the converter (converter/), which may read the plugin's core facts but nothing else of the repository. The
+ * Kong test double (kong-double/) is a tool of its own: it talks to the product only through Kong's protocol
+ * and imports none of it. Developer commands (scripts/) use all of these; tests (spec/) use everything, and
+ * nothing imports a test. Checked on the import statements of the source files, so a wrong import fails here
+ * before it reaches an image.
  */
 import { describe, expect, it } from "vitest";
 import { type Import, importsOf, isUnder, sourceFiles } from "./imports";
@@ -11,24 +13,36 @@ const root = process.cwd();
 const PRODUCT = ["plugins", "pluginserver"];
 const importsUnder = (dir: string): Import[] => sourceFiles(root, dir).flatMap((f) => importsOf(root, f));
 const show = (list: Import[]) => list.map((i) => `${i.file} imports ${i.specifier}`);
+/** Relative imports of the files under `dir` that leave every one of the `allowed` directories. */
+const leaving = (dir: string, allowed: string[]): string[] =>
+  show(
+    importsUnder(dir).filter(
+      (i) => i.target !== undefined && !allowed.some((d) => isUnder(i.target as string, d)),
+    ),
+  );
 
 describe("which way the imports point", () => {
   it("reads the imports it checks (the demo imports the Kong double and the mock provider)", () => {
     const targets = importsOf(root, "scripts/demo.ts").map((i) => i.target);
-    expect(targets).toContain("scripts/kong-double");
+    expect(targets).toContain("kong-double");
     expect(targets).toContain("scripts/mock-provider");
   });
 
-  it("the product (plugins/, pluginserver/) imports only itself and packages: no scripts/, no spec/", () => {
-    const product = PRODUCT.flatMap(importsUnder);
-    expect(product.length).toBeGreaterThan(0);
-    const outside = product.filter(
-      (i) => i.target !== undefined && !PRODUCT.some((d) => isUnder(i.target as string, d)),
-    );
-    expect(show(outside)).toEqual([]);
+  it("the plugin and its server (plugins/, pluginserver/) import only themselves and packages", () => {
+    expect(PRODUCT.flatMap(importsUnder).length).toBeGreaterThan(0);
+    expect(PRODUCT.flatMap((dir) => leaving(dir, PRODUCT))).toEqual([]);
   });
 
-  it("tools (scripts/) import no tests (spec/)", () => {
+  it("the converter imports only itself and the plugin (its core facts): no double, no scripts, no tests", () => {
+    expect(importsUnder("converter").length).toBeGreaterThan(0);
+    expect(leaving("converter", ["converter", "plugins"])).toEqual([]);
+  });
+
+  it("the Kong double imports only itself: it meets the product through Kong's protocol alone", () => {
+    expect(leaving("kong-double", ["kong-double"])).toEqual([]);
+  });
+
+  it("developer commands (scripts/) import no tests (spec/)", () => {
     const intoSpec = importsUnder("scripts").filter(
       (i) => i.target !== undefined && isUnder(i.target, "spec"),
     );
@@ -36,8 +50,8 @@ describe("which way the imports point", () => {
   });
 
   it("the Kong double's configuration side imports nothing of its runtime side (the runtime reads the config)", () => {
-    const intoRuntime = importsUnder("scripts/kong-double/config").filter(
-      (i) => i.target !== undefined && isUnder(i.target, "scripts/kong-double/runtime"),
+    const intoRuntime = importsUnder("kong-double/config").filter(
+      (i) => i.target !== undefined && isUnder(i.target, "kong-double/runtime"),
     );
     expect(show(intoRuntime)).toEqual([]);
   });

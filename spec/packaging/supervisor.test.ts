@@ -9,13 +9,13 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, posix, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { accepts } from "../../scripts/kong-double";
+import { accepts } from "../../kong-double";
 import {
   imageSettings,
   SUPERVISED_COMMAND_ENV,
   socketPath,
   startArgv,
-} from "../../scripts/lib/pluginserver-settings";
+} from "../../kong-double/pluginserver-settings";
 import { envOf, readDockerfile } from "./dockerfile";
 
 const SCRIPT = "kong/pluginserver-supervisor.sh";

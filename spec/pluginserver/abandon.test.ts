@@ -7,7 +7,7 @@
 import { resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KongDouble } from "../../scripts/kong-double";
+import { KongDouble } from "../../kong-double";
 import { serverStatus, waitFor } from "./support";
 
 describe("a PDK call Kong never answers", () => {

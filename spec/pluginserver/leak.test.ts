@@ -5,9 +5,9 @@
  * with a 64 MB heap). Here 200,000 refusals run against a 64 MB heap.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KongDouble } from "../../scripts/kong-double";
+import { KongDouble } from "../../kong-double";
 import { refuse } from "../../scripts/lib/refusals";
-import { chat, llmService, PLUGIN_DIR, PLUGIN_NAME } from "../integration/harness";
+import { chat, llmService, PLUGIN_DIR, PLUGIN_NAME } from "../support/harness";
 import { serverStatus } from "./support";
 
 const REFUSALS = 200_000;

@@ -3,7 +3,7 @@
  * `status: {...}` line (events map size, instances, heap), which the Kong double collects with the rest of the
  * server's output.
  */
-import type { KongDouble } from "../../scripts/kong-double";
+import type { KongDouble } from "../../kong-double";
 
 export interface ServerStatus {
   events: number;

@@ -5,7 +5,7 @@ import {
   queryArgv,
   socketPath,
   startArgv,
-} from "../../scripts/lib/pluginserver-settings";
+} from "../../kong-double/pluginserver-settings";
 
 describe("plugin server settings", () => {
   const s = imageSettings(process.cwd());

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { Schema } from "../../plugins/model-based-round-robin/schema";
+import { Schema } from "../../plugins/model-based-round-robin/core/schema";
 import { END_MARKER, renderConfigReference, START_MARKER } from "../../scripts/lib/config-reference";
 
 describe("README", () => {

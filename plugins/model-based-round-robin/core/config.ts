@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import Ajv, { type ErrorObject } from "ajv";
-import { Schema } from "../schema";
+import { Schema } from "./schema";
 import { type RecordOf, toJsonSchema, withDefaults } from "./schema-derived";
 
 export type Environment = "production" | "sandbox";

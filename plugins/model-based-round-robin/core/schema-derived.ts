@@ -4,7 +4,7 @@
  * derived here, so a field, bound or default is written once. What Kong's schema language cannot say (min <=
  * max, duplicate entries, endpoints that parse) is checked by hand in config.ts.
  */
-import type { ElementDef, FieldDef, SchemaField } from "../schema";
+import type { ElementDef, FieldDef, SchemaField } from "./schema";
 
 type AnyDef = FieldDef | ElementDef;
 

@@ -5,11 +5,16 @@
  */
 import type { RoundRobinConfig } from "../core/config";
 import { LOCAL_POLICY, type StatePolicy } from "../core/shared-state";
-import { detach, type Log, redisPolicy } from "./redis";
+import { detach, type Log, type RedisLinkStatus, redisLinkStatus, redisPolicy } from "./redis";
 
 export function policyFor(config: RoundRobinConfig, log: Log): StatePolicy {
   if (config.sharing.policy === "redis") return redisPolicy(config.pluginId, config.sharing.redis, log);
   // Switched from redis to local: the plugin's link to Redis is no longer needed.
   detach(config.pluginId);
   return LOCAL_POLICY;
+}
+
+/** The health of every shared store this process uses (the Redis links of policy `redis`), for /status and /metrics. */
+export function sharingHealth(): { redis: RedisLinkStatus[] } {
+  return { redis: redisLinkStatus() };
 }

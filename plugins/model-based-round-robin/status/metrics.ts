@@ -5,7 +5,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { type MetricSamples, metricSamples, type Sample } from "../core/status";
-import { redisLinkStatus } from "../policies/redis";
+import { sharingHealth } from "../policies";
 
 const PREFIX = "model_based_round_robin_";
 const ENTRY = ["plugin_id", "environment", "model", "endpoint"];
@@ -85,7 +85,8 @@ export function metricsEndpoint(now: () => number = Date.now): MetricsEndpoint {
     "redis_sharing",
     "1 while the state is shared through this Redis (policy redis), 0 during an outage.",
     ["redis"],
-    () => redisLinkStatus().map((link) => ({ labels: { redis: link.redis }, value: link.sharing ? 1 : 0 })),
+    () =>
+      sharingHealth().redis.map((link) => ({ labels: { redis: link.redis }, value: link.sharing ? 1 : 0 })),
   );
   return {
     contentType: registry.contentType,

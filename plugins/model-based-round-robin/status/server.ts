@@ -6,7 +6,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { statusReport } from "../core/status";
-import { redisLinkStatus } from "../policies/redis";
+import { sharingHealth } from "../policies";
 import type { ListenAddress } from "./address";
 import { metricsEndpoint } from "./metrics";
 
@@ -34,7 +34,7 @@ export function serveStatus(address: ListenAddress, log: (message: string) => vo
       return json(200, {
         plugin_server: { pid: process.pid, started_at: new Date(started).toISOString() },
         ...statusReport(now),
-        redis: redisLinkStatus(),
+        redis: sharingHealth().redis,
       });
     }
     metrics.render().then(

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, normalizeConfig } from "../../../plugins/model-based-round-robin/core/config";
 import { environmentOf } from "../../../plugins/model-based-round-robin/core/environment";
+import { Schema } from "../../../plugins/model-based-round-robin/core/schema";
 import { withDefaults } from "../../../plugins/model-based-round-robin/core/schema-derived";
-import { Schema } from "../../../plugins/model-based-round-robin/schema";
 
 const entry = (extra: Record<string, unknown> = {}) => ({
   model: "m",

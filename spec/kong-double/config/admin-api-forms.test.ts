@@ -5,8 +5,8 @@
  * (404 on GET/PATCH, 204 on DELETE, even DB-less); GET /plugins/enabled.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KongDouble } from "../../../scripts/kong-double";
-import { PLUGIN_DIR, PLUGIN_NAME } from "../../integration/harness";
+import { KongDouble } from "../../../kong-double";
+import { PLUGIN_DIR, PLUGIN_NAME } from "../../support/harness";
 
 const form = (fields: [string, string][]) => new URLSearchParams(fields).toString();
 

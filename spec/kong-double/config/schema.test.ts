@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { luaPatternMatches } from "../../../scripts/kong-double/config/lua-pattern";
-import type { SchemaField } from "../../../scripts/kong-double/config/model";
-import { validateRecord } from "../../../scripts/kong-double/config/schema";
+import { luaPatternMatches } from "../../../kong-double/config/lua-pattern";
+import type { SchemaField } from "../../../kong-double/config/model";
+import { validateRecord } from "../../../kong-double/config/schema";
 
 const errorsOf = (fields: SchemaField[], input: unknown) => {
   const result = validateRecord(fields, input);

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KongApiError, KongDouble } from "../../scripts/kong-double";
+import { KongApiError, KongDouble } from "../../kong-double";
 
 const FIXTURES = resolve(process.cwd(), "spec/fixtures/plugins");
 
@@ -112,7 +112,7 @@ plugins:
   });
 
   it("answers GET / with the version, DB-less mode and the plugins available (a plugin server run outside Kong)", async () => {
-    // A managed plugin server makes Kong 3.9.1-3.9.3's GET / fail (spec/double/external-server.test.ts).
+    // A managed plugin server makes Kong 3.9.1-3.9.3's GET / fail (spec/kong-double/external-server.test.ts).
     const outside = await KongDouble.start({
       pluginServers: [{ name: "probe", pluginsDirectory: `${FIXTURES}/probe`, external: true }],
     });

@@ -6,16 +6,16 @@
  */
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { createAdminApi } from "../../../kong-double/config/admin-api";
+import { BUNDLED_PLUGINS } from "../../../kong-double/config/bundled-schemas";
+import { ConfigStore } from "../../../kong-double/config/config-store";
+import { parseDeclarativeConfig } from "../../../kong-double/config/declarative";
+import { buildInstanceConfig } from "../../../kong-double/config/instance-config";
+import type { PluginInfo } from "../../../kong-double/config/model";
+import { runQueryCommand } from "../../../kong-double/config/plugin-info";
 import { normalizeConfig } from "../../../plugins/model-based-round-robin/core/config";
+import { Schema } from "../../../plugins/model-based-round-robin/core/schema";
 import { withDefaults } from "../../../plugins/model-based-round-robin/core/schema-derived";
-import { Schema } from "../../../plugins/model-based-round-robin/schema";
-import { createAdminApi } from "../../../scripts/kong-double/config/admin-api";
-import { BUNDLED_PLUGINS } from "../../../scripts/kong-double/config/bundled-schemas";
-import { ConfigStore } from "../../../scripts/kong-double/config/config-store";
-import { parseDeclarativeConfig } from "../../../scripts/kong-double/config/declarative";
-import { buildInstanceConfig } from "../../../scripts/kong-double/config/instance-config";
-import type { PluginInfo } from "../../../scripts/kong-double/config/model";
-import { runQueryCommand } from "../../../scripts/kong-double/config/plugin-info";
 
 const repoRoot = path.resolve(__dirname, "../../..");
 const NAME = "model-based-round-robin";

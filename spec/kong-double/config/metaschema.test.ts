@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { checkPluginSchema } from "../../../scripts/kong-double/config/metaschema";
-import { PluginLoadError, parsePluginDump } from "../../../scripts/kong-double/config/plugin-info";
+import { checkPluginSchema } from "../../../kong-double/config/metaschema";
+import { PluginLoadError, parsePluginDump } from "../../../kong-double/config/plugin-info";
 
 /** The dump kong-pdk prints for one plugin whose `Schema` export is `fields`. */
 const dumpOf = (fields: unknown[], extra: Record<string, unknown> = {}) =>

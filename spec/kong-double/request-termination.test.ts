@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KongApiError, KongDouble } from "../../scripts/kong-double";
+import { KongApiError, KongDouble } from "../../kong-double";
 
 const FIXTURES = resolve(process.cwd(), "spec/fixtures/plugins");
 

@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KongDouble } from "../../scripts/kong-double";
-import { KONG_VERSION } from "../../scripts/kong-double/config/kong-version";
+import { KongDouble } from "../../kong-double";
+import { KONG_VERSION } from "../../kong-double/config/kong-version";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 import { probeService } from "../support/double-tests";
 

@@ -24,7 +24,7 @@
  * - Header policies → request-transformer. Everything else is listed as a warning, never dropped silently.
  */
 import { stringify } from "yaml";
-import { UNROUTED_HOST } from "../../plugins/model-based-round-robin/core/misconfiguration";
+import { UNROUTED_HOST } from "../plugins/model-based-round-robin/core/misconfiguration";
 import { ConversionError, located } from "./errors";
 import {
   type ApkConf,

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, beforeEach } from "vitest";
-import { KongDouble } from "../../scripts/kong-double";
+import { KongDouble } from "../../kong-double";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 
 export const PLUGIN_NAME = "model-based-round-robin";

@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KongDouble } from "../../scripts/kong-double";
+import { KongDouble } from "../../kong-double";
 
 const FIXTURES = resolve(process.cwd(), "spec/fixtures/plugins");
 

@@ -8,8 +8,8 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
-import { accepts, KongDouble } from "../../scripts/kong-double";
-import { socketPath, startArgv } from "../../scripts/lib/pluginserver-settings";
+import { accepts, KongDouble } from "../../kong-double";
+import { socketPath, startArgv } from "../../kong-double/pluginserver-settings";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 import { probeService, stopChild } from "../support/double-tests";
 

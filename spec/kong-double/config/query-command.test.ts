@@ -1,13 +1,9 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { createAdminApi } from "../../../scripts/kong-double/config/admin-api";
-import { ConfigStore } from "../../../scripts/kong-double/config/config-store";
-import type { PluginInfo } from "../../../scripts/kong-double/config/model";
-import {
-  PluginLoadError,
-  parsePluginDump,
-  runQueryCommand,
-} from "../../../scripts/kong-double/config/plugin-info";
+import { createAdminApi } from "../../../kong-double/config/admin-api";
+import { ConfigStore } from "../../../kong-double/config/config-store";
+import type { PluginInfo } from "../../../kong-double/config/model";
+import { PluginLoadError, parsePluginDump, runQueryCommand } from "../../../kong-double/config/plugin-info";
 
 const repoRoot = path.resolve(__dirname, "../../..");
 const serverBin = path.join(repoRoot, "node_modules/kong-pdk/bin/kong-js-pluginserver");

@@ -6,9 +6,9 @@ import { createServer as createHttpServer, request, type Server } from "node:htt
 import { type AddressInfo, createServer, type Socket } from "node:net";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { KongDouble } from "../../scripts/kong-double";
+import { KongDouble } from "../../kong-double";
 
-const FIXTURE = resolve(process.cwd(), "spec/double/fixtures/source");
+const FIXTURE = resolve(process.cwd(), "spec/kong-double/fixtures/source");
 
 /** A TCP server that counts connections and does `behaviour` with each. */
 async function tcpServer(behaviour: (socket: Socket) => void) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { BUNDLED_PLUGINS } from "../../../scripts/kong-double/config/bundled-schemas";
-import { loadedConfigSummary, parseDeclarativeConfig } from "../../../scripts/kong-double/config/declarative";
-import { KongApiError, type PluginInfo } from "../../../scripts/kong-double/config/model";
+import { BUNDLED_PLUGINS } from "../../../kong-double/config/bundled-schemas";
+import { loadedConfigSummary, parseDeclarativeConfig } from "../../../kong-double/config/declarative";
+import { KongApiError, type PluginInfo } from "../../../kong-double/config/model";
 
 /** An external plugin as the query command reports it: an array of weighted models. */
 const ROUTER: PluginInfo = {

@@ -9,7 +9,7 @@
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { applyToKong } from "./converter/apply";
+import { applyToKong } from "./apply";
 import {
   APK_DEFAULT_SANDBOX_HOST,
   type ApiConversion,
@@ -17,8 +17,8 @@ import {
   type ConvertOptions,
   convertApi,
   render,
-} from "./converter/convert";
-import { ConversionError, NotAnApkConf } from "./converter/errors";
+} from "./convert";
+import { ConversionError, NotAnApkConf } from "./errors";
 
 const USAGE = `usage: apk-conf-to-kong FILE|DIR... [-o OUT] [--sandbox-host HOST] [--env-host ENV=HOST]...
                         [--env-sandbox-host ENV=HOST]... [--admin-url URL [--replace]]

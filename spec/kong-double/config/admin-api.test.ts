@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { createAdminApi } from "../../../scripts/kong-double/config/admin-api";
-import { BUNDLED_PLUGINS } from "../../../scripts/kong-double/config/bundled-schemas";
-import { ConfigStore } from "../../../scripts/kong-double/config/config-store";
-import { KONG_VERSION } from "../../../scripts/kong-double/config/kong-version";
-import type { KongConfig, PluginInfo } from "../../../scripts/kong-double/config/model";
+import { createAdminApi } from "../../../kong-double/config/admin-api";
+import { BUNDLED_PLUGINS } from "../../../kong-double/config/bundled-schemas";
+import { ConfigStore } from "../../../kong-double/config/config-store";
+import { KONG_VERSION } from "../../../kong-double/config/kong-version";
+import type { KongConfig, PluginInfo } from "../../../kong-double/config/model";
 
 const GREETER: PluginInfo = {
   name: "greeter",

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { BUNDLED_PLUGINS } from "../../../scripts/kong-double/config/bundled-schemas";
-import { parseDeclarativeConfig } from "../../../scripts/kong-double/config/declarative";
-import { buildInstanceConfig } from "../../../scripts/kong-double/config/instance-config";
-import type { PluginInfo } from "../../../scripts/kong-double/config/model";
+import { BUNDLED_PLUGINS } from "../../../kong-double/config/bundled-schemas";
+import { parseDeclarativeConfig } from "../../../kong-double/config/declarative";
+import { buildInstanceConfig } from "../../../kong-double/config/instance-config";
+import type { PluginInfo } from "../../../kong-double/config/model";
 
 const SECRETIVE: PluginInfo = {
   name: "secretive",
