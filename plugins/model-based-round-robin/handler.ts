@@ -5,48 +5,41 @@
  * answers a call it rejects (the request would hang until Kong's 500).
  */
 import { type Balancer, balancerFor } from "./core/balancer";
-import { billingSuspension, isInsufficientQuota } from "./core/billing";
 import { CHOICE_LOG_KEY, choiceLog, modelHeaders, routedFrom } from "./core/choice-log";
 import { ConfigError, normalizeConfig, type RoundRobinConfig } from "./core/config";
-import { failover } from "./core/failover";
 import { countRefusal } from "./core/metrics";
-import { errorCode, errorResponse, type OpenAiError } from "./core/openai-error";
+import { errorCode, errorResponse } from "./core/openai-error";
+import { applyOutcome, type Observed, outcomeOf } from "./core/outcome";
 import {
   admit,
   CLIENT_CREDENTIAL_HEADERS,
   checkBody,
   decide,
+  decideRelayed,
   failure,
   misconfigured,
   needsConsumer,
   type Refusal,
   type RequestHead,
   type Route,
-  selfProxies,
+  relays,
 } from "./core/routing";
-import {
-  firstValues,
-  isUnreachable,
-  mayBeUnreachable,
-  needsHeaders,
-  type Suspension,
-  suspensionFromResponse,
-} from "./core/signals";
+import { firstValues, mayBeUnreachable, needsHeaders, suspensionFromResponse } from "./core/signals";
 import type { HeaderMap, Pdk, ServiceEntity } from "./pdk";
 import { policyFor } from "./policies";
+import { relayAddress, serveThroughRelay, TICKET_HEADER } from "./relay";
+import { issueTicket } from "./relay/tickets";
 import { startStatusListenerOnce } from "./status";
+import type { ListenAddress } from "./status/address";
 import { logToStderr } from "./stderr-log";
-import { sendAttempt } from "./upstream";
 
-/** A failover request's answer, sent with kong.response.exit: the provider's (or the plugin's own). */
-interface Answer {
-  kind: "answer";
-  status: number;
-  body: Buffer | string;
-  headers: Record<string, string | string[]>;
-  /** The answer is one of the plugin's own refusals (all suspended, no provider reachable): counted as one. */
-  refusal?: OpenAiError | undefined;
+/** Kong sends the request to the relay, which carries the decision out. */
+interface Relayed {
+  kind: "relayed";
 }
+
+/** Kong's defaults for a service's connect_timeout and read_timeout (ms), when the service is not known. */
+const KONG_DEFAULT_TIMEOUT_MS = 60_000;
 
 /**
  * How long a plugin scoped to a service or route trusts what it read of that service (protocol, path, host):
@@ -69,6 +62,8 @@ export class ModelBasedRoundRobinHandler {
   /** Scoped to one service (directly, or through its route): the service is read once per SERVICE_TTL_MS. */
   private readonly scoped: boolean;
   private service: { entity: ServiceEntity | undefined; readAtMs: number } | undefined;
+  /** The relay's address, once this instance relayed a request (failover on, the relay listening). */
+  private relay: ListenAddress | undefined;
   /** Until this settles, the cluster's state (policy redis) is still being read: requests wait for it. */
   private loading: Promise<void> | undefined;
 
@@ -85,6 +80,7 @@ export class ModelBasedRoundRobinHandler {
       const policy = policyFor(this.config, logToStderr);
       this.balancer = balancerFor(this.config, policy);
       this.loading = policy.ready();
+      if (this.config.failover.attempts > 0) serveThroughRelay(this.config, this.balancer);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       this.configProblem = error.message;
@@ -104,11 +100,7 @@ export class ModelBasedRoundRobinHandler {
       return failure("the model-based-round-robin plugin failed on this request");
     });
     // kong-pdk does not await exit and Kong never answers a call after it: it must be the handler's last.
-    if (outcome.kind === "answer") {
-      if (outcome.refusal !== undefined)
-        countRefusal(this.config?.pluginId ?? this.pluginId, errorCode(outcome.refusal));
-      kong.response.exit(outcome.status, outcome.body, outcome.headers);
-    } else if (outcome.kind === "refuse") {
+    if (outcome.kind === "refuse") {
       countRefusal(this.config?.pluginId ?? this.pluginId, errorCode(outcome.body));
       const response = errorResponse(outcome.body, outcome.headers);
       kong.response.exit(outcome.status, response.body, response.headers);
@@ -117,6 +109,9 @@ export class ModelBasedRoundRobinHandler {
 
   async log(kong: Pdk): Promise<void> {
     if (this.config === undefined || this.balancer === undefined) return;
+    // With failover on, Kong sent every request but a WebSocket upgrade through the relay, which saw each
+    // answer: nothing is left to observe here, and no PDK call is spent on finding that out.
+    if (this.relay !== undefined) return;
     try {
       await this.observe(kong, this.config, this.balancer);
     } catch (error) {
@@ -125,7 +120,7 @@ export class ModelBasedRoundRobinHandler {
   }
 
   /** Reads what each step of the decision needs, and carries out a route. */
-  private async route(kong: Pdk): Promise<Route | Refusal | Answer> {
+  private async route(kong: Pdk): Promise<Route | Refusal | Relayed> {
     const { config, balancer } = this;
     if (config === undefined || balancer === undefined) {
       // Kong accepted what its schema language can say (duplicates, min > max cannot be said); never send
@@ -139,6 +134,10 @@ export class ModelBasedRoundRobinHandler {
     const upgrade =
       headers.upgrade === undefined ? undefined : (await kong.request.getHeaders())?.upgrade?.[0];
     const head = requestHead(headers, upgrade);
+    if (relays(config, head)) {
+      const relay = this.relay ?? (await this.startRelay());
+      if (relay !== undefined) return this.relayVia(kong, config, balancer, head, relay);
+    }
     const admission = admit(config, head);
     if (admission?.kind === "refuse") return admission;
     const body = admission ?? checkBody(toBuffer(await kong.request.getRawBody(config.maxBodyBytes)));
@@ -154,20 +153,49 @@ export class ModelBasedRoundRobinHandler {
     const consumer = needsConsumer(config) ? await kong.client.getConsumer() : undefined;
     const decision = decide(config, balancer, { head, body, upstream, consumer });
     if (decision.kind === "refuse") return this.logged(kong, decision);
-    if (selfProxies(config, head, body)) {
-      // Failover: the plugin sends the request itself, to as many entries as it takes, and answers with exit.
-      const method = (await kong.request.getMethod()) ?? "POST";
-      const query = (await kong.request.getRawQuery()) ?? "";
-      const timeouts = { connectMs: service?.connect_timeout, readMs: service?.read_timeout };
-      const request = { head, body, upstream, headers, method, query, timeouts };
-      const outcome = await failover(config, balancer, decision, request, sendAttempt);
-      for (const warning of outcome.warnings) await kong.log.warn(warning);
-      await kong.log.setSerializeValue(CHOICE_LOG_KEY, outcome.log);
-      return { kind: "answer", ...outcome.answer, refusal: outcome.refusal?.body };
-    }
-
     await sendTo(kong, decision, config);
     return decision;
+  }
+
+  /**
+   * Relays the request: access takes the rotation's turn and tells Kong's log data, the relay (this process)
+   * gets the decision under a single-use ticket, and Kong's upstream becomes the relay. Three PDK calls after
+   * the headers were read (a fourth, set_scheme, only for an https service), none of them carrying the body.
+   */
+  private async relayVia(
+    kong: Pdk,
+    config: RoundRobinConfig,
+    balancer: Balancer,
+    head: RequestHead,
+    relay: ListenAddress,
+  ): Promise<Relayed | Refusal> {
+    const service = await this.serviceOf(kong);
+    const consumer = needsConsumer(config) ? await kong.client.getConsumer() : undefined;
+    const choice = decideRelayed(config, balancer, { head, consumer });
+    if (choice.kind === "refuse") return this.logged(kong, choice);
+    const ticket = issueTicket({
+      pluginId: config.pluginId,
+      env: choice.env,
+      entryKey: choice.entry.key,
+      servicePath: service?.path,
+      connectTimeoutMs: service?.connect_timeout ?? KONG_DEFAULT_TIMEOUT_MS,
+      readTimeoutMs: service?.read_timeout ?? KONG_DEFAULT_TIMEOUT_MS,
+    });
+    const log = choiceLog(config.pluginId, { ...choice, requestedModel: undefined, probe: false });
+    await kong.log.setSerializeValue(CHOICE_LOG_KEY, { ...log, relayed: true });
+    if (service?.protocol === "https") await kong.service.request.setScheme("http");
+    await kong.service.request.setHeader(TICKET_HEADER, ticket);
+    // Last, as on the direct path: should the plugin server die before, Kong goes to the service's own URL,
+    // which refuses, and never to a provider.
+    await kong.service.setTarget(relay.host, relay.port);
+    return { kind: "relayed" };
+  }
+
+  /** The relay's address, once it listens (started by the first relayed request of this process). */
+  private async startRelay(): Promise<ListenAddress | undefined> {
+    const address = await relayAddress(process.env, logToStderr);
+    this.relay = address;
+    return address;
   }
 
   /**
@@ -175,14 +203,14 @@ export class ModelBasedRoundRobinHandler {
    * sooner when $upstream_uri no longer starts with the service path it knows; a global or consumer-scoped one
    * meets many services and asks every time.
    */
-  private async serviceOf(kong: Pdk, uri: string): Promise<ServiceEntity | undefined> {
+  private async serviceOf(kong: Pdk, uri?: string): Promise<ServiceEntity | undefined> {
     const now = Date.now();
     const known = this.service;
     if (
       this.scoped &&
       known !== undefined &&
       now - known.readAtMs < SERVICE_TTL_MS &&
-      uri.startsWith(known.entity?.path ?? "/")
+      (uri === undefined || uri.startsWith(known.entity?.path ?? "/"))
     ) {
       return known.entity;
     }
@@ -202,54 +230,56 @@ export class ModelBasedRoundRobinHandler {
     return refusal;
   }
 
+  /**
+   * What a request Kong proxied itself did to its entry (core/outcome.ts decides), reading as little as it
+   * can: the status first (most answers end the phase there), headers only for a status that may suspend, the
+   * choice and the source only when something may happen, the body only for a billing probe.
+   */
   private async observe(kong: Pdk, config: RoundRobinConfig, balancer: Balancer): Promise<void> {
-    // Cheapest first: most answers end the phase after one call.
     const status = await kong.response.getStatus();
     if (status === undefined) return;
     const unreachable = mayBeUnreachable(status, config);
     // While an entry has failed in a row, an answer from it is news worth two calls: it ends the streak.
     const recovering = balancer.hasStreaks();
     let headers: Record<string, string | undefined> = {};
-    let suspension: Suspension | undefined;
+    let suspends = false;
     if (needsHeaders(status, config)) {
       headers = firstValues((await kong.response.getHeaders()) ?? {});
-      suspension = suspensionFromResponse(status, headers, config, Date.now());
+      suspends = suspensionFromResponse(status, headers, config, Date.now()) !== undefined;
     }
-    if (suspension === undefined && !unreachable && !recovering) return;
+    if (!suspends && !unreachable && !recovering) return;
     const routed = routedFrom(parseJson(await kong.log.serialize()));
     if (routed === undefined) return; // this plugin did not route the request (it answered itself)
-    // The plugin sent it itself (failover) and observed every answer then: nothing is counted twice.
-    if (routed.selfProxied) return;
-    const source = await kong.response.getSource();
-    if (unreachable && isUnreachable(status, source)) {
-      const benchMs = balancer.benchUnreachable(routed.env, routed.entryKey);
-      if (benchMs > 0) {
-        await kong.log.warn(
-          `benched ${routed.entryKey} (${routed.env}) for ${benchMs} ms: Kong could not reach it (HTTP ${status})`,
-        );
-      }
-      return;
-    }
-    // A 429 made by Kong itself (rate-limiting, another plugin's exit) says nothing about the model's quota.
-    if (source !== "service") return;
-    if (recovering) balancer.reached(routed.env, routed.entryKey);
-    if (suspension === undefined) return;
-    const byStatus = config.suspendOnStatuses.has(status);
+    if (routed.relayed) return; // the relay observed it
+    const source = sourceOf(await kong.response.getSource());
+    if (source === undefined) return;
+    let body: Buffer | undefined;
     // Kong turns buffering off for a WebSocket upgrade, and get_raw_body would then raise and never answer: ask
     // the saved ngx.ctx first (one call, only for a probe that is being suspended).
-    if (byStatus && routed.probe && (await kong.nginx.getCtx("buffered_proxying")) === true) {
-      const body = toBuffer(await kong.service.response.getRawBody());
-      if (isInsufficientQuota(body, headers["content-encoding"])) {
-        suspension = billingSuspension(status, config.billingSeconds);
-      }
+    if (
+      suspends &&
+      source === "provider" &&
+      config.suspendOnStatuses.has(status) &&
+      routed.probe &&
+      (await kong.nginx.getCtx("buffered_proxying")) === true
+    ) {
+      body = toBuffer(await kong.service.response.getRawBody());
     }
-    balancer.suspend(routed.env, routed.entryKey, suspension.durationMs, Date.now(), suspension.reason);
-    // Whatever suspended it, the entry's next readable answer says whether the cause was billing.
-    if (byStatus && config.billingSeconds > 0) balancer.markSuspect(routed.env, routed.entryKey);
-    await kong.log.warn(
-      `suspended ${routed.entryKey} (${routed.env}) for ${suspension.durationMs} ms: ${suspension.reason}`,
-    );
+    const observed: Observed = { kind: "answer", status, source, headers, body };
+    const nowMs = Date.now();
+    const outcome = outcomeOf(config, observed, nowMs);
+    const why = `Kong could not reach it (HTTP ${status})`;
+    const line = applyOutcome(balancer, routed.env, routed.entryKey, outcome, nowMs, why);
+    if (line !== undefined) await kong.log.warn(line);
   }
+}
+
+/** kong.response.get_source() in the outcome rule's words; undefined for anything else. */
+function sourceOf(source: string | undefined): Extract<Observed, { kind: "answer" }>["source"] | undefined {
+  if (source === "service") return "provider";
+  if (source === "error") return "kong-error";
+  if (source === "exit") return "kong-exit";
+  return undefined;
 }
 
 /**

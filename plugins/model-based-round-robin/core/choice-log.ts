@@ -31,14 +31,17 @@ export interface ChoiceLog {
   /** The answer was read whole to tell a billing error from a rate limit. */
   probe: boolean;
   /**
-   * Failover only: the plugin sent the request itself and answered with `kong.response.exit`; how many entries
-   * it sent it to (1 when the first answered). The entry named is the last one tried. Its answer was observed
-   * (suspensions, benches) in access already, so the log phase leaves it alone.
+   * Kong sent the request through the relay, which may have failed over to other entries: the entry named here
+   * is the first one tried; the one that served is in the answer's served-model header (X-Kong-LLM-Model), and
+   * how many were tried in X-Kong-LLM-Attempts. The relay observed every answer, so the log phase leaves it alone.
    */
-  attempts?: number;
+  relayed?: true;
 }
 
-export function choiceLog(pluginId: string, route: Route): ChoiceLog {
+export function choiceLog(
+  pluginId: string,
+  route: Pick<Route, "entry" | "env" | "requestedModel" | "probe">,
+): ChoiceLog {
   const { entry } = route;
   return {
     plugin_id: pluginId,
@@ -58,8 +61,8 @@ export interface Routed {
   env: Environment;
   entryKey: string;
   probe: boolean;
-  /** The plugin sent the request itself (failover): its answers were observed in access. */
-  selfProxied: boolean;
+  /** Kong sent it through the relay, which observed its answers. */
+  relayed: boolean;
 }
 
 export function routedFrom(serialized: unknown): Routed | undefined {
@@ -67,14 +70,14 @@ export function routedFrom(serialized: unknown): Routed | undefined {
     "model-based-round-robin"
   ]?.meta;
   if (meta === undefined || meta === null || typeof meta !== "object") return undefined;
-  const { environment, endpoint, request_model: model, probe, attempts } = meta;
+  const { environment, endpoint, request_model: model, probe, relayed } = meta;
   if (environment !== "production" && environment !== "sandbox") return undefined;
   if (typeof endpoint !== "string" || typeof model !== "string") return undefined;
   return {
     env: environment,
     entryKey: `${endpoint}#${model}`,
     probe: probe === true,
-    selfProxied: typeof attempts === "number",
+    relayed: relayed === true,
   };
 }
 

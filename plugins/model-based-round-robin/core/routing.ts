@@ -196,21 +196,59 @@ function allSuspended(config: RoundRobinConfig, env: Environment, retryAfterMs: 
 }
 
 /**
- * Whether the plugin sends this request itself, so that it can fail over within it: failover is on, the body
- * is a JSON object that does not ask for a stream, and the request is no WebSocket upgrade. Everything else is
- * proxied by Kong as without failover.
+ * Whether Kong sends this request through the relay, which can fail over within it: failover is on and the
+ * request is no WebSocket upgrade (Kong turns buffering off for one and the relay speaks plain HTTP only).
+ * Streams, bodiless requests and plain ones alike: everything else is proxied by Kong to the entry directly.
  */
-export function selfProxies(
+export function relays(config: RoundRobinConfig, head: RequestHead): boolean {
+  return config.failover.attempts > 0 && head.upgrade?.toLowerCase() !== "websocket";
+}
+
+/** The relay's first entry: access takes the rotation's turn (a bodiless request only peeks, as on the direct path). */
+export interface RelayChoice {
+  kind: "relay";
+  env: Environment;
+  entry: Entry;
+  /** The request carries a body: its model is the entry's. */
+  modelled: boolean;
+}
+
+/**
+ * Access's part of a relayed request: the environment and the first entry, or the refusal when none can serve.
+ * The body and the path are the relay's to check (it reads them; Kong never hands them over the PDK socket).
+ */
+export function decideRelayed(
   config: RoundRobinConfig,
+  balancer: Balancer,
+  request: { head: RequestHead; consumer?: Consumer },
+): RelayChoice | Refusal {
+  const { head } = request;
+  const env = environmentOf(config, { host: head.host, consumer: request.consumer });
+  const admission = admit(config, head);
+  if (admission?.kind === "refuse") return admission;
+  const modelled = admission === undefined;
+  const selection = modelled ? balancer.pick(env) : balancer.peek(env);
+  if (selection.kind === "no-list") return refusal(404, sandboxNotConfiguredError());
+  if (selection.kind === "all-suspended") return allSuspended(config, env, selection.retryAfterMs);
+  return { kind: "relay", env, entry: selection.entry, modelled };
+}
+
+/** The route of one of the relay's attempts: the body (if any) names the entry's model. */
+export function relayRoute(
+  env: Environment,
+  entry: Entry,
+  upstream: UpstreamRequest,
   head: RequestHead,
   body: ModelReadyBody | Bodiless,
-): body is ModelReadyBody {
-  return (
-    config.failover.attempts > 0 &&
-    body.kind === "body" &&
-    !body.streaming &&
-    head.upgrade?.toLowerCase() !== "websocket"
-  );
+): Route {
+  const relative = relativeToService(upstream.uri, upstream.servicePath);
+  if (body.kind === "body") return routeWithBody(env, entry, upstream, relative, head, body, false);
+  return routeTo(env, entry, upstream, relative, head, {
+    body: undefined,
+    probe: false,
+    requestedModel: undefined,
+    modelled: false,
+  });
 }
 
 /**
@@ -222,15 +260,13 @@ export function nextAttempt(
   config: RoundRobinConfig,
   balancer: Balancer,
   env: Environment,
-  request: { head: RequestHead; body: ModelReadyBody; upstream: UpstreamRequest },
+  request: { head: RequestHead; body: ModelReadyBody | Bodiless; upstream: UpstreamRequest },
   tried: ReadonlySet<string>,
 ): Route | Refusal | undefined {
   const selection = balancer.pickExcept(env, tried);
   if (selection.kind === "exhausted" || selection.kind === "no-list") return undefined;
   if (selection.kind === "all-suspended") return allSuspended(config, env, selection.retryAfterMs);
-  const { head, body, upstream } = request;
-  const relative = relativeToService(upstream.uri, upstream.servicePath);
-  return routeWithBody(env, selection.entry, upstream, relative, head, body, false);
+  return relayRoute(env, selection.entry, request.upstream, request.head, request.body);
 }
 
 function routeTo(

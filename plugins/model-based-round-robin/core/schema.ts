@@ -255,10 +255,10 @@ export const Schema = [
   {
     failover_attempts: {
       type: "integer",
-      default: 0,
+      default: 1,
       between: [0, 10],
       description:
-        "Further entries tried within the same request after a failing first one (a status in failover_on_statuses, a connection failure or a timeout); 0 turns failover off. Only non-streaming JSON requests: the plugin sends them itself and answers with the provider's answer.",
+        "Further entries tried within the same request, streams included, while no byte of an answer has gone back (a status in failover_on_statuses, a connection failure or a silence); Kong proxies through the plugin server's relay. 0: Kong proxies to the entry directly, and a 429 reaches the client.",
     },
   },
   {
@@ -276,7 +276,7 @@ export const Schema = [
       default: 50,
       between: [1, 3600],
       description:
-        "Seconds one failover request may take in all attempts together; keep it below Kong's lua_socket_read_timeout (60 s by default), which bounds how long Kong waits for the plugin server.",
+        "Seconds the relay may spend on all attempts of a request until the first byte of an answer goes back; keep it below the service's read_timeout (60 s by default), Kong's wait for that first byte.",
     },
   },
   {
@@ -284,7 +284,7 @@ export const Schema = [
       type: "boolean",
       default: true,
       description:
-        "With failover, verify the provider's TLS certificate against Node's trusted CAs when the plugin sends a request itself (Kong's own proxying follows the service's tls_verify).",
+        "With failover, verify the provider's TLS certificate against Node's trusted CAs when the relay sends a request (Kong's own proxying follows the service's tls_verify).",
     },
   },
   {
