@@ -70,10 +70,14 @@ export function pendingTickets(): number {
   return pending.size;
 }
 
+/** When full, this many of the oldest go at once: a full map is not walked again for every new ticket. */
+const DROP_BATCH = MAX_PENDING / 100;
+
 function dropOldest(nowMs: number): void {
-  // Insertion order is issue order: expired ones first, then the oldest until there is room.
+  // Insertion order is issue order: expired ones first, then the oldest until there is room for a batch.
+  const room = pending.size >= MAX_PENDING ? MAX_PENDING - DROP_BATCH : MAX_PENDING;
   for (const [id, kept] of pending) {
-    if (pending.size < MAX_PENDING && nowMs - kept.issuedMs <= TICKET_TTL_MS) break;
+    if (pending.size < room && nowMs - kept.issuedMs <= TICKET_TTL_MS) break;
     pending.delete(id);
   }
 }
