@@ -77,12 +77,6 @@ export interface Pdk {
     /** Headers the client gets with the proxied answer (an upstream header of the same name is sent too). */
     setHeaders(headers: Record<string, string>): Promise<void>;
   };
-  ctx: {
-    shared: {
-      get(key: string): Promise<unknown>;
-      set(key: string, value: string): Promise<void>;
-    };
-  };
   log: {
     /** Recorded for the log data logging plugins write (and the log phase reads through serialize). */
     setSerializeValue(key: string, value: unknown): Promise<void>;
