@@ -52,7 +52,14 @@ export interface RoundRobinConfig {
    * entries after the first (0: off), the answer statuses that move on, the time all attempts share, and whether
    * a provider's TLS certificate is verified.
    */
-  failover: { attempts: number; onStatuses: Set<number>; budgetMs: number; tlsVerify: boolean };
+  failover: {
+    attempts: number;
+    onStatuses: Set<number>;
+    budgetMs: number;
+    /** How long one attempt may stay silent before the relay moves on; 0: the service's read_timeout. */
+    attemptMs: number;
+    tlsVerify: boolean;
+  };
   /** Where suspensions, benches and probe marks are kept: this process alone, or a Redis every node shares. */
   sharing: { policy: "local" } | { policy: "redis"; redis: RedisSettings };
 }
@@ -127,6 +134,7 @@ export function normalizeConfig(input: unknown): RoundRobinConfig {
       attempts: config.failover_attempts,
       onStatuses: new Set(config.failover_on_statuses),
       budgetMs: config.failover_timeout * 1000,
+      attemptMs: config.failover_attempt_timeout * 1000,
       tlsVerify: config.tls_verify,
     },
     sharing: sharingOf(config),

@@ -280,6 +280,15 @@ export const Schema = [
     },
   },
   {
+    failover_attempt_timeout: {
+      type: "number",
+      default: 0,
+      between: [0, 3600],
+      description:
+        "Seconds one attempt may stay silent (no answer head, or no first byte of its body) before the relay moves on to the next entry; 0 uses the service's read_timeout. Kong waits for the relay's first byte only the service's read_timeout: set this below it to fail over from silent entries.",
+    },
+  },
+  {
     tls_verify: {
       type: "boolean",
       default: true,

@@ -187,6 +187,7 @@ async function failOver(
     tried.add(route.entry.key);
     attempts++;
     const leftMs = Math.max(1, deadlineMs - Date.now());
+    const silenceMs = Math.min(settings.attemptMs > 0 ? settings.attemptMs : decision.readTimeoutMs, leftMs);
     const mayMoveOn = attempts <= settings.attempts;
     // The budget bounds the wait for an answer, never an answer already on its way back.
     const budget = new AbortController();
@@ -200,7 +201,7 @@ async function failOver(
       headers: attemptHeaders(request.rawHeaders, route.entry, DROPPED, route.clearHeaders),
       body: request.body.kind === "body" ? (route.body ?? request.body.raw) : undefined,
       connectTimeoutMs: Math.min(decision.connectTimeoutMs, leftMs),
-      headTimeoutMs: Math.min(decision.readTimeoutMs, leftMs),
+      headTimeoutMs: silenceMs,
       readTimeoutMs: decision.readTimeoutMs,
       tlsVerify: settings.tlsVerify,
       signal: AbortSignal.any([gone.signal, budget.signal]),
@@ -210,7 +211,7 @@ async function failOver(
       if (sent.kind === "answer") sent.body.destroy();
       return;
     }
-    const outcome = await settle(sent, config, Math.min(decision.readTimeoutMs, leftMs), observe);
+    const outcome = await settle(sent, config, silenceMs, observe);
     clearTimeout(budgetTimer);
     if (outcome.kind === "committed") {
       countSelfProxied(config.pluginId, env, attempts);
