@@ -436,7 +436,7 @@ describe("the relay: failover within the request", () => {
     } finally {
       await close(big.server);
     }
-  });
+  }, 180_000);
 
   it("sends the client's query string and headers, the entry's key instead of the client's, Host = the entry's host", async () => {
     await configure({
