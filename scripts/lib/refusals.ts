@@ -50,7 +50,12 @@ export function refusalConfig(): object {
         plugins: [
           {
             name: PLUGIN,
-            config: { production_models: [{ model: "m", endpoint: "http://127.0.0.1:9/v1" }] },
+            // The direct path: access reads the body and refuses it with kong.response.exit, the call that
+            // leaked (through the relay, the default, the relay answers a bad body itself).
+            config: {
+              production_models: [{ model: "m", endpoint: "http://127.0.0.1:9/v1" }],
+              failover_attempts: 0,
+            },
           },
         ],
       },
