@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { request } from "undici";
 import { describe, expect, it } from "vitest";
-import { type Bed, BILLING_EXHAUSTED, chat, llmService, pause, useBed } from "../support/harness";
+import { type Bed, BILLING_EXHAUSTED, chat, DIRECT, llmService, pause, useBed } from "../support/harness";
 
 const RATE_LIMIT = {
   error: {
@@ -25,7 +25,7 @@ describe("billing exhaustion (insufficient_quota) benches an entry for a long ti
   });
 
   async function configure(pluginConfig: Record<string, unknown>) {
-    const config = llmService({ on_quota_exceed_suspend_duration: 1, ...pluginConfig }) as {
+    const config = llmService({ on_quota_exceed_suspend_duration: 1, ...DIRECT, ...pluginConfig }) as {
       services: { plugins: { id?: string }[] }[];
     };
     const plugin = config.services[0]?.plugins[0];

@@ -5,7 +5,7 @@
  */
 import OpenAI from "openai";
 import { describe, expect, it, vi } from "vitest";
-import { type Bed, BILLING_EXHAUSTED, chat, loadPlugin, pause, useBed } from "../support/harness";
+import { type Bed, BILLING_EXHAUSTED, chat, DIRECT, loadPlugin, pause, useBed } from "../support/harness";
 
 const HELLO = { model: "gpt-4o", messages: [{ role: "user" as const, content: "Hello" }] };
 
@@ -22,6 +22,7 @@ describe("the all-suspended answer and the clients that read it", () => {
   /** Every entry out for an hour: each provider answers 429 with `retry-after: 3600` once. */
   async function suspendEverythingForAnHour(pluginConfig: Record<string, unknown> = {}) {
     await loadPlugin(bed.kong, {
+      ...DIRECT,
       production_models: [
         { model: "m1", endpoint: a.url },
         { model: "m2", endpoint: b.url },
@@ -46,6 +47,7 @@ describe("the all-suspended answer and the clients that read it", () => {
 
   it("advertises at most 60 s when every entry is billing-benched for 3600 s", async () => {
     await loadPlugin(bed.kong, {
+      ...DIRECT,
       production_models: [
         { model: "m1", endpoint: a.url },
         { model: "m2", endpoint: b.url },

@@ -24,6 +24,7 @@ import { type MockProvider, startMockProvider } from "../../scripts/mock-provide
 import {
   BILLING_EXHAUSTED,
   chat,
+  DIRECT,
   llmService,
   PLUGIN_DIR,
   PLUGIN_NAME,
@@ -96,6 +97,7 @@ describe("policy redis: two Kong nodes share suspensions through one Redis", () 
     redis: sharedRedis(),
     // No billing probe marks unless a test asks for them: a 429 leaves one key per suspended entry.
     insufficient_quota_suspend_duration: 0,
+    ...DIRECT,
     ...extra,
   });
 

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import {
   type Bed,
   chat,
+  DIRECT,
   llmService,
   loadPluginWithFileLog,
   PLUGIN_NAME,
@@ -26,7 +27,12 @@ describe("the choice, told to the client and to Kong's log", () => {
 
   /** The plugin on the service with a fresh id, and file-log writing every request's log data to a file. */
   const configure = (pluginConfig: Record<string, unknown>, opts: { global?: boolean } = {}) =>
-    loadPluginWithFileLog(bed.kong, dir, pluginConfig, { service: { url: `${a.url}/v1` }, ...opts });
+    loadPluginWithFileLog(
+      bed.kong,
+      dir,
+      { ...DIRECT, ...pluginConfig },
+      { service: { url: `${a.url}/v1` }, ...opts },
+    );
 
   const gpt4o = (extra: Record<string, unknown> = {}) => ({
     production_models: [{ model: "gpt-4o", endpoint: `${a.url}/v1`, ...extra }],

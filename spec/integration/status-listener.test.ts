@@ -14,6 +14,7 @@ import { stopChild } from "../support/double-tests";
 import {
   type Bed,
   chat,
+  DIRECT,
   loadPlugin,
   PLUGIN_DIR,
   PLUGIN_NAME,
@@ -85,6 +86,7 @@ describe("GET /status and GET /metrics on the plugin server", () => {
 
   it("shows picks, a 429 suspension with its reason and signal, the all-suspended answer and refusals, and no key", async () => {
     const id = await loadPlugin(bed.kong, {
+      ...DIRECT,
       production_models: [
         {
           model: "m1",
@@ -194,6 +196,7 @@ describe("GET /status and GET /metrics on the plugin server", () => {
     const id = await loadPlugin(
       bed.kong,
       {
+        ...DIRECT,
         production_models: [
           { model: "billed", endpoint: a.url },
           { model: "dead", endpoint: deadUrl },
@@ -230,7 +233,10 @@ describe("GET /status and GET /metrics on the plugin server", () => {
   });
 
   it("answers 404 beside its two paths and 405 to anything but GET", async () => {
-    await loadPlugin(bed.kong, { production_models: [{ model: "m1", endpoint: a.url }] });
+    await loadPlugin(bed.kong, {
+      ...DIRECT,
+      production_models: [{ model: "m1", endpoint: a.url }],
+    });
     await chat(bed.kong, HELLO);
     const base = await statusUrl(bed.kong);
     expect((await get(`${base}/`)).status).toBe(404);
@@ -278,7 +284,10 @@ describe("the status listener's address", () => {
       out.stderr += d.toString("utf8");
     });
     while (!(await accepts(socketPath(settings)))) await pause(20);
-    await loadPlugin(kong, { production_models: [{ model: "m1", endpoint: provider.url }] });
+    await loadPlugin(kong, {
+      ...DIRECT,
+      production_models: [{ model: "m1", endpoint: provider.url }],
+    });
     const first = await chat(kong, HELLO, { host: PRODUCTION_HOST });
     for (let i = 0; i < 50 && !out.stderr.includes("status listener"); i++) await pause(20);
     return { out, first };
@@ -364,7 +373,10 @@ describe("under kong-pdk's stock kong-js-pluginserver", () => {
 
   it("serves /status and /metrics the same way", async () => {
     const [provider] = bed.providers as [MockProvider];
-    const id = await loadPlugin(bed.kong, { production_models: [{ model: "m1", endpoint: provider.url }] });
+    const id = await loadPlugin(bed.kong, {
+      ...DIRECT,
+      production_models: [{ model: "m1", endpoint: provider.url }],
+    });
     expect((await chat(bed.kong, HELLO)).status).toBe(200);
     const base = await statusUrl(bed.kong);
     const report = JSON.parse((await get(`${base}/status`)).text);

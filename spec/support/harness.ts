@@ -26,6 +26,12 @@ export const BILLING_EXHAUSTED = {
   },
 };
 
+/**
+ * The direct path (failover_attempts 0): Kong proxies to the entry itself and the log phase observes the answer.
+ * The suites of the log phase's signals (billing probes, Kong's own 502/504, the choice in Kong's log data) run
+ * on it; spec/integration/relay.test.ts covers the relay, the default.
+ */
+export const DIRECT = { failover_attempts: 0 } as const;
 export const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface Bed {
