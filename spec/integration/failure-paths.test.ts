@@ -271,9 +271,10 @@ describe("failure paths, through the Kong double", () => {
     const seen = Object.fromEntries(statuses);
     // While it was down Kong proxied without the plugin, to the refusing URL (503); a request Kong had already
     // sent to the relay when it died got Kong's 502 (the relay's connection broke) or, with the relay gone before
-    // Kong connected, Kong's 502 for a refused connection: never an answer from a provider without the rewrite.
+    // Kong connected, Kong's 502 for a refused connection; a worker whose instance was being started again when
+    // the server died answers Kong's 500: never an answer from a provider without the rewrite.
     const allowed =
-      /^200 m-[ab]$|^503 name resolution failed$|^502 An invalid response was received from the upstream server$/;
+      /^200 m-[ab]$|^503 name resolution failed$|^502 An invalid response was received from the upstream server$|^500 An unexpected error occurred$/;
     expect(Object.keys(seen).filter((k) => !allowed.test(k))).toEqual([]);
     expect(seen["503 name resolution failed"]).toBeGreaterThan(0);
     console.info("kill under load, what clients saw:", seen);
