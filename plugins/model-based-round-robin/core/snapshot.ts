@@ -173,7 +173,9 @@ function rowsOfVersion1(v: Partial<Record<string, unknown>>): unknown[] {
   const ref = (id: unknown) => (typeof id === "string" ? parseEntryId(id) : undefined);
   const row = (id: unknown, fields: object) => {
     const r = ref(id);
-    rows.push(r === undefined ? id : { plugin: r.pluginId, env: r.env, entry: r.entryKey, ...fields });
+    rows.push(
+      r === undefined ? UNPARSABLE_ID : { plugin: r.pluginId, env: r.env, entry: r.entryKey, ...fields },
+    );
   };
   for (const item of list("suspensions")) {
     const [id, until, , reason] = Array.isArray(item) ? item : [];
@@ -199,8 +201,15 @@ function rowsOfVersion1(v: Partial<Record<string, unknown>>): unknown[] {
   return rows;
 }
 
+/** A version 1 row whose entry id is not one entryId() builds. */
+class RowProblem {
+  constructor(readonly why: string) {}
+}
+const UNPARSABLE_ID = new RowProblem("an entry id (plugin|environment|entry) that does not parse");
+
 /** A row checked for shape (types and string lengths), or what is wrong with it. Ranges are the writer's. */
 function asRow(value: unknown): StateRow | string {
+  if (value instanceof RowProblem) return value.why;
   if (value === null || typeof value !== "object" || Array.isArray(value)) return "not an object";
   const r = value as Partial<Record<keyof StateRow, unknown>>;
   if (!isId(r.plugin) || !isId(r.entry)) return "a plugin id or entry key that is not a short string";
