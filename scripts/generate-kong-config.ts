@@ -14,6 +14,13 @@ import { convertApkConf } from "../converter/convert";
 export const EXAMPLE = "01-apk-test-modelroundrobin-api-level-policy-multi-endpoints.apk-conf.yaml";
 /** The Redis service of docker-compose.yml, which the cluster configuration's plugins share their state in. */
 export const CLUSTER_REDIS_HOST = "redis";
+/**
+ * The Redis password, as every node's plugin reads it: a reference to Kong's env vault, which reads the
+ * environment variable CLUSTER_REDIS_PASSWORD_ENV (docker-compose.yml gives it to the nodes and to Redis alike),
+ * so the password is in no configuration file and never in the Admin API's answers.
+ */
+export const CLUSTER_REDIS_PASSWORD = "{vault://env/mbrr-redis-password}";
+export const CLUSTER_REDIS_PASSWORD_ENV = "MBRR_REDIS_PASSWORD";
 const PLUGIN = "model-based-round-robin";
 
 export function generateKongConfig(repoRoot: string): string {
@@ -28,7 +35,7 @@ export function generateKongConfig(repoRoot: string): string {
 
 /**
  * A node's declarative configuration made into a cluster's: every model-based-round-robin plugin gets
- * `policy: redis` and `redis.host`, everything else (comments, order, anchors) is kept as it is. Every node loads
+ * `policy: redis`, `redis.host` and `redis.password` (a vault reference), everything else (comments, order, anchors) is kept as it is. Every node loads
  * the same file, so each plugin gets the same id on every node (Kong derives the ids a declarative file does
  * not give from names and cache keys), and that id is what the nodes share state under.
  */
@@ -51,7 +58,7 @@ export function clusterConfig(single: string, redisHost = CLUSTER_REDIS_HOST): s
           plugin.set("config", config);
         }
         (config as YAMLMap).set("policy", "redis");
-        (config as YAMLMap).set("redis", doc.createNode({ host: redisHost }));
+        (config as YAMLMap).set("redis", doc.createNode({ host: redisHost, password: CLUSTER_REDIS_PASSWORD }));
         found++;
       }
     }
@@ -61,7 +68,8 @@ export function clusterConfig(single: string, redisHost = CLUSTER_REDIS_HOST): s
   if (found === 0) throw new Error(`no ${PLUGIN} plugin in the configuration`);
   const header = [
     "# kong/kong.yml for a cluster (docker-compose.yml's two Kong nodes load it): every model-based-round-robin",
-    `# plugin with policy: redis and redis.host: ${redisHost}, so the nodes share suspensions through that Redis.`,
+    `# plugin with policy: redis and redis.host: ${redisHost}, so the nodes share suspensions through that Redis;`,
+    `# redis.password reads ${CLUSTER_REDIS_PASSWORD_ENV} from the node's environment through Kong's env vault.`,
     "# Generated from kong/kong.yml by `npm run generate-kong-config`; do not edit.",
   ].join("\n");
   return `${header}\n${doc.toString({ lineWidth: 0 })}`;

@@ -5,11 +5,14 @@
  * that has one to buffered proxying, which would hold a streamed (SSE) answer until the provider finished.
  */
 
+import { onRejected } from "./core/process-state";
 import { EntityChecks, Schema } from "./core/schema";
 import { ModelBasedRoundRobinHandler } from "./handler";
 import { keepStateIn, STATE_FILE_ENV } from "./persistence";
 import { logToStderr } from "./stderr-log";
 
+// State refused as it arrived (from Redis, or rows of the state file): one line a minute at most, on stderr.
+onRejected(logToStderr);
 // Loaded once per plugin server process: what the previous process learned is taken in before any request.
 const stateFile = process.env[STATE_FILE_ENV];
 if (stateFile !== undefined && stateFile !== "") {

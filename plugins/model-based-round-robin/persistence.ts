@@ -7,15 +7,31 @@
  * The file is named by MODEL_BASED_ROUND_ROBIN_STATE_FILE, which the project's plugin server sets to a file in
  * Kong's prefix; unset (for example under the stock kong-js-pluginserver), nothing is kept.
  */
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
-import { rename, writeFile } from "node:fs/promises";
-import { exportState, importState, onStateChange, stateRevision } from "./core/process-state";
+import { randomUUID } from "node:crypto";
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { open, rename, unlink } from "node:fs/promises";
+import { onStateChange, stateRevision } from "./core/process-state";
+import { exportState, importState } from "./core/snapshot";
 
 export const STATE_FILE_ENV = "MODEL_BASED_ROUND_ROBIN_STATE_FILE";
 /** Rotation positions move on every pick: written at most this often. */
 const POSITIONS_EVERY_MS = 1000;
 /** A change worth keeping (a suspension) is written this soon, coalescing the ones that come together. */
 const CHANGE_DELAY_MS = 20;
+/**
+ * A state file is a few hundred bytes per entry (rows are bounded by the configurations); one larger than this
+ * was not written by this plugin, or was grown by an older version that took in anything: it is not read.
+ */
+export const MAX_STATE_FILE_BYTES = 64 * 1024 * 1024;
 
 export interface Persistence {
   /** Writes now if anything changed since the last write. */
@@ -28,8 +44,6 @@ export function keepStateIn(path: string, log: (message: string) => void = () =>
   // Only a process that changed something writes: the query command loads the plugin too, and must never
   // overwrite the running server's file with what it read.
   let written = stateRevision();
-  // Written beside the file, then renamed over it: a reader never sees half a snapshot.
-  const temporary = `${path}.${process.pid}.tmp`;
   let writing: Promise<void> | undefined;
   let soon: NodeJS.Timeout | undefined;
 
@@ -37,8 +51,7 @@ export function keepStateIn(path: string, log: (message: string) => void = () =>
     if (writing !== undefined) await writing;
     const revision = stateRevision();
     if (revision === written) return;
-    writing = writeFile(temporary, JSON.stringify(exportState()))
-      .then(() => rename(temporary, path))
+    writing = writeAtomically(path, JSON.stringify(exportState()))
       .then(
         () => {
           written = revision;
@@ -61,10 +74,22 @@ export function keepStateIn(path: string, log: (message: string) => void = () =>
   // A plugin server stopped with SIGTERM (Kong's reload) exits through here when its entry point lets it.
   const atExit = () => {
     if (stateRevision() === written) return;
+    const temporary = temporaryFor(path);
     try {
-      writeFileSync(temporary, JSON.stringify(exportState()));
+      const fd = openSync(temporary, "wx", 0o600);
+      try {
+        writeSync(fd, JSON.stringify(exportState()));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
       renameSync(temporary, path);
     } catch {
+      try {
+        unlinkSync(temporary);
+      } catch {
+        // never created
+      }
       // Exiting: nowhere left to report it.
     }
   };
@@ -79,16 +104,49 @@ export function keepStateIn(path: string, log: (message: string) => void = () =>
   };
 }
 
+/**
+ * Written beside the file under a name no other writer uses (the old and the new plugin server of a reload may
+ * both write), flushed to disk, then renamed over it: a reader, or a restart after a crash at any moment, finds
+ * either the previous file or the new one, never part of one. A failed write leaves no temporary file behind.
+ */
+async function writeAtomically(path: string, text: string): Promise<void> {
+  const temporary = temporaryFor(path);
+  try {
+    const file = await open(temporary, "wx", 0o600);
+    try {
+      await file.writeFile(text);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temporary, path);
+  } catch (error) {
+    await unlink(temporary).catch(() => {});
+    throw error;
+  }
+}
+
+function temporaryFor(path: string): string {
+  return `${path}.${process.pid}.${randomUUID()}.tmp`;
+}
+
 function restore(path: string, log: (message: string) => void): void {
   let text: string;
   try {
+    if (statSync(path).size > MAX_STATE_FILE_BYTES) {
+      log(`ignored state file ${path}: larger than ${MAX_STATE_FILE_BYTES} bytes`);
+      return;
+    }
     text = readFileSync(path, "utf8");
   } catch {
     return; // first start: nothing kept yet
   }
+  let parsed: unknown;
   try {
-    importState(JSON.parse(text));
+    parsed = JSON.parse(text);
   } catch (error) {
     log(`ignored unreadable state file ${path}: ${String(error)}`);
+    return;
   }
+  importState(parsed, Date.now(), (problem) => log(`${path}: ${problem}`));
 }

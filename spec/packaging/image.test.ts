@@ -9,7 +9,13 @@ import {
   socketPath,
 } from "../../kong-double/pluginserver-settings";
 import { Schema } from "../../plugins/model-based-round-robin/core/schema";
-import { CLUSTER_REDIS_HOST, clusterConfig, generateKongConfig } from "../../scripts/generate-kong-config";
+import {
+  CLUSTER_REDIS_HOST,
+  CLUSTER_REDIS_PASSWORD,
+  CLUSTER_REDIS_PASSWORD_ENV,
+  clusterConfig,
+  generateKongConfig,
+} from "../../scripts/generate-kong-config";
 import { HAS_APK, SKIPPED_WITHOUT_APK } from "../support/apk-files";
 import { contextSources, envOf, readDockerfile } from "./dockerfile";
 import { isUnder } from "./imports";
@@ -140,6 +146,7 @@ describe("docker-compose.yml", () => {
     volumes?: string[];
     depends_on?: Record<string, { condition?: string }>;
     healthcheck?: { test?: string[] };
+    command?: string[];
   }
   const compose = parse(readFileSync("docker-compose.yml", "utf8")) as {
     services: Record<string, ComposeService>;
@@ -174,11 +181,17 @@ describe("docker-compose.yml", () => {
     expect(plugins.length).toBe(2);
     for (const plugin of plugins) {
       expect(plugin.config?.policy).toBe("redis");
-      expect(plugin.config?.redis).toEqual({ host: CLUSTER_REDIS_HOST });
+      expect(plugin.config?.redis).toEqual({ host: CLUSTER_REDIS_HOST, password: CLUSTER_REDIS_PASSWORD });
     }
     const redis = compose.services[CLUSTER_REDIS_HOST];
     expect(redis?.image).toMatch(/^redis:7(\.|-|$)/);
     expect(redis?.healthcheck?.test).toEqual(["CMD", "redis-cli", "ping"]);
+    // Redis asks for the password the nodes' vault reference reads (and its health check sends it).
+    const password = kong?.environment?.[CLUSTER_REDIS_PASSWORD_ENV];
+    expect(password).toMatch(/^\$\{MBRR_REDIS_PASSWORD:-.+\}$/);
+    expect(redis?.command?.slice(-2)).toEqual(["--requirepass", password]);
+    expect(redis?.environment?.REDISCLI_AUTH).toBe(password);
+    expect(redis?.ports).toBeUndefined();
     for (const node of [kong, kong2])
       expect(node?.depends_on?.[CLUSTER_REDIS_HOST]?.condition).toBe("service_healthy");
   });

@@ -5,16 +5,20 @@
  * start level (current weight 0), removed ones are dropped: no burst either way.
  */
 import type { Entry, Environment, RoundRobinConfig } from "./config";
+import type { EntryRef } from "./entry-record";
 import { countAllSuspended, countPick, countSuspension, forgetIdleConfigs, registerConfig } from "./metrics";
 import {
-  changed,
+  anySuspended,
+  configure,
+  forgetIdle as forgetIdleState,
+  hasRotation,
+  hasStreaks,
+  rotationCount as keptRotations,
   moved,
-  type Rotation,
-  restoredPositions,
-  rotations,
-  streaks,
-  suspects,
-  suspensions,
+  recordOf,
+  resumesAt,
+  rotationOf,
+  write,
 } from "./process-state";
 import { peekSmooth, pickSmooth } from "./selection";
 import { LOCAL_POLICY, type StatePolicy } from "./shared-state";
@@ -65,166 +69,111 @@ export function balancerFor(
   // Kong creates instances on configuration changes only: a cheap moment to forget deleted plugins.
   forgetIdle(nowMs);
   registerConfig(config, nowMs);
+  configure(config, nowMs);
+  const { pluginId } = config;
   const lists: Record<Environment, Entry[] | undefined> = {
     production: config.production,
     sandbox: config.sandbox,
   };
-  const rotationOf = (env: Environment): Rotation | undefined => {
-    const entries = lists[env];
-    if (entries === undefined) return undefined;
-    return reshape(`${config.pluginId}|${env}`, entries);
-  };
-  const suspensionKey = (env: Environment, entryKey: string) => `${config.pluginId}|${env}|${entryKey}`;
+  const ref = (env: Environment, entryKey: string): EntryRef => ({ pluginId, env, entryKey });
   const select = (
     env: Environment,
     nowMs: number,
     choose: typeof peekSmooth,
     tried?: ReadonlySet<string>,
   ): Selection | { kind: "exhausted" } => {
-    const rotation = rotationOf(env);
-    if (rotation === undefined) return { kind: "no-list" };
-    const { entries, slots } = rotation;
+    const entries = lists[env];
+    if (entries === undefined) return { kind: "no-list" };
+    const rotation = rotationOf(config, env, entries, nowMs);
+    const { slots } = rotation;
     if (nowMs > rotation.lastUsedMs) rotation.lastUsedMs = nowMs;
     // Most picks happen with nothing suspended: then no entry needs a lookup.
-    const anySuspended = suspensions.anyIn(`${config.pluginId}|${env}`, nowMs);
-    const available = anySuspended
-      ? (i: number) => !suspensions.isSuspended(suspensionKey(env, slots[i]?.key ?? ""), nowMs)
+    const available = anySuspended(pluginId, env, nowMs)
+      ? (i: number) => (slots[i]?.suspension?.untilMs ?? 0) <= nowMs
       : always;
     const index =
       tried === undefined
         ? choose(slots, available)
-        : pickSmooth(slots, available, (i) => tried.has(slots[i]?.key ?? ""));
+        : pickSmooth(slots, available, (i) => tried.has(slots[i]?.ref.entryKey ?? ""));
     moved();
     if (index !== -1) return { kind: "picked", entry: entries[index] as Entry };
     if (tried !== undefined && slots.some((_, i) => available(i))) return { kind: "exhausted" };
     // Every caller answers it with the all-suspended refusal.
-    countAllSuspended(config.pluginId, env);
+    countAllSuspended(pluginId, env);
     let first = Number.POSITIVE_INFINITY;
-    for (const slot of slots)
-      first = Math.min(first, suspensions.resumesAt(suspensionKey(env, slot.key), nowMs) ?? nowMs);
+    for (const slot of slots) first = Math.min(first, resumesAt(slot.ref, nowMs) ?? nowMs);
     return { kind: "all-suspended", retryAfterMs: Math.max(1, first - nowMs) };
+  };
+  /** A suspension this node decided: kept, counted and shared only when it moved the deadline. */
+  const suspendHere = (
+    env: Environment,
+    entryKey: string,
+    untilMs: number,
+    nowMs: number,
+    reason: string,
+  ) => {
+    const change = { kind: "suspended", untilMs, reason, source: "local" } as const;
+    if (!write(ref(env, entryKey), change, "balancer", nowMs)) return false;
+    countSuspension(pluginId, env, entryKey, reason);
+    policy.share({ kind: "suspended", pluginId, env, entryKey, untilMs, reason });
+    return true;
   };
 
   return {
     pick(env, nowMs = Date.now()) {
       const selection = select(env, nowMs, pickSmooth) as Selection;
-      if (selection.kind === "picked") countPick(config.pluginId, env, selection.entry.key);
+      if (selection.kind === "picked") countPick(pluginId, env, selection.entry.key);
       return selection;
     },
     pickExcept(env, tried, nowMs = Date.now()) {
       const selection = select(env, nowMs, pickSmooth, tried);
-      if (selection.kind === "picked") countPick(config.pluginId, env, selection.entry.key);
+      if (selection.kind === "picked") countPick(pluginId, env, selection.entry.key);
       return selection;
     },
     peek(env, nowMs = Date.now()) {
       return select(env, nowMs, peekSmooth) as Selection;
     },
     suspend(env, entryKey, durationMs, nowMs = Date.now(), reason = "") {
-      const key = suspensionKey(env, entryKey);
-      if (!suspensions.suspend(key, durationMs, nowMs, `${config.pluginId}|${env}`, reason)) return;
-      countSuspension(config.pluginId, env, entryKey, reason);
-      changed();
-      const untilMs = nowMs + durationMs;
-      policy.share({ kind: "suspended", pluginId: config.pluginId, env, entryKey, untilMs, reason });
+      if (durationMs > 0) suspendHere(env, entryKey, nowMs + durationMs, nowMs, reason);
     },
     markSuspect(env, entryKey) {
-      suspects.add(suspensionKey(env, entryKey));
-      changed();
-      policy.share({ kind: "suspect", pluginId: config.pluginId, env, entryKey });
+      write(ref(env, entryKey), { kind: "suspect" }, "balancer");
+      policy.share({ kind: "suspect", pluginId, env, entryKey });
     },
     takeProbe(env, entryKey) {
-      const taken = suspects.delete(suspensionKey(env, entryKey));
-      if (!taken) return false;
-      changed();
-      policy.share({ kind: "probe-taken", pluginId: config.pluginId, env, entryKey });
+      if (!write(ref(env, entryKey), { kind: "probe-taken" }, "balancer")) return false;
+      policy.share({ kind: "probe-taken", pluginId, env, entryKey });
       return true;
     },
     benchUnreachable(env, entryKey, nowMs = Date.now()) {
       const { baseSeconds, maxSeconds } = config.unreachable;
-      const key = suspensionKey(env, entryKey);
-      if (baseSeconds <= 0 || suspensions.isSuspended(key, nowMs)) return 0;
-      const mine = streaks.get(config.pluginId) ?? new Map<string, number>();
-      streaks.set(config.pluginId, mine);
-      const inARow = (mine.get(key) ?? 0) + 1;
-      mine.set(key, inARow);
+      const record = recordOf(ref(env, entryKey));
+      if (baseSeconds <= 0 || record === undefined || resumesAt(record.ref, nowMs) !== undefined) return 0;
+      const inARow = record.streak + 1;
+      write(record.ref, { kind: "streak", inARow }, "balancer", nowMs);
       const durationMs = Math.min(maxSeconds, baseSeconds * 2 ** Math.min(inARow - 1, 30)) * 1000;
-      const reason = `unreachable (${inARow} in a row)`;
-      suspensions.suspend(key, durationMs, nowMs, `${config.pluginId}|${env}`, reason);
-      countSuspension(config.pluginId, env, entryKey, reason);
-      changed();
-      const untilMs = nowMs + durationMs;
-      policy.share({ kind: "suspended", pluginId: config.pluginId, env, entryKey, untilMs, reason });
+      suspendHere(env, entryKey, nowMs + durationMs, nowMs, `unreachable (${inARow} in a row)`);
       return durationMs;
     },
     reached(env, entryKey) {
-      const mine = streaks.get(config.pluginId);
-      if (mine?.delete(suspensionKey(env, entryKey)) !== true) return;
-      if (mine.size === 0) streaks.delete(config.pluginId);
-      changed();
+      write(ref(env, entryKey), { kind: "streak", inARow: 0 }, "balancer");
     },
     hasStreaks() {
-      return streaks.has(config.pluginId);
+      return hasStreaks(pluginId);
     },
   };
-}
-
-/** The rotation for this state key, rebuilt only when the entry list differs from the one it was built for. */
-function reshape(stateKey: string, entries: Entry[]): Rotation {
-  const existing = rotations.get(stateKey);
-  if (existing !== undefined && existing.entries === entries) return existing;
-  if (existing !== undefined && sameEntries(existing.entries, entries)) {
-    existing.entries = entries;
-    return existing;
-  }
-  const previous =
-    existing === undefined
-      ? (restoredPositions.get(stateKey) ?? new Map<string, number>())
-      : new Map(existing.slots.map((slot) => [slot.key, slot.current]));
-  restoredPositions.delete(stateKey);
-  const kept = new Set(entries.map((entry) => entry.key));
-  for (const slot of existing?.slots ?? [])
-    if (!kept.has(slot.key)) suspects.delete(`${stateKey}|${slot.key}`);
-  const rotation: Rotation = {
-    entries,
-    slots: entries.map((entry) => ({
-      key: entry.key,
-      weight: entry.weight,
-      current: previous.get(entry.key) ?? 0,
-    })),
-    lastUsedMs: existing?.lastUsedMs ?? Date.now(),
-  };
-  rotations.set(stateKey, rotation);
-  return rotation;
 }
 
 /**
- * Drops the rotation and suspects of every plugin and environment not picked from for IDLE_STATE_MS. Running
- * suspensions stay: they expire by themselves, and an entry must not come back early because it was idle.
+ * Drops the rotations of every plugin and environment not picked from for IDLE_STATE_MS (process-state.ts
+ * forgetIdle), and the counts of configurations no instance was started for since.
  */
 function forgetIdle(nowMs: number): void {
-  for (const [stateKey, rotation] of rotations) {
-    if (nowMs - rotation.lastUsedMs < IDLE_STATE_MS) continue;
-    rotations.delete(stateKey);
-    for (const suspect of suspects) if (suspect.startsWith(`${stateKey}|`)) suspects.delete(suspect);
-    const pluginId = stateKey.slice(0, stateKey.lastIndexOf("|"));
-    for (const key of streaks.get(pluginId)?.keys() ?? []) {
-      if (key.startsWith(`${stateKey}|`)) streaks.get(pluginId)?.delete(key);
-    }
-    if (streaks.get(pluginId)?.size === 0) streaks.delete(pluginId);
-  }
-  suspensions.forgetPast(nowMs);
-  forgetIdleConfigs(nowMs, IDLE_STATE_MS, (pluginId) =>
-    [...rotations.keys()].some((stateKey) => stateKey.startsWith(`${pluginId}|`)),
-  );
+  forgetIdleState(nowMs, IDLE_STATE_MS);
+  forgetIdleConfigs(nowMs, IDLE_STATE_MS, hasRotation);
 }
 
 /** How many rotations are kept (for tests of forgetIdle). */
 export function rotationCount(): number {
-  return rotations.size;
-}
-
-function sameEntries(a: Entry[], b: Entry[]): boolean {
-  return (
-    a.length === b.length && a.every((entry, i) => entry.key === b[i]?.key && entry.weight === b[i]?.weight)
-  );
+  return keptRotations();
 }

@@ -8,14 +8,8 @@
  * where else a change goes. Local: nowhere. Redis (policies/redis.ts): to every other node, which takes it in
  * through applyShared. The core stays free of I/O: it calls share() and never waits for it.
  */
-import type { Environment } from "./config";
-import { changed, suspects, suspensions } from "./process-state";
-
-interface EntryRef {
-  pluginId: string;
-  env: Environment;
-  entryKey: string;
-}
+import { type EntryRef, runningSuspension } from "./entry-record";
+import { records, write } from "./process-state";
 
 export type SharedChange =
   | (EntryRef & { kind: "suspended"; untilMs: number; reason: string })
@@ -40,61 +34,49 @@ export const LOCAL_POLICY: StatePolicy = {
   ready: () => undefined,
 };
 
-/** The key process-state keeps an entry's suspension and probe mark under. */
-export function localKey(ref: EntryRef): string {
-  return `${ref.pluginId}|${ref.env}|${ref.entryKey}`;
-}
-
-/** The group a suspension belongs to: one plugin's environment. */
-export function groupOf(ref: Pick<EntryRef, "pluginId" | "env">): string {
-  return `${ref.pluginId}|${ref.env}`;
-}
-
 /**
- * Takes in a change another node made (or one read from Redis at start) into this process's memory, without
- * sharing it again. A suspension only ever extends a deadline. Returns whether anything changed.
+ * Takes in a change another node made (or one read from Redis) into this process's memory, without sharing it
+ * again, through the one writer: an entry the plugin's configuration lacks is ignored, a deadline clamped, and a
+ * suspension only ever extends one. Returns whether anything changed.
  */
 export function applyShared(change: SharedChange, nowMs = Date.now()): boolean {
-  const key = localKey(change);
-  let applied = false;
+  const { pluginId, env, entryKey } = change;
+  const ref = { pluginId, env, entryKey };
   switch (change.kind) {
-    case "suspended":
-      applied = suspensions.suspend(key, change.untilMs - nowMs, nowMs, groupOf(change), change.reason);
-      break;
+    case "suspended": {
+      const { untilMs, reason } = change;
+      return write(ref, { kind: "suspended", untilMs, reason, source: "peer" }, "Redis", nowMs);
+    }
     case "suspect":
-      applied = !suspects.has(key);
-      suspects.add(key);
-      break;
+      return write(ref, { kind: "suspect" }, "Redis", nowMs);
     case "probe-taken":
-      applied = suspects.delete(key);
-      break;
+      return write(ref, { kind: "probe-taken" }, "Redis", nowMs);
   }
-  if (applied) changed();
-  return applied;
 }
 
-/**
- * What this node holds of a plugin's shared state, as changes: published again after a Redis outage, so that
- * what was learned meanwhile reaches the others (extending only, it cannot undo what they learned).
- */
+/** What this node holds of a plugin's shared state, as changes: running suspensions and probe marks. */
 export function sharedStateOf(pluginId: string, nowMs = Date.now()): SharedChange[] {
   const out: SharedChange[] = [];
-  for (const [key, untilMs, , reason] of suspensions.entries(nowMs)) {
-    const ref = parseLocalKey(key, pluginId);
-    if (ref !== undefined) out.push({ kind: "suspended", ...ref, untilMs, reason });
+  for (const record of records(pluginId)) {
+    const running = runningSuspension(record, nowMs);
+    if (running !== undefined)
+      out.push({ kind: "suspended", ...record.ref, untilMs: running.untilMs, reason: running.text });
   }
-  for (const key of suspects) {
-    const ref = parseLocalKey(key, pluginId);
-    if (ref !== undefined) out.push({ kind: "suspect", ...ref });
-  }
+  for (const record of records(pluginId)) if (record.suspect) out.push({ kind: "suspect", ...record.ref });
   return out;
 }
 
-function parseLocalKey(key: string, pluginId: string): EntryRef | undefined {
-  if (!key.startsWith(`${pluginId}|`)) return undefined;
-  const rest = key.slice(pluginId.length + 1);
-  const bar = rest.indexOf("|");
-  const env = rest.slice(0, bar);
-  if (env !== "production" && env !== "sandbox") return undefined;
-  return { pluginId, env, entryKey: rest.slice(bar + 1) };
+/**
+ * The suspensions this node decided itself from a provider's answer (source `local`): what it publishes again
+ * after a Redis outage. Never what it only heard from Redis, so a suspension forged into Redis (or one Redis was
+ * emptied of on purpose) is not written back by every node that took it in.
+ */
+export function ownSuspensions(pluginId: string, nowMs = Date.now()): SharedChange[] {
+  const out: SharedChange[] = [];
+  for (const record of records(pluginId)) {
+    const running = runningSuspension(record, nowMs);
+    if (running?.source === "local")
+      out.push({ kind: "suspended", ...record.ref, untilMs: running.untilMs, reason: running.text });
+  }
+  return out;
 }

@@ -7,9 +7,9 @@
  * endpoint) and the *name* of its auth header, never the header's value; Redis settings are not shown.
  */
 import type { Entry, Environment } from "./config";
+import type { SuspensionRecord } from "./entry-record";
 import { countedPlugins, knownConfigs, type PluginCounts, pluginCounts } from "./metrics";
-import { suspensions } from "./process-state";
-import { explainReason } from "./signals";
+import { suspensionOf } from "./process-state";
 
 export interface EntryStatus {
   model: string;
@@ -58,8 +58,6 @@ export interface StatusReport {
 
 export function statusReport(nowMs: number): StatusReport {
   const plugins: Record<string, PluginStatus> = {};
-  const running = new Map<string, Running>();
-  for (const [key, untilMs, , reason] of suspensions.entries(nowMs)) running.set(key, { untilMs, reason });
   for (const [pluginId, { config }] of knownConfigs()) {
     const counts = pluginCounts(pluginId);
     const lists: [Environment, Entry[] | undefined][] = [
@@ -70,7 +68,7 @@ export function statusReport(nowMs: number): StatusReport {
     for (const [env, entries] of lists) {
       if (entries !== undefined) {
         plugin[env] = environmentStatus(entries, counts[env], nowMs, (entry) =>
-          running.get(`${pluginId}|${env}|${entry.key}`),
+          suspensionOf({ pluginId, env, entryKey: entry.key }, nowMs),
         );
       }
     }
@@ -88,16 +86,11 @@ export function statusReport(nowMs: number): StatusReport {
   return { now: new Date(nowMs).toISOString(), plugins };
 }
 
-interface Running {
-  untilMs: number;
-  reason: string;
-}
-
 function environmentStatus(
   entries: Entry[],
   mine: PluginCounts[Environment],
   nowMs: number,
-  suspensionOf: (entry: Entry) => Running | undefined,
+  suspensionOf: (entry: Entry) => SuspensionRecord | undefined,
 ): EnvironmentStatus {
   const out = entries.map((entry): EntryStatus => {
     const status: EntryStatus = {
@@ -111,14 +104,15 @@ function environmentStatus(
     };
     const running = suspensionOf(entry);
     if (running === undefined) return status;
-    const { untilMs, reason } = running;
+    const { untilMs, text, cause, signal } = running;
     return {
       ...status,
       suspended: true,
       until: new Date(untilMs).toISOString(),
       ms_left: untilMs - nowMs,
-      reason,
-      ...explainReason(reason),
+      reason: text,
+      cause,
+      signal,
     };
   });
   return {

@@ -8,7 +8,8 @@ import { LOCAL_POLICY, type StatePolicy } from "../core/shared-state";
 import { detach, type Log, type RedisLinkStatus, redisLinkStatus, redisPolicy } from "./redis";
 
 export function policyFor(config: RoundRobinConfig, log: Log): StatePolicy {
-  if (config.sharing.policy === "redis") return redisPolicy(config.pluginId, config.sharing.redis, log);
+  if (config.sharing.policy === "redis")
+    return redisPolicy(config.pluginId, config.sharing.redis, log, config);
   // Switched from redis to local: the plugin's link to Redis is no longer needed.
   detach(config.pluginId);
   return LOCAL_POLICY;

@@ -5,7 +5,12 @@
  * - a change made here is written to Redis by a Lua script that also publishes it, so every other node takes it
  *   in by push within a few milliseconds; the request path never waits for Redis (share() does not await);
  * - a plugin's state is read from Redis once, when this process first meets the plugin (bounded by
- *   redis.timeout), and again after every reconnection;
+ *   redis.timeout), and again after every reconnection: the keys of the entries its configuration has, and no
+ *   others, so whatever else Redis holds costs nothing here; what is read goes through the one writer
+ *   (core/process-state.ts write), which clamps deadlines to what the configuration can set;
+ * - after a reconnection this node writes again only the suspensions it decided itself (source `local`), never
+ *   what it learned from Redis: a Redis emptied on purpose (FLUSHALL, or the plugin's keys deleted) is refilled
+ *   with the nodes' own observations only;
  * - while Redis is away, changes queue here (coalesced, bounded) and the plugin goes on with its own state; one
  *   line is logged when the outage starts and one when it ends, when the queue is written and the cluster's
  *   state read back.
@@ -23,8 +28,8 @@
  */
 import { randomUUID } from "node:crypto";
 import Redis, { type RedisOptions } from "ioredis";
-import type { Environment, RedisSettings } from "../core/config";
-import { applyShared, type SharedChange, type StatePolicy, sharedStateOf } from "../core/shared-state";
+import type { Environment, RedisSettings, RoundRobinConfig } from "../core/config";
+import { applyShared, ownSuspensions, type SharedChange, type StatePolicy } from "../core/shared-state";
 
 const PREFIX = "model-based-round-robin";
 /** An entry awaiting a billing probe nobody sends (no traffic) is forgotten after a day, as idle rotations are. */
@@ -91,8 +96,13 @@ const links = new Map<string, RedisLink>();
 /** Which link each plugin id is attached to. */
 const linkOfPlugin = new Map<string, RedisLink>();
 
-/** The redis policy of one plugin configuration. */
-export function redisPolicy(pluginId: string, settings: RedisSettings, log: Log): StatePolicy {
+/** The redis policy of one plugin configuration (its entries name the keys read from Redis). */
+export function redisPolicy(
+  pluginId: string,
+  settings: RedisSettings,
+  log: Log,
+  entries: Pick<RoundRobinConfig, "production" | "sandbox">,
+): StatePolicy {
   const id = JSON.stringify(settings);
   let link = links.get(id);
   if (link === undefined) {
@@ -100,6 +110,7 @@ export function redisPolicy(pluginId: string, settings: RedisSettings, log: Log)
     links.set(id, link);
   }
   const previous = linkOfPlugin.get(pluginId);
+  link.know(pluginId, membersOf(entries));
   if (previous !== link) {
     if (previous !== undefined) detach(pluginId);
     linkOfPlugin.set(pluginId, link);
@@ -156,6 +167,8 @@ class RedisLink {
   private readonly commands: Commands;
   private readonly subscriber: Redis;
   private readonly plugins = new Set<string>();
+  /** Per plugin, the index members of its configured entries: the only keys read for it. */
+  private readonly members = new Map<string, string[]>();
   /** Per plugin, its first read of the cluster's state: waited for (bounded) before the first request. */
   private readonly firstLoads = new Map<string, { done: Promise<void>; settle: () => void }>();
   /** Plugins whose first read happened or was given up on: nothing to wait for any more. */
@@ -236,6 +249,11 @@ class RedisLink {
     };
   }
 
+  /** The plugin's configuration (still) has these entries. */
+  know(pluginId: string, members: string[]): void {
+    this.members.set(pluginId, members);
+  }
+
   attach(pluginId: string): void {
     this.plugins.add(pluginId);
     let settle = () => {};
@@ -251,6 +269,7 @@ class RedisLink {
   /** Returns how many plugins are left on this link. */
   detach(pluginId: string): number {
     this.plugins.delete(pluginId);
+    this.members.delete(pluginId);
     this.firstLoads.get(pluginId)?.settle();
     this.firstLoads.delete(pluginId);
     this.settled.delete(pluginId);
@@ -358,10 +377,10 @@ class RedisLink {
     if (change !== undefined && this.plugins.has(change.pluginId)) applyShared(change);
   }
 
-  /** Reads a plugin's state from Redis into this process. */
+  /** Reads a plugin's state from Redis into this process: the keys of its configured entries only. */
   private async load(pluginId: string): Promise<void> {
     const nowMs = Date.now();
-    const members = await this.commands.zrangebyscore(`${PREFIX}:{${pluginId}}:index`, nowMs, "+inf");
+    const members = this.members.get(pluginId) ?? [];
     const values =
       members.length === 0
         ? []
@@ -375,8 +394,9 @@ class RedisLink {
 
   /**
    * After a (re)connection: writes what was learned here while Redis was away, then reads every plugin's state.
-   * Running suspensions are written again too (extending only, it cannot undo what others learned), so a node
-   * that restarted from its state file while Redis was away shares what it remembered.
+   * The running suspensions this node decided itself are written again too (extending only, it cannot undo what
+   * others learned), so a node that restarted from its state file while Redis was away shares what it
+   * remembered; what it only took in from Redis is left to the node that decided it.
    */
   private resync(): void {
     if (this.closed || !this.commandsReady) return;
@@ -396,9 +416,7 @@ class RedisLink {
   private async sync(): Promise<void> {
     const queued = [...this.pending.values()];
     this.pending.clear();
-    const own = [...this.plugins].flatMap((pluginId) =>
-      sharedStateOf(pluginId).filter((change) => change.kind === "suspended"),
-    );
+    const own = [...this.plugins].flatMap((pluginId) => ownSuspensions(pluginId));
     try {
       for (const change of [...own, ...queued]) await this.write(change);
       for (const pluginId of this.plugins) await this.load(pluginId);
@@ -470,6 +488,14 @@ function connectionOptions(settings: RedisSettings): RedisOptions {
     // Connections are made when a plugin configuration asks for them, never by loading the module.
     lazyConnect: false,
   };
+}
+
+/** The members (key tails) of every entry of a configuration: its suspension and its probe mark. */
+function membersOf(config: Pick<RoundRobinConfig, "production" | "sandbox">): string[] {
+  const out: string[] = [];
+  for (const env of ["production", "sandbox"] as const)
+    for (const entry of config[env] ?? []) out.push(`s|${env}|${entry.key}`, `p|${env}|${entry.key}`);
+  return out;
 }
 
 /** The member an entry's state has in the plugin's index (and the tail of its key). */
