@@ -30,7 +30,8 @@ const always = () => true;
 /** The outcome of one turn of the rotation. */
 export type Selection =
   | { kind: "picked"; entry: Entry }
-  | { kind: "all-suspended"; retryAfterMs: number }
+  /** `unreachable`: every entry is benched because it could not be reached (none for its quota). */
+  | { kind: "all-suspended"; retryAfterMs: number; unreachable: boolean }
   | { kind: "no-list" };
 
 export interface Balancer {
@@ -102,7 +103,8 @@ export function balancerFor(
     countAllSuspended(pluginId, env);
     let first = Number.POSITIVE_INFINITY;
     for (const slot of slots) first = Math.min(first, resumesAt(slot.ref, nowMs) ?? nowMs);
-    return { kind: "all-suspended", retryAfterMs: Math.max(1, first - nowMs) };
+    const unreachable = slots.every((slot) => slot.suspension?.cause === "unreachable");
+    return { kind: "all-suspended", retryAfterMs: Math.max(1, first - nowMs), unreachable };
   };
   /** A suspension this node decided: kept, counted and shared only when it moved the deadline. */
   const suspendHere = (

@@ -46,9 +46,13 @@ export function sandboxNotConfiguredError(): OpenAiError {
   );
 }
 
-export function allSuspendedError(env: Environment, retryAfterMs: number): OpenAiError {
+/** Every entry is out; `unreachable`: benched because no endpoint could be reached, not for a quota. */
+export function allSuspendedError(env: Environment, retryAfterMs: number, unreachable = false): OpenAiError {
+  const what = unreachable
+    ? `no ${env} endpoint could be reached: every model is benched`
+    : `every ${env} model is suspended after exceeding its quota`;
   return openAiError(
-    `every ${env} model is suspended after exceeding its quota; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+    `${what}; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
     "rate_limit_error",
     "all_models_suspended",
   );

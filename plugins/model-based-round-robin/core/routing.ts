@@ -146,7 +146,7 @@ export function decide(
   // Only requests with a model count in the proportions.
   const selection = body.kind === "body" ? balancer.pick(env) : balancer.peek(env);
   if (selection.kind === "no-list") return refusal(404, sandboxNotConfiguredError());
-  if (selection.kind === "all-suspended") return allSuspended(config, env, selection.retryAfterMs);
+  if (selection.kind === "all-suspended") return allSuspended(config, env, selection);
   const { entry } = selection;
   if (body.kind === "bodiless")
     return routeTo(env, entry, upstream, relative, head, {
@@ -189,10 +189,15 @@ function routeWithBody(
 }
 
 /** Every entry of the environment is out: the configured status, with when the first returns (capped). */
-function allSuspended(config: RoundRobinConfig, env: Environment, retryAfterMs: number): Refusal {
+function allSuspended(
+  config: RoundRobinConfig,
+  env: Environment,
+  { retryAfterMs, unreachable }: { retryAfterMs: number; unreachable: boolean },
+): Refusal {
   // A client that asks again later gets a fresh figure; an SDK told "an hour" would sleep an hour per retry.
   const advertisedMs = Math.min(retryAfterMs, config.maxRetryAfterSeconds * 1000);
-  return refusal(config.allSuspendedStatus, allSuspendedError(env, advertisedMs), retryHeaders(advertisedMs));
+  const body = allSuspendedError(env, advertisedMs, unreachable);
+  return refusal(config.allSuspendedStatus, body, retryHeaders(advertisedMs));
 }
 
 /**
@@ -229,7 +234,7 @@ export function decideRelayed(
   const modelled = admission === undefined;
   const selection = modelled ? balancer.pick(env) : balancer.peek(env);
   if (selection.kind === "no-list") return refusal(404, sandboxNotConfiguredError());
-  if (selection.kind === "all-suspended") return allSuspended(config, env, selection.retryAfterMs);
+  if (selection.kind === "all-suspended") return allSuspended(config, env, selection);
   return { kind: "relay", env, entry: selection.entry, modelled };
 }
 
@@ -265,7 +270,7 @@ export function nextAttempt(
 ): Route | Refusal | undefined {
   const selection = balancer.pickExcept(env, tried);
   if (selection.kind === "exhausted" || selection.kind === "no-list") return undefined;
-  if (selection.kind === "all-suspended") return allSuspended(config, env, selection.retryAfterMs);
+  if (selection.kind === "all-suspended") return allSuspended(config, env, selection);
   return relayRoute(env, selection.entry, request.upstream, request.head, request.body);
 }
 

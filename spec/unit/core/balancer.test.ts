@@ -55,7 +55,11 @@ describe("smooth weighted round robin", () => {
     const balancer = balancerFor(config({ A: 1, B: 1 }));
     balancer.suspend("production", "http://e.test:80#A", 3000, 0);
     balancer.suspend("production", "http://e.test:80#B", 1200, 0);
-    expect(balancer.pick("production", 200)).toEqual({ kind: "all-suspended", retryAfterMs: 1000 });
+    expect(balancer.pick("production", 200)).toEqual({
+      kind: "all-suspended",
+      retryAfterMs: 1000,
+      unreachable: false,
+    });
     expect(balancer.pick("production", 1200).kind).toBe("picked");
   });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { balancerFor } from "../../../plugins/model-based-round-robin/core/balancer";
 import { normalizeConfig } from "../../../plugins/model-based-round-robin/core/config";
+import { allSuspendedError } from "../../../plugins/model-based-round-robin/core/openai-error";
 
 let ids = 0;
 function setup(extra: Record<string, unknown> = {}) {
@@ -58,6 +59,18 @@ describe("benching an endpoint Kong could not reach", () => {
     balancer.benchUnreachable("sandbox", dead, 0);
     expect(balancer.pick("production", 10)).toMatchObject({ kind: "picked", entry: { model: "dead" } });
     expect(balancer.pick("sandbox", 10)).toMatchObject({ kind: "all-suspended", retryAfterMs: 1990 });
+  });
+
+  it("says so when every entry is benched as unreachable, in its own words (not a quota)", () => {
+    const { balancer, dead } = setup({ sandbox_models: [{ model: "dead", endpoint: "http://dead.test" }] });
+    balancer.benchUnreachable("sandbox", dead, 0);
+    expect(balancer.pick("sandbox", 10)).toMatchObject({ kind: "all-suspended", unreachable: true });
+    expect(allSuspendedError("sandbox", 1990, true).error.message).toBe(
+      "no sandbox endpoint could be reached: every model is benched; retry in 2 s",
+    );
+    balancer.suspend("production", dead, 5000, 0, "HTTP 429, no provider hint");
+    balancer.benchUnreachable("production", "http://live.test:80#live", 0);
+    expect(balancer.pick("production", 10)).toMatchObject({ kind: "all-suspended", unreachable: false });
   });
 
   it("is off with unreachable_suspend_duration 0, and refuses a base over the maximum", () => {
