@@ -14,6 +14,7 @@ describe("npm run demo", () => {
     });
     expect(stdout).toContain("TEST DOUBLE, not Kong");
     expect(stdout).toContain("ok: the three models in rotation");
+    expect(stdout).toContain("ok: the client never sees that 429");
     expect(stdout).toContain("ok: gpt-4o is skipped while suspended");
     expect(stdout).toContain("ok: 503 with Retry-After when every model is suspended");
     expect(stdout).not.toContain("NOT OK");

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { expect, it } from "vitest";
-import { type Bed, chat, llmService, PLUGIN_NAME, useBed } from "../support/harness";
+import { type Bed, chat, DIRECT, llmService, PLUGIN_NAME, useBed } from "../support/harness";
 
 const HELLO = { model: "gpt-4o", input: "Hello" };
 
@@ -26,6 +26,7 @@ async function configure(pluginId: string, routePlugins: object[] = []) {
       { model: "m2", endpoint: b.url },
     ],
     on_quota_exceed_suspend_duration: 60,
+    ...DIRECT,
   }) as { services: { url: string; plugins: { id?: string }[]; routes: { plugins?: object[] }[] }[] };
   const [service] = config.services as [(typeof config.services)[number]];
   service.url = `${a.url}/v1`;

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Bed, chat, llmService, PLUGIN_NAME, SANDBOX_HOST, startBed } from "../support/harness";
+import { type Bed, chat, DIRECT, llmService, PLUGIN_NAME, SANDBOX_HOST, startBed } from "../support/harness";
 
 const HELLO = { model: "m", input: "Hello" };
 
@@ -20,7 +20,9 @@ describe("configurations Kong accepts and the plugin refuses", () => {
   afterAll(async () => bed?.stop());
 
   async function configure(pluginConfig: Record<string, unknown>, serviceUrl?: string) {
-    const config = llmService(pluginConfig) as { services: { url: string; plugins: { id?: string }[] }[] };
+    const config = llmService({ ...DIRECT, ...pluginConfig }) as {
+      services: { url: string; plugins: { id?: string }[] }[];
+    };
     const service = config.services[0];
     if (service === undefined || service.plugins[0] === undefined)
       throw new Error("llmService changed shape");

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
-import { type Bed, chat, llmService, SANDBOX_HOST, send, useBed } from "../support/harness";
+import { type Bed, chat, DIRECT, llmService, SANDBOX_HOST, send, useBed } from "../support/harness";
 
 const HELLO = { model: "gpt-4.5", input: "Hello" };
 
@@ -17,7 +17,9 @@ describe("model-based-round-robin behind the Kong double", () => {
 
   /** Loads a config whose plugin has a fresh id, so no rotation state carries over from another test. */
   async function configure(pluginConfig: Record<string, unknown>, pluginId = randomUUID()) {
-    const config = llmService(pluginConfig) as { services: { url: string; plugins: { id?: string }[] }[] };
+    const config = llmService({ ...DIRECT, ...pluginConfig }) as {
+      services: { url: string; plugins: { id?: string }[] }[];
+    };
     const service = config.services[0];
     if (service === undefined || service.plugins[0] === undefined)
       throw new Error("llmService changed shape");
