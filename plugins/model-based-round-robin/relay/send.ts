@@ -72,6 +72,9 @@ export async function send(attempt: Attempt): Promise<Sent> {
       bodyTimeout: attempt.readTimeoutMs,
       signal: attempt.signal,
     });
+    // The relay destroys bodies it leaves (a failover, Kong going away): an error then must not go unheard, or
+    // it would end the process. Whoever reads the body listens for errors as well.
+    answer.body.on("error", () => {});
     // Kong can only pass on 100-599; nginx calls a peer that sends anything else broken.
     if (answer.statusCode < 100 || answer.statusCode > 599) {
       answer.body.destroy();

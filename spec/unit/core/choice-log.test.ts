@@ -35,13 +35,13 @@ describe("the choice log", () => {
       env: "production",
       entryKey: entry.key,
       probe: true,
-      selfProxied: false,
+      relayed: false,
     });
   });
 
-  it("marks a request the plugin sent itself (failover: attempts in the log value), which log leaves alone", () => {
-    const meta = { ...choiceLog("p1", route({ probe: false })), attempts: 2 };
-    expect(routedFrom({ ai: { "model-based-round-robin": { meta } } })).toMatchObject({ selfProxied: true });
+  it("marks a request Kong sent through the relay (relayed in the log value), which log leaves alone", () => {
+    const meta = { ...choiceLog("p1", route({ probe: false })), relayed: true };
+    expect(routedFrom({ ai: { "model-based-round-robin": { meta } } })).toMatchObject({ relayed: true });
   });
 
   it("finds no choice in log data without one, or with a malformed one", () => {
