@@ -58,7 +58,10 @@ export function clusterConfig(single: string, redisHost = CLUSTER_REDIS_HOST): s
           plugin.set("config", config);
         }
         (config as YAMLMap).set("policy", "redis");
-        (config as YAMLMap).set("redis", doc.createNode({ host: redisHost, password: CLUSTER_REDIS_PASSWORD }));
+        (config as YAMLMap).set(
+          "redis",
+          doc.createNode({ host: redisHost, password: CLUSTER_REDIS_PASSWORD }),
+        );
         found++;
       }
     }
