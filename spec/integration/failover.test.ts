@@ -88,7 +88,10 @@ describe("failover within the request", () => {
     );
     // Logging plugins see the exit, the served entry and how many attempts it took.
     const [line] = logged();
-    expect(line.source).toBe("exit");
+    // file-log's `source` is "kong" for an exit (kong.response.get_source() says "exit"), with no upstream status.
+    expect(line.source).toBe("kong");
+    expect(line.upstream_status).toBe("");
+    expect(line.latencies.proxy).toBe(-1);
     expect(line.response.status).toBe(200);
     expect(line.ai["model-based-round-robin"].meta).toMatchObject({ request_model: "m2", attempts: 2 });
     // The next requests stay off the suspended entry.
