@@ -25,7 +25,7 @@ import { type ErrorPage, handlerErrorPage, pdkErrorPage } from "./error-page";
 import { LuaError } from "./lua-error";
 import { withArrayMt } from "./lua-value";
 import type { PdkContext, Phase } from "./pdk";
-import type { LogFn, PdkCallCounter, PhaseOutcome, PluginServer } from "./plugin-server";
+import type { Generation, LogFn, PdkCallCounter, PhaseOutcome, PluginServer } from "./plugin-server";
 import type { ExitResponse, HeaderValues, RequestState, Try } from "./request-state";
 import type { Router } from "./router";
 import { climbsAboveRoot, invalidEscape } from "./uri";
@@ -274,11 +274,16 @@ async function runExternal(
     log: (level, message) => deps.log(level, `[${entity.name}] ${message}`, "pdk", entity.name),
     serialize: () => serialize(state),
   };
-  const instance = () =>
-    server.instanceFor(entity.name, entity.id, runtime.seq, () =>
-      buildInstanceConfig(entity, info.configFields, runtime.seq, deps.env, (m) =>
-        deps.log("warn", m, "kong"),
-      ),
+  const instance = (generation: Generation) =>
+    server.instanceFor(
+      entity.name,
+      entity.id,
+      runtime.seq,
+      () =>
+        buildInstanceConfig(entity, info.configFields, runtime.seq, deps.env, (m) =>
+          deps.log("warn", m, "kong"),
+        ),
+      generation,
     );
   const outcome = await server.runPhase(instance, ctx, deps.counter);
   return { ...outcome, ...(ctx.exit && { exit: ctx.exit }) };
