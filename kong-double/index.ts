@@ -5,6 +5,7 @@
  *   await kong.loadConfig(declarativeConfig);     // as POST /config on a DB-less Kong
  *   fetch(`${kong.proxyUrl}/...`);                 // the proxy port
  *   await kong.settled();                          // every log phase started so far has finished
+ *   await kong.reload();                           // `kong reload`
  *   kong.pdkCalls.byPhase("access");               // PDK calls counted per phase and method
  *   await kong.stop();
  *
@@ -21,13 +22,19 @@ import { randomUUID } from "node:crypto";
 import { startAdmin } from "./config/admin";
 import { createAdminApi } from "./config/admin-api";
 import { BUNDLED_PLUGINS } from "./config/bundled-schemas";
-import { ConfigStore } from "./config/config-store";
+import { ConfigStore, emptyConfig } from "./config/config-store";
 import { parseDeclarativeConfig } from "./config/declarative";
 import { KONG_VERSION } from "./config/kong-version";
 import type { KongConfig, PluginInfo } from "./config/model";
+import { parseNginxMs } from "./config/nginx-time";
 import type { KongVersion } from "./config/plugin-info";
 import type { ListenAt } from "./listen";
-import { PdkCallCounter, PluginServer, type ServerLaunch } from "./runtime/plugin-server";
+import {
+  DEFAULT_SOCKET_READ_TIMEOUT_MS,
+  PdkCallCounter,
+  PluginServer,
+  type ServerLaunch,
+} from "./runtime/plugin-server";
 import { type Runtime, startProxy } from "./runtime/proxy";
 import { Router } from "./runtime/router";
 
@@ -38,16 +45,27 @@ export { accepts, type ServerLaunch, stockServerBin } from "./runtime/plugin-ser
 
 export interface KongDoubleOptions {
   /**
-   * The project's plugin server by default; `serverBin: stockServerBin()` runs kong-pdk's own. `external: true`:
-   * the double does not start or respawn it (run `startArgv(kong.server(name).settings)` yourself).
+   * The project's plugin server by default; `serverBin: stockServerBin()` runs kong-pdk's own. Kong manages it
+   * unless said otherwise, and then it sees no environment (settings go in `args`). `supervised: true`: run
+   * outside Kong by the double (with `env`), as the image's supervisor does. `external: true`: the double does
+   * not start or respawn it (run `startArgv(kong.server(name).settings)` yourself).
    */
   pluginServers: ({ name: string; pluginsDirectory: string } & ServerLaunch)[];
   kongVersion?: KongVersion;
   config?: string | object;
   /** nginx's client_body_buffer_size; Kong's default is 8k. */
   clientBodyBufferSize?: number;
-  /** What Kong's env vault sees. */
+  /**
+   * What Kong's env vault sees, and where `KONG_NGINX_HTTP_LUA_SOCKET_READ_TIMEOUT` is read from; default
+   * process.env. (A Kong-managed plugin server sees none of it.)
+   */
   env?: Record<string, string | undefined>;
+  /**
+   * nginx's `lua_socket_read_timeout` (an nginx time: `60s`, `500ms`): how long Kong waits for each reply of a
+   * plugin server (K3.9.3 rpc/mp_rpc.lua sets no timeout of its own). Default: the environment's
+   * `KONG_NGINX_HTTP_LUA_SOCKET_READ_TIMEOUT` (Kong's nginx_http_* injection), else nginx's 60s.
+   */
+  luaSocketReadTimeout?: string;
   /** "off": DB-less (POST /config); "postgres": the entity endpoints, held in memory. Default "off". */
   database?: "off" | "postgres";
   /**
@@ -110,6 +128,7 @@ export class KongDouble {
       if (process.env.KONG_DOUBLE_DEBUG) process.stderr.write(`[${source}] ${level}: ${message}\n`);
     };
     for (const info of BUNDLED_PLUGINS.values()) this.plugins.set(info.name, info);
+    const readTimeoutMs = socketReadTimeoutMs(this.options);
     for (const def of this.options.pluginServers) {
       const server = new PluginServer(
         def.name,
@@ -117,6 +136,7 @@ export class KongDouble {
         this.options.kongVersion ?? "3.9",
         log,
         def,
+        readTimeoutMs,
       );
       this.servers.set(def.name, server);
       await server.start();
@@ -181,6 +201,21 @@ export class KongDouble {
     return config;
   }
 
+  /**
+   * `kong reload`: new workers start while the old ones finish what they serve (see PluginServer.reload: a
+   * server Kong manages is started anew, one it does not manage is left alone; the new workers start their own
+   * plugin instances). DB-less, the new workers load the declarative configuration Kong was started with
+   * (`declarative_config`: here the `config` option, or nothing): whatever `POST /config` loaded since is gone.
+   * With a database, they read it from the database: nothing is lost.
+   */
+  async reload(): Promise<void> {
+    await Promise.all([...this.servers.values()].map((server) => server.reload()));
+    if ((this.options.database ?? "off") === "off") {
+      if (this.options.config !== undefined) await this.loadConfig(this.options.config);
+      else this.store.replace(emptyConfig());
+    } else this.apply(this.store.config);
+  }
+
   /** A new configuration rebuilds the router and bumps __seq__, so the next request starts new instances. */
   private apply(config: KongConfig): void {
     this.runtime = { config, router: new Router(config.routes, config.services), seq: this.runtime.seq + 1 };
@@ -204,6 +239,10 @@ export class KongDouble {
   }
 }
 
-function emptyConfig(): KongConfig {
-  return { services: [], routes: [], consumers: [], keyauth_credentials: [], plugins: [] };
+function socketReadTimeoutMs(options: KongDoubleOptions): number {
+  const configured =
+    options.luaSocketReadTimeout ?? (options.env ?? process.env).KONG_NGINX_HTTP_LUA_SOCKET_READ_TIMEOUT;
+  return configured === undefined
+    ? DEFAULT_SOCKET_READ_TIMEOUT_MS
+    : parseNginxMs("lua_socket_read_timeout", configured);
 }

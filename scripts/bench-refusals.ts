@@ -22,7 +22,7 @@ async function measure(variant: "stock" | "project", refusals: number, concurren
       {
         name: PLUGIN,
         pluginsDirectory: resolve(__dirname, "../plugins"),
-        env: { NODE_OPTIONS: "--expose-gc" },
+        nodeArgs: ["--expose-gc"],
         ...(variant === "stock" && { serverBin: stockStatusServerBin() }),
       },
     ],

@@ -66,9 +66,19 @@ const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
 const pct = (part: number, whole: number) => (whole === 0 ? "-" : `${((100 * part) / whole).toFixed(1)} %`);
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
 
-function startDouble(launch: { env?: Record<string, string>; serverBin?: string } = {}): Promise<KongDouble> {
+/** Settings in `env` reach only a server run outside Kong (a Kong-managed one sees no environment). */
+function startDouble(
+  launch: { env?: Record<string, string>; serverBin?: string; nodeArgs?: string[] } = {},
+): Promise<KongDouble> {
   return KongDouble.start({
-    pluginServers: [{ name: PLUGIN, pluginsDirectory: resolve(__dirname, "../plugins"), ...launch }],
+    pluginServers: [
+      {
+        name: PLUGIN,
+        pluginsDirectory: resolve(__dirname, "../plugins"),
+        ...launch,
+        ...(launch.env !== undefined && { supervised: true }),
+      },
+    ],
   });
 }
 
@@ -217,7 +227,7 @@ async function refusalsVsHeap(): Promise<void> {
         ? "kong-js-pluginserver 0.6.0 (stock)"
         : "model-based-round-robin-pluginserver (project)";
     const kong = await startDouble({
-      env: { NODE_OPTIONS: "--max-old-space-size=64 --expose-gc" },
+      nodeArgs: ["--max-old-space-size=64", "--expose-gc"],
       ...(variant === "stock" && { serverBin: stockStatusServerBin() }),
     });
     try {

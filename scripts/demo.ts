@@ -36,6 +36,8 @@ async function main(): Promise<void> {
       {
         name: "model-based-round-robin",
         pluginsDirectory: resolve(root, "dist/plugins"),
+        // Run outside Kong, as the image runs it: a Kong-managed server would see no environment.
+        supervised: true,
         env: { MODEL_BASED_ROUND_ROBIN_STATUS_LISTEN: "127.0.0.1:0" },
       },
     ],

@@ -116,7 +116,13 @@ async function main(): Promise<void> {
   const env = options.statusListen === "" ? undefined : { [STATUS_LISTEN_ENV]: options.statusListen };
   kong = await KongDouble.start({
     pluginServers: [
-      { name: PLUGIN, pluginsDirectory: resolve(root, "dist/plugins"), ...(env !== undefined && { env }) },
+      // Run outside Kong, as the image runs it (a Kong-managed server would see no environment).
+      {
+        name: PLUGIN,
+        pluginsDirectory: resolve(root, "dist/plugins"),
+        supervised: true,
+        ...(env !== undefined && { env }),
+      },
     ],
     config: localKongConfig(root, urls),
     listen: {

@@ -19,7 +19,11 @@
 export type LuaValue = undefined | boolean | number | string | Buffer | LuaTable;
 
 export class LuaTable {
-  constructor(readonly entries: Map<string | number, LuaValue> = new Map()) {}
+  constructor(
+    readonly entries: Map<string | number, LuaValue> = new Map(),
+    /** cjson's array_mt is set: cjson encodes the table as an array even when it is empty (`[]`). */
+    readonly arrayMt = false,
+  ) {}
 
   get(key: string | number): LuaValue {
     return this.entries.get(key);
@@ -41,6 +45,16 @@ export function luaType(v: LuaValue): "nil" | "boolean" | "number" | "string" | 
   return "table";
 }
 
+const ARRAY_MT = Symbol("cjson.array_mt");
+
+/**
+ * Marks a JS array as a Lua table Kong made with cjson's array_mt (say, `balancer_data.tries`): cjson encodes it
+ * as `[]` when empty. Only for tables Kong builds itself: nothing that crossed msgpack keeps a metatable.
+ */
+export function withArrayMt<T>(array: T[]): T[] {
+  return Object.assign(array, { [ARRAY_MT]: true });
+}
+
 /** A value as Kong's lua-MessagePack unpacks it from what @msgpack/msgpack decoded on Kong's side. */
 export function toLua(v: unknown): LuaValue {
   if (v === null || v === undefined) return undefined;
@@ -48,7 +62,7 @@ export function toLua(v: unknown): LuaValue {
   if (typeof v === "bigint") return Number(v);
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   if (Array.isArray(v)) {
-    const t = new LuaTable();
+    const t = new LuaTable(new Map(), ARRAY_MT in v);
     v.forEach((e, i) => {
       const lua = toLua(e);
       if (lua !== undefined) t.entries.set(i + 1, lua);
@@ -151,7 +165,7 @@ function encodeValue(v: LuaValue, depth: number): string {
   }
   const t = v as LuaTable;
   const keys = [...t.entries.keys()];
-  if (keys.length === 0) return "{}";
+  if (keys.length === 0) return t.arrayMt ? "[]" : "{}";
   if (keys.every((k) => typeof k === "number" && Number.isInteger(k) && k >= 1)) {
     const max = Math.max(...(keys as number[]));
     if (max > keys.length * SPARSE_RATIO && max > SPARSE_SAFE) {

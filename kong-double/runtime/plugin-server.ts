@@ -6,7 +6,7 @@
  * the plugin's instances and retrying.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, statSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -102,9 +102,22 @@ function findServerBin(stock: boolean): string {
 
 export const stockServerBin = (): string => findServerBin(true);
 
-/** How one plugin server is launched: another server script (run with node), extra environment variables. */
+/**
+ * How one plugin server is launched. By default Kong manages it (`pluginserver_<name>_start_cmd` set): worker 0
+ * spawns the start command with only `PWD` in its environment (seen on Kong 3.9.1: nothing of Kong's own
+ * environment reaches it), so its settings must be flags of the command (`args`, `nodeArgs`).
+ */
 export interface ServerLaunch {
+  /** Another server script (run with node). */
   serverBin?: string;
+  /** Flags appended to the start command (a `_start_cmd` can carry any). */
+  args?: string[];
+  /** node's own flags, as a `_start_cmd` of `node --max-old-space-size=64 main.js` gives them. */
+  nodeArgs?: string[];
+  /**
+   * Environment variables of a server Kong does not manage (`supervised`): a managed one never sees them, and
+   * the double refuses them there rather than pretend.
+   */
   env?: Record<string, string>;
   /**
    * Managed outside Kong (no `start_cmd`, nothing at /usr/local/bin/<name>: K3.9.3 conf_loader "assuming external
@@ -112,20 +125,42 @@ export interface ServerLaunch {
    * server starts it with `startArgv(server.settings)` and restarts it. Kong then keeps no process handle.
    */
   external?: boolean;
+  /**
+   * Managed outside Kong, run by the double the way the image's supervisor runs it: with the double's own
+   * environment plus `env`, started again when it dies (no sooner than a second after the last start). Kong
+   * keeps no handle: Admin `GET /` answers 200 and `reload()` leaves the process alone.
+   */
+  supervised?: boolean;
+}
+
+/** Kong's default `lua_socket_read_timeout`, nginx's own default (60s). */
+export const DEFAULT_SOCKET_READ_TIMEOUT_MS = 60_000;
+
+/**
+ * One generation of Kong's workers as the plugin server sees it: their connection pool and their plugin
+ * instances. `kong reload` starts new workers (a new generation) while the old ones finish what they serve.
+ */
+export interface Generation {
+  rpc: RpcClient;
+  instances: Map<string, { id: number; seq: number } | Promise<{ id: number; seq: number }>>;
+  /** Phases running on this generation. */
+  inFlight: number;
+  /** Called when inFlight drops to 0 (set once the generation is retired). */
+  onIdle?: () => void;
 }
 
 export class PluginServer {
   readonly settings: PluginServerSettings;
   plugins: PluginInfo[] = [];
-  rpc: RpcClient;
   private child: ChildProcess | undefined;
   private stopping = false;
   private lastStart = 0;
   private respawnTimer: NodeJS.Timeout | undefined;
-  private readonly instances = new Map<
-    string,
-    { id: number; seq: number } | Promise<{ id: number; seq: number }>
-  >();
+  private generation: Generation;
+  /** Old generations still finishing their phases (after reload). */
+  private readonly retiring = new Set<Generation>();
+  /** Server processes of an old generation, still serving what it started. */
+  private readonly retiringChildren = new Set<ChildProcess>();
   /** Every instance id started, for tests that follow instance recovery. */
   readonly started: number[] = [];
 
@@ -135,7 +170,18 @@ export class PluginServer {
     private readonly kongVersion: KongVersion,
     private readonly log: LogFn,
     private readonly launch: ServerLaunch = {},
+    /** `lua_socket_read_timeout`: how long Kong waits for each reply on the plugin-server socket. */
+    private readonly readTimeoutMs = DEFAULT_SOCKET_READ_TIMEOUT_MS,
   ) {
+    if (launch.external && launch.supervised)
+      throw new Error(
+        `plugin server ${name}: external (run by you) and supervised (run by the double) exclude each other`,
+      );
+    if (launch.env !== undefined && !launch.supervised)
+      throw new Error(
+        `plugin server ${name}: a Kong-managed plugin server gets only PWD in its environment (seen on Kong 3.9.1), ` +
+          "so env cannot reach it: pass its settings as flags (args) or run it outside Kong (supervised: true, or external: true)",
+      );
     const prefix = mkdtempSync(join(tmpdir(), "kong-double-"));
     this.settings = {
       name,
@@ -144,7 +190,20 @@ export class PluginServer {
       pluginsDirectory: resolve(pluginsDirectory),
       serverBin: launch.serverBin ?? findServerBin(false),
     };
-    this.rpc = new RpcClient(socketPath(this.settings));
+    this.generation = this.newGeneration();
+  }
+
+  /** Kong's connection pool to this server (the current workers'). */
+  get rpc(): RpcClient {
+    return this.generation.rpc;
+  }
+
+  private newGeneration(): Generation {
+    return {
+      rpc: new RpcClient(socketPath(this.settings), this.readTimeoutMs),
+      instances: new Map(),
+      inFlight: 0,
+    };
   }
 
   async start(): Promise<void> {
@@ -157,7 +216,40 @@ export class PluginServer {
 
   /** Kong started this server and respawns it (it has a start command). */
   get managed(): boolean {
-    return !this.launch.external;
+    return !this.launch.external && !this.launch.supervised;
+  }
+
+  /**
+   * `kong reload`: nginx starts new workers and lets the old ones finish what they serve. The new workers have
+   * their own connections and start their own plugin instances. A server Kong does not manage is left alone
+   * (its process and memory stay). A managed one is started again by the new worker 0 (K3.9.3
+   * kong/runloop/plugin_servers/process.lua `start_pluginservers` from init_worker) on the same socket path,
+   * which the new server takes over (kong-pdk's listener unlinks the path and listens); the old server keeps
+   * serving the old workers' connections until the old worker 0 exits, when `Kong.exit_worker` →
+   * `stop_pluginservers` sends it SIGTERM. The double retires the old generation once its phases in flight have
+   * finished (nginx's graceful worker exit); seen on Kong 3.9.1: the old server served 2-7 s more.
+   */
+  async reload(): Promise<void> {
+    const old = this.generation;
+    const oldChild = this.child;
+    this.generation = this.newGeneration();
+    this.retiring.add(old);
+    if (this.managed && oldChild !== undefined) {
+      this.retiringChildren.add(oldChild);
+      this.child = undefined; // its exit is no longer this server's: no respawn for it
+      clearTimeout(this.respawnTimer);
+      await this.spawn(inode(socketPath(this.settings)));
+    }
+    const retire = () => {
+      old.rpc.close();
+      this.retiring.delete(old);
+      if (oldChild !== undefined && this.retiringChildren.has(oldChild)) {
+        this.retiringChildren.delete(oldChild);
+        oldChild.kill("SIGTERM");
+      }
+    };
+    if (old.inFlight === 0) retire();
+    else old.onIdle = retire;
   }
 
   get pid(): number | undefined {
@@ -171,18 +263,25 @@ export class PluginServer {
 
   private ready: Promise<void> = Promise.resolve();
 
-  private spawn(): Promise<void> {
-    this.ready = this.spawnOnce();
+  /** Starts the server; `replacing`: the inode of a socket an old server still listens on, to wait past. */
+  private spawn(replacing?: number): Promise<void> {
+    this.ready = this.spawnOnce(replacing);
     return this.ready;
   }
 
-  private async spawnOnce(): Promise<void> {
+  private async spawnOnce(replacing?: number): Promise<void> {
     this.lastStart = Date.now();
     const [bin, ...args] = startArgv(this.settings);
-    const child = spawn(process.execPath, [bin as string, ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, ...this.launch.env },
-    });
+    const child = spawn(
+      process.execPath,
+      [...(this.launch.nodeArgs ?? []), bin as string, ...args, ...(this.launch.args ?? [])],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+        // Kong runs the start command through ngx.pipe as `exec <start_cmd>`: only PWD reaches a managed
+        // server. A supervised one has the environment of whoever supervises it (here the double's).
+        env: this.launch.supervised ? { ...process.env, ...this.launch.env } : { PWD: process.cwd() },
+      },
+    );
     this.child = child;
     const pid = child.pid;
     for (const stream of [child.stdout, child.stderr]) {
@@ -195,6 +294,7 @@ export class PluginServer {
       });
     }
     child.on("exit", (code, signal) => {
+      this.retiringChildren.delete(child);
       if (this.child !== child) return;
       this.log(
         "notice",
@@ -206,14 +306,14 @@ export class PluginServer {
       const wait = Math.max(0, 1000 - (Date.now() - this.lastStart));
       this.respawnTimer = setTimeout(() => void this.spawn().catch(() => undefined), wait);
     });
-    await this.waitForSocket();
+    await this.waitForSocket(replacing);
   }
 
-  private async waitForSocket(): Promise<void> {
+  private async waitForSocket(replacing?: number): Promise<void> {
     const path = socketPath(this.settings);
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {
-      if (existsSync(path) && (await accepts(path))) return;
+      if (existsSync(path) && inode(path) !== replacing && (await accepts(path))) return;
       await new Promise((r) => setTimeout(r, 25));
     }
     throw new Error(`plugin server ${this.name} did not listen on ${path}`);
@@ -225,37 +325,39 @@ export class PluginServer {
     pluginId: string,
     seq: number,
     config: () => Record<string, unknown>,
+    generation: Generation = this.generation,
   ): Promise<number> {
-    const existing = this.instances.get(pluginId);
+    const instances = generation.instances;
+    const existing = instances.get(pluginId);
     if (existing !== undefined) {
       const entry = await existing;
       if (entry.seq === seq) return entry.id;
     }
     const previous = existing === undefined ? undefined : await existing;
     const starting = (async () => {
-      const reply = (await this.rpc.call("plugin.StartInstance", {
+      const reply = (await generation.rpc.call("plugin.StartInstance", {
         Name: pluginName,
         Config: JSON.stringify(config()),
       })) as { Id: number };
       this.started.push(reply.Id);
       if (previous !== undefined) {
-        this.rpc.call("plugin.CloseInstance", previous.id).catch(() => undefined);
+        generation.rpc.call("plugin.CloseInstance", previous.id).catch(() => undefined);
       }
       return { id: reply.Id, seq };
     })();
-    this.instances.set(pluginId, starting);
+    instances.set(pluginId, starting);
     try {
       const entry = await starting;
-      this.instances.set(pluginId, entry);
+      instances.set(pluginId, entry);
       return entry.id;
     } catch (error) {
-      this.instances.delete(pluginId);
+      instances.delete(pluginId);
       throw error;
     }
   }
 
   resetInstances(): void {
-    this.instances.clear();
+    this.generation.instances.clear();
   }
 
   /**
@@ -263,10 +365,28 @@ export class PluginServer {
    * call Kong would reject stops the loop without a reply (the JS side waits forever, as against Kong).
    */
   async runPhase(
-    instance: () => Promise<number>,
+    instance: (generation: Generation) => Promise<number>,
     ctx: PdkContext,
     counter: PdkCallCounter,
   ): Promise<PhaseOutcome> {
+    // A phase runs to its end on the workers (the generation) it started on, kong reload or not.
+    const generation = this.generation;
+    generation.inFlight++;
+    try {
+      return await this.runPhaseOn(generation, instance, ctx, counter);
+    } finally {
+      generation.inFlight--;
+      if (generation.inFlight === 0) generation.onIdle?.();
+    }
+  }
+
+  private async runPhaseOn(
+    generation: Generation,
+    instance: (generation: Generation) => Promise<number>,
+    ctx: PdkContext,
+    counter: PdkCallCounter,
+  ): Promise<PhaseOutcome> {
+    const rpc = generation.rpc;
     let reply: { Data?: unknown; EventId?: number };
     for (let attempt = 0; ; attempt++) {
       // A StartInstance failure (the server down, no socket) is raised by Kong (K3.9.3
@@ -275,14 +395,14 @@ export class PluginServer {
       // the request while one that had an instance fails open on the HandleEvent error below.
       let instanceId: number;
       try {
-        instanceId = await instance();
+        instanceId = await instance(generation);
       } catch (error) {
         if (!(error instanceof RpcError)) throw error;
         this.log("err", `starting instance: ${error.message}`, "kong", this.name);
         return { kind: "lua-error", message: `starting instance: ${error.message}` };
       }
       try {
-        reply = (await this.rpc.call("plugin.HandleEvent", {
+        reply = (await rpc.call("plugin.HandleEvent", {
           InstanceId: instanceId,
           EventName: ctx.phase,
         })) as typeof reply;
@@ -291,7 +411,7 @@ export class PluginServer {
         if (!(error instanceof RpcError)) throw error;
         if (/no plugin instance/i.test(error.message) && attempt < 10) {
           this.log("warn", `${error.message}, resetting instances of ${this.name}`, "kong");
-          this.resetInstances();
+          generation.instances.clear();
           await new Promise((r) => setTimeout(r, 50 * attempt));
           continue;
         }
@@ -333,7 +453,7 @@ export class PluginServer {
       if (ctx.exit !== undefined) return { kind: "exit" };
       if (step === "plugin.StepMultiMap") result = fixMultimap(result);
       try {
-        reply = (await this.rpc.call(
+        reply = (await rpc.call(
           step,
           result === undefined ? { EventId: eventId } : { EventId: eventId, Data: result },
         )) as typeof reply;
@@ -353,11 +473,25 @@ export class PluginServer {
     this.stopping = true;
     clearTimeout(this.respawnTimer);
     this.rpc.close();
-    const child = this.child;
-    if (child === undefined || child.exitCode !== null) return;
-    await new Promise<void>((r) => {
-      child.once("exit", () => r());
-      child.kill("SIGTERM");
-    });
+    for (const old of this.retiring) old.rpc.close();
+    await Promise.all([this.child, ...this.retiringChildren].map((child) => stopChild(child)));
+  }
+}
+
+/** SIGTERMs a server process that still runs and waits for its exit. */
+async function stopChild(child: ChildProcess | undefined): Promise<void> {
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((r) => {
+    child.once("exit", () => r());
+    child.kill("SIGTERM");
+  });
+}
+
+/** The inode of the socket file at `path`, or undefined when there is none. */
+function inode(path: string): number | undefined {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return undefined;
   }
 }

@@ -16,18 +16,19 @@ import {
 } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { isIP } from "node:net";
-import { buildInstanceConfig } from "../config/instance-config";
+import { buildInstanceConfig, DEFAULT_WS_ID } from "../config/instance-config";
 import { KONG_VERSION } from "../config/kong-version";
 import type { KongConfig, PluginEntity, PluginInfo } from "../config/model";
 import { type ListenAt, listen } from "../listen";
 import { emulatedAccess, emulatedLog } from "./bundled-plugins";
 import { type ErrorPage, handlerErrorPage, pdkErrorPage } from "./error-page";
 import { LuaError } from "./lua-error";
+import { withArrayMt } from "./lua-value";
 import type { PdkContext, Phase } from "./pdk";
-import type { LogFn, PdkCallCounter, PhaseOutcome, PluginServer } from "./plugin-server";
-import type { ExitResponse, HeaderValues, RequestState } from "./request-state";
+import type { Generation, LogFn, PdkCallCounter, PhaseOutcome, PluginServer } from "./plugin-server";
+import type { ExitResponse, HeaderValues, RequestState, Try } from "./request-state";
 import type { Router } from "./router";
-import { climbsAboveRoot } from "./uri";
+import { climbsAboveRoot, invalidEscape } from "./uri";
 
 export { KONG_VERSION };
 
@@ -141,9 +142,9 @@ async function handle(
   const headers = headerValues(req);
   const host = headers.host?.[0] ?? "";
   const id = randomUUID().replace(/-/g, "");
-  // nginx refuses a request line whose `..` climbs above the root before Kong runs (see uri.ts); its 400 goes
-  // through Kong's error handler.
-  if (climbsAboveRoot(rawPath ?? "/")) {
+  // nginx refuses a request line whose `..` climbs above the root, or whose path has `%00` or a broken escape,
+  // before Kong runs (see uri.ts); its 400 goes through Kong's error handler (text/plain without Accept).
+  if (climbsAboveRoot(rawPath ?? "/") || invalidEscape(rawPath ?? "/")) {
     sendPage(res, handlerErrorPage(headers, 400, id), { id, startedAt });
     return;
   }
@@ -188,6 +189,8 @@ async function handle(
     shared: new Map(),
     ngxCtx: new Map(),
     serializeValues: [],
+    tries: withArrayMt([]),
+    timing: {},
   };
 
   const plugins = pluginsFor(runtime.config, match.route.id, service?.id);
@@ -231,6 +234,8 @@ async function handle(
     exit = { ...handlerErrorPage(state.client.headers, 500, state.id), source: "error" };
   }
   if (exit !== undefined) {
+    // Kong.access: KONG_RESPONSE_LATENCY = the end of the access phase (every plugin's work) - the start.
+    state.timing.kong = Date.now() - startedAt;
     state.response = {
       ...state.response,
       status: exit.status,
@@ -269,11 +274,16 @@ async function runExternal(
     log: (level, message) => deps.log(level, `[${entity.name}] ${message}`, "pdk", entity.name),
     serialize: () => serialize(state),
   };
-  const instance = () =>
-    server.instanceFor(entity.name, entity.id, runtime.seq, () =>
-      buildInstanceConfig(entity, info.configFields, runtime.seq, deps.env, (m) =>
-        deps.log("warn", m, "kong"),
-      ),
+  const instance = (generation: Generation) =>
+    server.instanceFor(
+      entity.name,
+      entity.id,
+      runtime.seq,
+      () =>
+        buildInstanceConfig(entity, info.configFields, runtime.seq, deps.env, (m) =>
+          deps.log("warn", m, "kong"),
+        ),
+      generation,
     );
   const outcome = await server.runPhase(instance, ctx, deps.counter);
   return { ...outcome, ...(ctx.exit && { exit: ctx.exit }) };
@@ -566,8 +576,24 @@ async function proxyUpstream(
   const sentAt = Date.now();
   let upstream: IncomingMessage | undefined;
   let staleRetries = 0;
+  let lastTryAt = sentAt;
   while (upstream === undefined) {
+    const previous = state.tries.at(-1);
+    if (previous !== undefined) previous.state = "failed";
+    lastTryAt = Date.now();
+    const attempt: Try = {
+      balancer_start: lastTryAt,
+      balancer_start_ns: lastTryAt * 1e6,
+      ip: address,
+      port: up.port,
+      balancer_latency: 0,
+      balancer_latency_ns: 0,
+    };
+    state.tries.push(attempt);
+    // Kong.balancer sets KONG_PROXY_LATENCY again on every try.
+    state.timing.kong = lastTryAt - state.startedAt;
     const outcome = await tryOnce(state, agents, address, outgoing, hasBody);
+    if (outcome.kind === "failure") attempt.code = outcome.status;
     if (outcome.kind === "response") {
       upstream = outcome.upstream;
       break;
@@ -580,6 +606,10 @@ async function proxyUpstream(
     statuses.push(outcome.status);
     const retriable = !(outcome.sent && NON_IDEMPOTENT.has(up.method));
     if (statuses.length >= tries || !retriable) {
+      // The last try gets no failure record (only the next balancer call would write it).
+      delete attempt.code;
+      state.timing.waiting = Date.now() - lastTryAt;
+      state.timing.receive = 0;
       // nginx's error_page sends the status to Kong.handle_error (KONG_UNEXPECTED: get_source() is "error").
       const page = handlerErrorPage(state.client.headers, outcome.status, state.id);
       state.response = {
@@ -589,11 +619,16 @@ async function proxyUpstream(
         source: "error",
         upstreamStatus: statuses.join(", "),
       };
-      // Kong.access had set KONG_PROXIED before the balancer ran: the proxied set of headers.
-      sendPage(res, page, state, {
-        upstreamLatency: Date.now() - sentAt,
-        proxyLatency: sentAt - state.startedAt,
-      });
+      // Kong.access had set KONG_PROXIED before the balancer ran: the proxied set of headers. The headers plugins
+      // set in access (ngx.header, i.e. nginx's headers_out) survive error_page's internal redirect, and
+      // kong/error_handlers.lua exits with only its Content-Type: the client gets them on Kong's page too.
+      sendPage(
+        res,
+        page,
+        state,
+        { upstreamLatency: Date.now() - sentAt, proxyLatency: sentAt - state.startedAt },
+        state.response.extraHeaders,
+      );
       return;
     }
   }
@@ -604,6 +639,8 @@ async function proxyUpstream(
     responseHeaders[name] = [...(responseHeaders[name] ?? []), upstream.rawHeaders[i + 1] as string];
   }
   const status = upstream.statusCode ?? 502;
+  const headAt = Date.now();
+  state.timing.waiting = headAt - lastTryAt;
   state.response = {
     ...state.response,
     status,
@@ -657,12 +694,16 @@ async function proxyUpstream(
     deps.log("err", `upstream ${target}: ${(error as Error).message} while reading the response`, "kong");
     if (res.headersSent) res.destroy();
     else
-      sendPage(res, handlerErrorPage(state.client.headers, 502, state.id), state, {
-        upstreamLatency: Date.now() - sentAt,
-        proxyLatency: sentAt - state.startedAt,
-      });
+      sendPage(
+        res,
+        handlerErrorPage(state.client.headers, 502, state.id),
+        state,
+        { upstreamLatency: Date.now() - sentAt, proxyLatency: sentAt - state.startedAt },
+        state.response.extraHeaders,
+      );
   } finally {
     clearTimeout(idle);
+    state.timing.receive = Date.now() - headAt;
   }
 }
 
@@ -674,6 +715,7 @@ function scheduleLog(
 ): void {
   const loggers = ordered.filter((p) => p.info.phases.includes("log"));
   if (loggers.length === 0) return;
+  state.timing.endedAt = Date.now();
   // Kong's log handler runs in ngx.timer.at(0) after the response, from saved data.
   const done = new Promise<void>((resolveDone) => {
     setImmediate(async () => {
@@ -744,9 +786,27 @@ export function applySerializeValues(
   return root;
 }
 
+/**
+ * K3.9.3 kong/constants.lua RESPONSE_SOURCE.NAMES: the log data's `source` names who answered, "upstream" or
+ * "kong", where kong.response.get_source() says "service", "exit" or "error" (kong/pdk/log.lua serialize:
+ * `TYPE_NAMES[get_source(ctx)]`).
+ */
+const SOURCE_NAMES = { service: "upstream", exit: "kong", error: "kong" } as const;
+
+/** The default workspace, which every entity of an open-source Kong belongs to (kong/workspaces get_workspace_name). */
+const DEFAULT_WORKSPACE = "default";
+
+/**
+ * The fields of K3.9.3 kong/pdk/log.lua `serialize` the double fills: `upstream_status` is "" when nothing was
+ * proxied (no $upstream_status), `latencies` from Kong's ctx timestamps (`proxy` -1 and `receive` 0 for an
+ * exit), `tries` = balancer_data.tries (`[]` for an exit), `workspace` the route's ws_id (the default workspace's). Left out: request.id,
+ * querystring and tls, response.size, authenticated_entity.
+ */
 function baseSerialize(state: RequestState): Record<string, unknown> {
   const flat = (h: HeaderValues) =>
     Object.fromEntries(Object.entries(h).map(([k, v]) => [k, v.length === 1 ? v[0] : v]));
+  const endedAt = state.timing.endedAt ?? Date.now();
+  const proxied = state.response.source === "service" || state.tries.length > 0;
   return {
     request: {
       method: state.client.method,
@@ -759,14 +819,24 @@ function baseSerialize(state: RequestState): Record<string, unknown> {
       status: state.response.status,
       headers: flat({ ...state.response.headers, ...state.response.extraHeaders }),
     },
-    upstream_status: state.response.upstreamStatus,
+    upstream_status: state.response.upstreamStatus ?? "",
     upstream_uri: state.upstream.uri,
+    latencies: {
+      kong: state.timing.kong ?? 0,
+      proxy: proxied ? (state.timing.waiting ?? -1) : -1,
+      request: endedAt - state.startedAt,
+      receive: proxied ? (state.timing.receive ?? 0) : 0,
+    },
+    tries: state.tries,
     route: state.route,
     service: state.service,
     ...(state.consumer && { consumer: state.consumer }),
     client_ip: state.client.ip,
     started_at: state.startedAt,
-    source: state.response.source,
+    source: SOURCE_NAMES[state.response.source ?? "error"],
+    // ctx.workspace = the route's ws_id (kong/runloop/handler.lua access.before): the default workspace.
+    workspace: DEFAULT_WS_ID,
+    workspace_name: DEFAULT_WORKSPACE,
   };
 }
 
@@ -800,9 +870,12 @@ function sendPage(
   page: ErrorPage,
   state: { id: string; startedAt: number },
   proxied?: { upstreamLatency: number; proxyLatency: number },
+  /** Headers plugins set in access (kong.response.set_header(s)), which Kong's own pages keep. */
+  extra: HeaderValues = {},
 ): void {
   const headers = lowerValues(page.headers);
   writeHead(res, page.status, {
+    ...extra,
     ...headers,
     "content-length": [String(page.body.length)],
     ...kongHeaders(state, headers, proxied),

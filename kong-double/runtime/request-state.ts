@@ -68,8 +68,35 @@ export interface RequestState {
     bufferedBody?: Buffer;
   };
   exit?: ExitResponse;
+  /**
+   * balancer_data.tries (K3.9.3 kong/init.lua Kong.balancer): one entry per try nginx made, with the peer; a try
+   * followed by another gets the failure's `state` and `code` (ngx.balancer get_last_failure). Empty on an exit.
+   */
+  tries: Try[];
+  /** Kong's ctx timestamps as kong.log.serialize turns them into `latencies` (K3.9.3 kong/pdk/log.lua). */
+  timing: {
+    /** KONG_PROXY_LATENCY (start → the last balancer call) or, for an exit, KONG_RESPONSE_LATENCY. */
+    kong?: number;
+    /** KONG_WAITING_TIME: the last balancer call → the response head (proxied only). */
+    waiting?: number;
+    /** KONG_RECEIVE_TIME: the response head → its last byte (proxied only). */
+    receive?: number;
+    /** When the log phase started ($request_time's end). */
+    endedAt?: number;
+  };
   shared: Map<string, unknown>;
   /** kong.log.set_serialize_value calls, applied in order when the log data is serialised (K3.9.3 pdk/log.lua). */
   serializeValues: { key: string; value: unknown; mode: "set" | "add" | "replace" }[];
   ngxCtx: Map<string, unknown>;
+}
+
+export interface Try {
+  balancer_start: number;
+  balancer_start_ns: number;
+  ip: string;
+  port: number;
+  balancer_latency: number;
+  balancer_latency_ns: number;
+  state?: "failed";
+  code?: number;
 }

@@ -3,12 +3,11 @@
  * a time (Kong opens a cosocket per call, sends one `[0, msgid, "plugin.X", [arg]]`, reads until the matching
  * `[1, msgid, err, result]`, then puts the socket back in its keepalive pool). Frames are decoded as a stream,
  * so splits and coalesced frames are handled like lua-MessagePack's streaming unpacker does. Notifications
- * (`[2, ...]`) are skipped. A read waits at most 60 s, Kong's default cosocket timeout.
+ * (`[2, ...]`) are skipped. A read waits at most the cosocket read timeout, `lua_socket_read_timeout` (K3.9.3
+ * rpc/mp_rpc.lua sets none of its own; 60 s unless configured): then Kong closes the connection and the call fails.
  */
 import { connect, type Socket } from "node:net";
 import { Decoder, encode } from "@msgpack/msgpack";
-
-const READ_TIMEOUT_MS = 60_000;
 
 export class RpcError extends Error {
   override name = "RpcError";
@@ -26,7 +25,10 @@ export class RpcClient {
   /** Every call made, for tests of the protocol itself. */
   readonly calls: { method: string; arg: unknown }[] = [];
 
-  constructor(private readonly socketPath: string) {}
+  constructor(
+    private readonly socketPath: string,
+    private readonly readTimeoutMs: number,
+  ) {}
 
   async call(method: string, arg: unknown): Promise<unknown> {
     const conn = this.idle.pop() ?? (await this.open());
@@ -37,7 +39,7 @@ export class RpcClient {
         const timer = setTimeout(() => {
           reject(new RpcError("timeout"));
           conn.socket.destroy();
-        }, READ_TIMEOUT_MS);
+        }, this.readTimeoutMs);
         conn.pending = { id, resolve, reject, timer };
         // undefined map values are left out, as Lua drops nil keys from a table.
         conn.socket.write(encode([0, id, method, [arg]], { ignoreUndefined: true }));

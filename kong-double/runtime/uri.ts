@@ -82,6 +82,21 @@ export function climbsAboveRoot(path: string): boolean {
 }
 
 /**
+ * nginx's own escapes check (ngx_http_parse_complex_uri, which every path holding a `%` goes through): a `%` not
+ * followed by two hex digits (`sw_quoted`, `sw_quoted_second`: "return NGX_HTTP_PARSE_INVALID_REQUEST") and an
+ * escape that decodes to a NUL byte (`%00`: "else if (ch == '\0') return NGX_HTTP_PARSE_INVALID_REQUEST") make
+ * ngx_http_process_request_uri answer 400 ("client sent invalid request") before Kong's runloop runs. Only the
+ * path counts: the query string is not decoded there.
+ */
+export function invalidEscape(path: string): boolean {
+  for (let i = path.indexOf("%"); i !== -1; i = path.indexOf("%", i + 1)) {
+    const hex = path.slice(i + 1, i + 3);
+    if (!/^[0-9a-fA-F]{2}$/.test(hex) || hex === "00") return true;
+  }
+  return false;
+}
+
+/**
  * kong/tools/uri.lua `escape`: percent-encodes, byte by byte, what is not safe in a path, and leaves existing
  * escapes alone. `bytes` holds one byte per char (latin1), as the router's normalised path does.
  */

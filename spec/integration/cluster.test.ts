@@ -61,7 +61,8 @@ describe("policy redis: two Kong nodes share suspensions through one Redis", () 
     const node = async (name: string, env: Record<string, string> = {}): Promise<Node> => ({
       name,
       kong: await KongDouble.start({
-        pluginServers: [{ name: PLUGIN_NAME, pluginsDirectory: PLUGIN_DIR, env }],
+        // Run outside Kong (as the image does): a Kong-managed server would not see the variables.
+        pluginServers: [{ name: PLUGIN_NAME, pluginsDirectory: PLUGIN_DIR, supervised: true, env }],
       }),
     });
     // A serves its status on a free port: it shows whether the state is being shared.

@@ -138,6 +138,7 @@ describe("the relay: failover within the request", () => {
     // Logging plugins: the log value names access's choice and says the request was relayed; the answer's
     // headers name the model that served it.
     const [line] = logged();
+    expect(line.source).toBe("upstream");
     expect(line.response.status).toBe(200);
     expect(line.ai["model-based-round-robin"].meta).toMatchObject({ request_model: "m1", relayed: true });
     expect(line.response.headers["x-kong-llm-model"]).toBe("m2");

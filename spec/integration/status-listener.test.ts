@@ -74,7 +74,13 @@ describe("GET /status and GET /metrics on the plugin server", () => {
       providers: 2,
       kongOptions: {
         pluginServers: [
-          { name: PLUGIN_NAME, pluginsDirectory: PLUGIN_DIR, env: { [LISTEN]: "127.0.0.1:0" } },
+          // Run outside Kong (as the image does): a Kong-managed server would not see the variable.
+          {
+            name: PLUGIN_NAME,
+            pluginsDirectory: PLUGIN_DIR,
+            supervised: true,
+            env: { [LISTEN]: "127.0.0.1:0" },
+          },
         ],
       },
     },
@@ -361,6 +367,7 @@ describe("under kong-pdk's stock kong-js-pluginserver", () => {
             name: PLUGIN_NAME,
             pluginsDirectory: PLUGIN_DIR,
             serverBin: stockServerBin(),
+            supervised: true,
             env: { [LISTEN]: "127.0.0.1:0" },
           },
         ],

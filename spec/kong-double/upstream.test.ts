@@ -101,10 +101,11 @@ describe("upstream failures and paths, as Kong reports them", () => {
   async function send(path: string, opts: { method?: string; target?: string; headers?: object } = {}) {
     const startedAt = Date.now();
     // node:http sends the path as given; fetch and undici would normalise it first (WHATWG URL parsing).
-    const { status, contentType, text } = await new Promise<{
+    const { status, contentType, text, headers } = await new Promise<{
       status: number;
       contentType: string | undefined;
       text: string;
+      headers: Record<string, string | string[] | undefined>;
     }>((resolveReply, reject) => {
       const { hostname, port } = new URL(kong.proxyUrl);
       const req = request(
@@ -125,6 +126,7 @@ describe("upstream failures and paths, as Kong reports them", () => {
               status: res.statusCode ?? 0,
               contentType: res.headers["content-type"],
               text: body,
+              headers: res.headers,
             }),
           );
         },
@@ -138,6 +140,7 @@ describe("upstream failures and paths, as Kong reports them", () => {
       status,
       contentType,
       text,
+      headers,
       ms: Date.now() - startedAt,
       log: JSON.parse(notice?.message.replace(/^\[source\] /, "") ?? "{}"),
     };
@@ -199,7 +202,8 @@ describe("upstream failures and paths, as Kong reports them", () => {
     expect(service.contentType).toBe("application/json; charset=utf-8");
     expect(JSON.parse(service.text).message).toBe("name resolution failed");
     expect(service.log).toMatchObject({ status: 503, source: "exit" });
-    expect(service.log.upstream_status).toBeUndefined();
+    // No $upstream_status: the log data says "" (kong/pdk/log.lua serialize).
+    expect(service.log.upstream_status).toBe("");
     // set_target to a name that does not resolve, from a service with a host name (an IP host never resolves it).
     const target = await send("/unrouted/x", { target: "nowhere.model-based-round-robin.invalid:443" });
     expect(target.status).toBe(503);
@@ -246,5 +250,69 @@ describe("upstream failures and paths, as Kong reports them", () => {
     const reply = await send("/api/../../etc");
     expect(reply.status).toBe(400);
     expect(reply.text).toMatch(/^Bad request\n/);
+  });
+
+  it("refuses, as nginx does, %00 or a broken escape in the path before any plugin runs", async () => {
+    for (const path of ["/api/a%00b", "/api/%00", "/api/a%zzb", "/api/a%4"]) {
+      const reply = await send(path, { headers: { "x-set-headers": "1" } });
+      // nginx's 400 through Kong's error handler: error_default_type without Accept or Content-Type.
+      expect([path, reply.status, reply.contentType]).toEqual([path, 400, "text/plain; charset=utf-8"]);
+      expect(reply.text).toMatch(/^Bad request\nrequest_id: \w+\n$/);
+      // No plugin ran: no header of its access, no log phase.
+      expect(reply.headers["x-set-in-access"]).toBeUndefined();
+    }
+    // In the query string nginx decodes nothing: the request is routed and proxied.
+    expect((await send("/api/x?q=%00")).status).toBe(200);
+  });
+
+  it("keeps the headers a plugin set in access on Kong's own 502 and 504 pages", async () => {
+    const refused = await send("/api/x", { target: `127.0.0.1:${dead}`, headers: { "x-set-headers": "1" } });
+    expect(refused.status).toBe(502);
+    expect(refused.headers["x-set-in-access"]).toBe("yes");
+    expect(refused.headers["x-model"]).toEqual("a, b");
+    expect(refused.contentType).toBe("text/plain; charset=utf-8");
+    const timedOut = await send("/api/x", {
+      method: "POST",
+      target: `127.0.0.1:${hung.port}`,
+      headers: { "x-set-headers": "1" },
+    });
+    expect(timedOut.status).toBe(504);
+    expect(timedOut.headers["x-set-in-access"]).toBe("yes");
+    // And on a proxied answer, as before.
+    const proxied = await send("/api/x", { headers: { "x-set-headers": "1" } });
+    expect([proxied.status, proxied.headers["x-set-in-access"]]).toEqual([200, "yes"]);
+  });
+
+  it("gives logging plugins Kong's log fields: source upstream/kong, latencies, tries, workspace", async () => {
+    const proxied = await send("/api/x");
+    expect(proxied.log.source).toBe("service");
+    const line = proxied.log.logged;
+    expect(line.source).toBe("upstream");
+    expect(line.workspace).toMatch(/^[0-9a-f-]{36}$/);
+    expect(line.workspace_name).toBe("default");
+    expect(Object.keys(line.latencies).sort()).toEqual(["kong", "proxy", "receive", "request"]);
+    for (const value of Object.values(line.latencies)) expect(value).toBeGreaterThanOrEqual(0);
+    expect(line.tries).toHaveLength(1);
+    expect(line.tries[0]).toMatchObject({ ip: "127.0.0.1", port: echoPort });
+    expect(line.tries[0].state).toBeUndefined();
+
+    // Three refused tries: the first two carry their failure, the last none; Kong's page: source "kong".
+    const refused = await send("/retry/x", { target: `127.0.0.1:${dead}` });
+    expect(refused.log.source).toBe("error");
+    expect(refused.log.logged.source).toBe("kong");
+    expect(refused.log.logged.tries.map((t: { state?: string; code?: number }) => [t.state, t.code])).toEqual(
+      [
+        ["failed", 502],
+        ["failed", 502],
+        [undefined, undefined],
+      ],
+    );
+
+    // An exit (kong.response.error's 503): source "kong", no tries (an empty array), proxy -1, receive 0.
+    const exit = await send("/unrouted/x");
+    expect(exit.log.source).toBe("exit");
+    expect(exit.log.logged).toMatchObject({ source: "kong", tries: [], workspace_name: "default" });
+    expect(exit.log.logged.latencies).toMatchObject({ proxy: -1, receive: 0 });
+    expect(exit.log.upstream_status).toBe("");
   });
 });

@@ -1,6 +1,6 @@
 /**
  * A PDK call Kong never answers (Kong raised a Lua error, so no reply comes) is abandoned by the project's
- * plugin server after a bound (65 s by default, shortened here through PLUGINSERVER_PDK_CALL_TIMEOUT_MS), and
+ * plugin server after a bound (65 s by default, shortened here with the start command's --pdk-call-timeout-ms), and
  * calls made after kong.response.exit are refused at once: the handler's promise settles, nothing stays in
  * the events map. The fixture probe plugin and the Kong double's emulation of Kong's silent Lua errors.
  */
@@ -20,7 +20,8 @@ describe("a PDK call Kong never answers", () => {
         {
           name: "probe",
           pluginsDirectory: resolve(process.cwd(), "spec/fixtures/plugins/probe"),
-          env: { PLUGINSERVER_PDK_CALL_TIMEOUT_MS: String(BOUND_MS) },
+          // A flag of the start command: a Kong-managed server sees no environment.
+          args: ["--pdk-call-timeout-ms", String(BOUND_MS)],
         },
       ],
     });

@@ -23,7 +23,8 @@ describe("200,000 refusals (kong.response.exit) with a 64 MB heap", () => {
         {
           name: PLUGIN_NAME,
           pluginsDirectory: PLUGIN_DIR,
-          env: { NODE_OPTIONS: "--max-old-space-size=64" },
+          // In Kong's start command: a Kong-managed server sees no environment (NODE_OPTIONS included).
+          nodeArgs: ["--max-old-space-size=64"],
         },
       ],
     });
