@@ -87,6 +87,8 @@ describe("the relay: failover within the request", () => {
             {
               name: PLUGIN_NAME,
               pluginsDirectory: PLUGIN_DIR,
+              // Run outside Kong, as the image runs it: a Kong-managed server would see no environment.
+              supervised: true,
               env: { MODEL_BASED_ROUND_ROBIN_RELAY_LISTEN: `127.0.0.1:${relayPort}` },
             },
           ];
