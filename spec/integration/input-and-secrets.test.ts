@@ -2,6 +2,7 @@ import { request as httpRequest } from "node:http";
 import { request } from "undici";
 import { describe, expect, it } from "vitest";
 import { type Bed, chat, llmService, loadPlugin, PRODUCTION_HOST, send, useBed } from "../support/harness";
+import { PLUGIN_REFUSED_PATHS } from "../support/unsafe-paths";
 
 describe("input and secrets, through the Kong double", () => {
   let bed: Bed;
@@ -67,6 +68,19 @@ describe("input and secrets, through the Kong double", () => {
     });
   }
 
+  // The paths Kong normalises (KONG_NORMALISED_PATHS) are the tests below; every other one reaches the plugin
+  // as written and must stop there.
+  it("refuses every path of the list that Kong passes as written with invalid_path: none reaches the provider", async () => {
+    await configure({ production_models: [{ model: "m", endpoint: `${a.url}/v1` }] });
+    const answers: string[] = [];
+    for (const [path] of PLUGIN_REFUSED_PATHS) {
+      const reply = await postRaw(`/openai${path}`);
+      answers.push(`${path} ${reply.status} ${parseCode(reply.text) ?? reply.text.slice(0, 60)}`);
+    }
+    expect(answers).toEqual(PLUGIN_REFUSED_PATHS.map(([path]) => `${path} 400 invalid_path`));
+    expect(a.requests.map((r) => r.path)).toEqual([]);
+  });
+
   // Kong routes on the normalised path and builds $upstream_uri from it (kong/router/utils.lua strip_uri_args →
   // kong/tools/uri.lua normalize): the plugin never sees a dot segment or `//`, and the provider gets the
   // resolved path with the chosen model.
@@ -124,3 +138,11 @@ describe("input and secrets, through the Kong double", () => {
     expect(a.requests[0]?.body.toString("utf8")).toBe('{"model":"m"}');
   });
 });
+
+function parseCode(text: string): string | undefined {
+  try {
+    return (JSON.parse(text) as { error?: { code?: string } }).error?.code;
+  } catch {
+    return undefined;
+  }
+}
