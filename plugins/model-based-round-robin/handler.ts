@@ -7,13 +7,13 @@
 import { type Balancer, balancerFor } from "./core/balancer";
 import { billingSuspension, isInsufficientQuota } from "./core/billing";
 import { CHOICE_LOG_KEY, choiceLog, modelHeaders, routedFrom } from "./core/choice-log";
+import { credentialsIn } from "./core/client-credentials";
 import { ConfigError, normalizeConfig, type RoundRobinConfig } from "./core/config";
 import { failover } from "./core/failover";
 import { countRefusal } from "./core/metrics";
 import { errorCode, errorResponse, type OpenAiError } from "./core/openai-error";
 import {
   admit,
-  CLIENT_CREDENTIAL_HEADERS,
   checkBody,
   decide,
   failure,
@@ -138,7 +138,7 @@ export class ModelBasedRoundRobinHandler {
     // 100) only (ngx.req.get_headers() in its runloop): ask for exactly those, and only when there is an Upgrade.
     const upgrade =
       headers.upgrade === undefined ? undefined : (await kong.request.getHeaders())?.upgrade?.[0];
-    const head = requestHead(headers, upgrade);
+    const head = requestHead(headers, upgrade, config.clientCredentialHeaders);
     const admission = admit(config, head);
     if (admission?.kind === "refuse") return admission;
     const body = admission ?? checkBody(toBuffer(await kong.request.getRawBody(config.maxBodyBytes)));
@@ -275,14 +275,14 @@ async function sendTo(kong: Pdk, route: Route, config: RoundRobinConfig): Promis
   await kong.service.setTarget(entry.host, entry.port);
 }
 
-function requestHead(headers: HeaderMap, upgrade: string | undefined): RequestHead {
+function requestHead(headers: HeaderMap, upgrade: string | undefined, credentials: string[]): RequestHead {
   const first = (name: string) => headers[name]?.[0];
   return {
     contentLength: first("content-length"),
     transferEncoding: first("transfer-encoding"),
     host: first("host"),
     upgrade,
-    credentials: CLIENT_CREDENTIAL_HEADERS.filter((name) => headers[name] !== undefined),
+    credentials: credentialsIn(credentials, headers),
   };
 }
 

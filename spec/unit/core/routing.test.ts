@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { balancerFor } from "../../../plugins/model-based-round-robin/core/balancer";
+import { credentialsIn } from "../../../plugins/model-based-round-robin/core/client-credentials";
 import { normalizeConfig } from "../../../plugins/model-based-round-robin/core/config";
 import { hostnameType, UNROUTED_HOST } from "../../../plugins/model-based-round-robin/core/misconfiguration";
 import {
@@ -205,9 +206,14 @@ describe("deciding the route", () => {
         { model: "b", endpoint: "http://two.test" },
       ],
     });
-    const head = { ...json, credentials: ["authorization", "api-key", "x-api-key"] };
+    const sent = Object.fromEntries(
+      ["authorization", "api-key", "x-api-key", "ocp-apim-subscription-key", "x-goog-api-key", "x-other"].map(
+        (name) => [name, ["client"]],
+      ),
+    );
+    const head = { ...json, credentials: credentialsIn(config.clientCredentialHeaders, sent) };
     expect(decide(config, balancer, request(head, body("{}")))).toMatchObject({
-      clearHeaders: ["authorization", "x-api-key"],
+      clearHeaders: ["authorization", "ocp-apim-subscription-key", "x-api-key", "x-goog-api-key"],
     });
     expect(decide(config, balancer, request(head, body("{}")))).toMatchObject({ clearHeaders: [] });
   });
