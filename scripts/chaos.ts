@@ -639,7 +639,13 @@ async function deadEndpoints(): Promise<void> {
   const on = await deadRun(undefined);
   const off = await deadRun(0);
   const share = (r: { failed: number; total: number }) => (r.total === 0 ? 1 : r.failed / r.total);
-  figures.dead = { failedShareBenchOn: share(on), failedShareBenchOff: share(off) };
+  figures.dead = {
+    failedBenchOn: on.failed,
+    benches: on.benches,
+    concurrency: opts.concurrency,
+    failedShareBenchOn: share(on),
+    failedShareBenchOff: share(off),
+  };
   console.log("| unreachable bench | requests | failed | failed share | failed answers | benches logged |");
   console.log("|---|---:|---:|---:|---|---:|");
   for (const [name, r] of [

@@ -5,7 +5,7 @@ const good: Required<ChaosFigures> = {
   refusals: { crashes: 0, notRefused: 0, firstHeapBytes: 20e6, lastHeapBytes: 21e6 },
   kills: { providerMisrouted: 0, unroutedClient: 0, killsNeverRecovered: 0 },
   restart: { requestsToSuspended: 0, rotationContinued: 10, rotationCount: 10 },
-  dead: { failedShareBenchOn: 0.01, failedShareBenchOff: 0.5 },
+  dead: { failedBenchOn: 16, benches: 1, concurrency: 32, failedShareBenchOn: 0.2, failedShareBenchOff: 0.5 },
   statusFlood: { baselineRps: 500, floodedRps: 480, crashes: 0 },
 };
 
@@ -17,7 +17,7 @@ const crossed = (f: ChaosFigures) =>
 describe("npm run chaos: the lines its figures are held to", () => {
   it("holds every line on good figures, one line per figure, none for a part that did not run", () => {
     expect(crossed(good)).toEqual([]);
-    expect(chaosLines(good)).toHaveLength(11);
+    expect(chaosLines(good)).toHaveLength(12);
     expect(chaosLines({})).toEqual([]);
     expect(chaosLines({ kills: good.kills }).map((l) => l.figure)).toEqual([
       "2. requests at a provider without the plugin's rewrite",
@@ -70,13 +70,13 @@ describe("npm run chaos: the lines its figures are held to", () => {
     ],
     [
       "a bench that does not help",
-      { dead: { failedShareBenchOn: 0.5, failedShareBenchOff: 0.5 } },
-      "5. failed share, dead endpoint benched",
+      { dead: { ...good.dead, failedShareBenchOn: 0.5 } },
+      "5. failed share, bench on against off",
     ],
     [
-      "a bench that fails too many",
-      { dead: { failedShareBenchOn: 0.2, failedShareBenchOff: 0.5 } },
-      "5. failed share, dead endpoint benched",
+      "requests sent to a benched endpoint",
+      { dead: { ...good.dead, failedBenchOn: 33 } },
+      "5. failed answers, dead endpoint benched",
     ],
     [
       "a throughput drop of 10 %",
