@@ -27,7 +27,7 @@
  * proxied to the service's own URL without the plugin); what it answers for a host that does not resolve is
  * whatever the double does today. Those figures are counted, not judged.
  */
-import { get as httpGet } from "node:http";
+import { fork } from "node:child_process";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { Agent, request } from "undici";
@@ -35,6 +35,7 @@ import { KongDouble } from "../kong-double";
 import { type ChaosFigures, chaosLines, linesTable } from "./lib/chaos-lines";
 import { commandArgs, commandFailed } from "./lib/command";
 import { PLUGIN, readStatus, refusalConfig, refuse, stockStatusServerBin } from "./lib/refusals";
+import type { FloodTally } from "./lib/status-flood";
 import { type MockProvider, startMockProvider } from "./mock-provider";
 
 const UNROUTED = "http://unrouted.model-based-round-robin.invalid/v1";
@@ -673,34 +674,23 @@ async function statusBase(kong: KongDouble): Promise<string> {
   throw new Error("the status listener did not start");
 }
 
-/** `count` GETs kept in flight on the status listener, half /status, half /metrics, each on its own connection. */
-function statusFloodLoad(base: string, count: number, stop: () => boolean) {
-  const tally = { answered: 0, closed: 0 };
-  const { hostname, port } = new URL(base);
-  const one = (path: string) =>
-    new Promise<void>((done) => {
-      const req = httpGet({ hostname, port, path, agent: false }, (res) => {
-        res.resume();
-        res.on("end", () => {
-          tally.answered++;
-          done();
-        });
-        res.on("error", () => {
-          tally.closed++;
-          done();
-        });
-      });
-      req.on("error", () => {
-        tally.closed++;
-        done();
-      });
-    });
-  const done = Promise.all(
-    Array.from({ length: count }, async (_, i) => {
-      while (!stop()) await one(i % 2 === 0 ? "/status" : "/metrics");
-    }),
-  ).then(() => undefined);
-  return { tally, done };
+/**
+ * `count` GETs kept in flight on the status listener by a process of its own (lib/status-flood.ts), so that the
+ * flood's sockets weigh on the plugin server, not on the double in this process; `stop()` resolves to its tally.
+ */
+async function startStatusFlood(base: string, count: number): Promise<{ stop(): Promise<FloodTally> }> {
+  const child = fork(resolve(__dirname, "lib/status-flood.js"), [base, String(count)], { stdio: "inherit" });
+  await new Promise<void>((started, failed) => {
+    child.once("message", () => started());
+    child.once("exit", (code) => failed(new Error(`the status flood exited with ${code}`)));
+  });
+  return {
+    stop: () =>
+      new Promise<FloodTally>((done) => {
+        child.once("message", (tally) => done(tally as FloodTally));
+        child.send("stop");
+      }),
+  };
 }
 
 async function statusFlood(): Promise<void> {
@@ -726,17 +716,17 @@ async function statusFlood(): Promise<void> {
     const crashesBefore = terminations(kong);
     const run = async (flooded: boolean) => {
       let stopped = false;
-      const flood = flooded ? statusFloodLoad(base, opts.flood, () => stopped) : undefined;
+      const flood = flooded ? await startStatusFlood(base, opts.flood) : undefined;
       const started = Date.now();
       const load = chatLoad(kong, opts.concurrency, () => stopped);
       await sleep(opts.floodSeconds * 1000);
       stopped = true;
       await load.done;
       const secondsRun = (Date.now() - started) / 1000;
-      await flood?.done;
+      const tally = await flood?.stop();
       provider.clearRequests();
       const routed = load.samples.filter((x) => x.status === 200 && x.model === ROUTED_MODEL).length;
-      return { rps: routed / secondsRun, flood: flood?.tally };
+      return { rps: routed / secondsRun, flood: tally };
     };
     console.log("| round | alone req/s | flooded req/s | flood answered | flood closed |");
     console.log("|---:|---:|---:|---:|---:|");
