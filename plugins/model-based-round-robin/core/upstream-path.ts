@@ -26,8 +26,9 @@ export function joinPath(basePath: string, relative: string): string {
  * of it, may decode it again, or read `;` parameters and backslashes as its own framework does: Tomcat and
  * Spring drop `;...` from a segment (`..;` is `..` to them), IIS takes `\` for `/`, a second decoding turns
  * `%252e` into `.`. So the path is judged the way the most lenient server would read it: decoded until no escape
- * is left, then refused when any reading could climb out of the endpoint's path or name another host. nginx
- * refuses or normalises each of these before a location sees them; an OpenAI-compatible API needs none.
+ * is left, then refused when any reading could climb out of the endpoint's path or name another host, as nginx
+ * refuses (NUL, `..` above the root) or normalises (dot segments, `//`) what its own locations would see. An
+ * OpenAI-compatible API needs none of these.
  */
 export function unsafePathProblem(relative: string): string | undefined {
   const decoded = decodeUntilStable(relative);
