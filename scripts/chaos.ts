@@ -2,7 +2,8 @@
 /**
  * `npm run chaos`: the failure paths of design.md measured at full size through the Kong double (the real
  * plugin server as a child process, mock providers on loopback, real sockets). Not a test and not run in CI:
- * it asserts nothing, it prints figures, each with what it measures.
+ * it prints figures, each with what it measures, then the lines they are held to (scripts/lib/chaos-lines.ts:
+ * 0 unrouted, 0 crashes, heap back to its first reading, suspension kept, ...) and exits 1 when one is crossed.
  *
  *   1. refusals vs heap: N refusals with the plugin server limited to a 64 MiB heap, kong-pdk's stock server
  *      against the project's: events map and heap at intervals, crashes (respawns) counted.
@@ -13,9 +14,11 @@
  *      the state file, without it, and without a suspension; rotation continuity over a kill.
  *   5. dead endpoints: one entry on a port nothing listens on, one healthy: failed share with the
  *      unreachable bench on and off.
+ *   6. status flood: proxy throughput with and without --flood (1,000) concurrent GETs on the status listener.
  *
  *   node dist/scripts/chaos.js [--quick] [--refusals 200000] [--concurrency 32] [--kills 3]
- *     [--load-seconds 15] [--after-seconds 10] [--dead-seconds 10] [--parts 1,2,4,5]
+ *     [--load-seconds 15] [--after-seconds 10] [--dead-seconds 10] [--flood-seconds 5]
+ *     [--flood 1000] [--parts 1,2,4,5,6]
  *
  * --quick: 20,000 refusals, 2 kills in 5 s, 3 s after the respawn, 3 s of dead endpoint. The double resolves
  * names as Kong's DNS client does: one query for concurrent lookups, a name not found remembered for 30 s.
@@ -24,12 +27,15 @@
  * proxied to the service's own URL without the plugin); what it answers for a host that does not resolve is
  * whatever the double does today. Those figures are counted, not judged.
  */
+import { fork } from "node:child_process";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { Agent, request } from "undici";
 import { KongDouble } from "../kong-double";
+import { type ChaosFigures, chaosLines, linesTable } from "./lib/chaos-lines";
 import { commandArgs, commandFailed } from "./lib/command";
 import { PLUGIN, readStatus, refusalConfig, refuse, stockStatusServerBin } from "./lib/refusals";
+import type { FloodTally } from "./lib/status-flood";
 import { type MockProvider, startMockProvider } from "./mock-provider";
 
 const UNROUTED = "http://unrouted.model-based-round-robin.invalid/v1";
@@ -47,7 +53,9 @@ const { values } = commandArgs("chaos", {
     "load-seconds": { type: "string" },
     "after-seconds": { type: "string" },
     "dead-seconds": { type: "string" },
-    parts: { type: "string", default: "1,2,4,5" },
+    "flood-seconds": { type: "string" },
+    flood: { type: "string", default: "1000" },
+    parts: { type: "string", default: "1,2,4,5,6" },
   },
 });
 const quick = values.quick === true;
@@ -58,8 +66,13 @@ const opts = {
   loadSeconds: Number(values["load-seconds"] ?? (quick ? 5 : 15)),
   afterSeconds: Number(values["after-seconds"] ?? (quick ? 3 : 10)),
   deadSeconds: Number(values["dead-seconds"] ?? (quick ? 3 : 10)),
+  floodSeconds: Number(values["flood-seconds"] ?? (quick ? 3 : 5)),
+  flood: Number(values.flood),
   parts: new Set((values.parts ?? "").split(",").map((p) => p.trim())),
 };
+
+/** What each part measured, held to its lines at the end. */
+const figures: ChaosFigures = {};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
@@ -241,19 +254,21 @@ async function refusalsVsHeap(): Promise<void> {
       console.log("|---:|---:|---:|---:|---:|---:|---|");
       const statuses = new Map<number, number>();
       const started = Date.now();
+      const heaps: number[] = [];
       let sent = 0;
       for (let step = 1; step <= steps; step++) {
         const chunk = Math.round((refusals * step) / steps) - sent;
         await refuse(kong, chunk, concurrency, statuses);
         sent += chunk;
         await kong.settled();
-        let figures = "down | down | down";
+        let shown = "down | down | down";
         try {
           await waitForServer(kong);
           const s = await readStatus(kong);
-          figures = `${s.events} | ${mib(s.heapUsed)} | ${mib(s.rss)}`;
+          shown = `${s.events} | ${mib(s.heapUsed)} | ${mib(s.rss)}`;
+          heaps.push(s.heapUsed);
         } catch {
-          figures = "no status | - | -";
+          shown = "no status | - | -";
         }
         const other = [...statuses].filter(([code]) => code !== 400);
         const otherText =
@@ -261,11 +276,20 @@ async function refusalsVsHeap(): Promise<void> {
             ? "0"
             : other.map(([code, n]) => `${n} × ${code === 0 ? "conn. failed" : code}`).join(", ");
         const at = seconds(Date.now() - started);
-        console.log(`| ${sent} | ${at} | ${figures} | ${terminations(kong)} | ${otherText} |`);
+        console.log(`| ${sent} | ${at} | ${shown} | ${terminations(kong)} | ${otherText} |`);
       }
       const elapsed = Date.now() - started;
       const notRefused = [...statuses].filter(([c]) => c !== 400).reduce((a, [, n]) => a + n, 0);
       results.push({ name, crashes: terminations(kong), notRefused, seconds: elapsed / 1000 });
+      // The stock server is the comparison; the project's is held to the lines.
+      if (variant === "project") {
+        figures.refusals = {
+          crashes: terminations(kong),
+          notRefused,
+          firstHeapBytes: heaps[0] ?? Number.NaN,
+          lastHeapBytes: heaps.at(-1) ?? Number.POSITIVE_INFINITY,
+        };
+      }
       console.log("");
     } finally {
       await kong.stop();
@@ -375,6 +399,13 @@ async function misroutedAfterKills(): Promise<void> {
   );
   const runs: KillRun[] = [];
   for (const style of ["refusing host", "old style"] as const) runs.push(await killRun(style));
+  // The old style is the comparison: it is expected to misroute.
+  const refusing = runs[0] as KillRun;
+  figures.kills = {
+    providerMisrouted: refusing.providerMisrouted,
+    unroutedClient: refusing.unroutedClient,
+    killsNeverRecovered: refusing.kills.filter((k) => k.routedMs === undefined).length,
+  };
   console.log(
     "| service URL | client requests | reached the provider | … without the plugin's rewrite (wrong model or no key) | wrong model | no key | routed model, no key | clients answered 200 by an unrouted provider |",
   );
@@ -547,6 +578,11 @@ async function keptAcrossRestart(): Promise<void> {
   const reference = await rotationRun(undefined, count, false);
   const kept = await rotationRun(undefined, count, true);
   const notKept = await rotationRun({ [STATE_FILE_ENV]: "" }, count, true);
+  figures.restart = {
+    requestsToSuspended: (runs[0] as SuspensionRun).a,
+    rotationContinued: [...kept.second].filter((c, i) => c === reference.second[i]).length,
+    rotationCount: count,
+  };
   console.log("| run | before the kill | after the respawn | continues |");
   console.log("|---|---|---|---:|");
   const same = (x: string, y: string) => [...x].filter((c, i) => c === y[i]).length;
@@ -613,6 +649,14 @@ async function deadEndpoints(): Promise<void> {
   );
   const on = await deadRun(undefined);
   const off = await deadRun(0);
+  const share = (r: { failed: number; total: number }) => (r.total === 0 ? 1 : r.failed / r.total);
+  figures.dead = {
+    failedBenchOn: on.failed,
+    benches: on.benches,
+    concurrency: opts.concurrency,
+    failedShareBenchOn: share(on),
+    failedShareBenchOff: share(off),
+  };
   console.log("| unreachable bench | requests | failed | failed share | failed answers | benches logged |");
   console.log("|---|---:|---:|---:|---|---:|");
   for (const [name, r] of [
@@ -622,6 +666,104 @@ async function deadEndpoints(): Promise<void> {
     console.log(
       `| ${name} | ${r.total} | ${r.failed} | ${pct(r.failed, r.total)} | ${r.statuses} | ${r.benches} |`,
     );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 6. status flood
+
+/** The status listener's base URL, from the line the plugin server logs once it listens. */
+async function statusBase(kong: KongDouble): Promise<string> {
+  for (let i = 0; i < 1000; i++) {
+    for (const line of kong.logs) {
+      const found = /status listener on (http:\/\/\S+):/.exec(line.message);
+      if (found?.[1] !== undefined) return found[1];
+    }
+    await sleep(10);
+  }
+  throw new Error("the status listener did not start");
+}
+
+/**
+ * `count` GETs kept in flight on the status listener by a process of its own (lib/status-flood.ts), so that the
+ * flood's sockets weigh on the plugin server, not on the double in this process; `stop()` resolves to its tally.
+ */
+async function startStatusFlood(base: string, count: number): Promise<{ stop(): Promise<FloodTally> }> {
+  const child = fork(resolve(__dirname, "lib/status-flood.js"), [base, String(count)], { stdio: "inherit" });
+  await new Promise<void>((started, failed) => {
+    child.once("message", () => started());
+    child.once("exit", (code) => failed(new Error(`the status flood exited with ${code}`)));
+  });
+  return {
+    stop: () =>
+      new Promise<FloodTally>((done) => {
+        child.once("message", (tally) => done(tally as FloodTally));
+        child.send("stop");
+      }),
+  };
+}
+
+async function statusFlood(): Promise<void> {
+  const rounds = quick ? 2 : 3;
+  console.log(
+    `\n## 6. Status flood (${opts.flood} concurrent GETs on the status listener, ${opts.floodSeconds} s per run, ` +
+      `${rounds} rounds)\n`,
+  );
+  console.log(
+    `Chat load over ${opts.concurrency} connections through the double, the plugin server with its status ` +
+      `listener on; alternately alone and beside ${opts.flood} GETs kept in flight (half /status, half /metrics, ` +
+      "each on a fresh connection, as a flood of scrapers would). Routed 200s per second, and what the flood got: " +
+      "answered, or closed at the door (the listener holds a bounded number of connections).\n",
+  );
+  const provider = await startMockProvider({ name: "provider" });
+  const kong = await startDouble({ env: { MODEL_BASED_ROUND_ROBIN_STATUS_LISTEN: "127.0.0.1:0" } });
+  try {
+    await kong.loadConfig(
+      chatConfig(UNROUTED, { production_models: [{ model: ROUTED_MODEL, endpoint: `${provider.url}/v1` }] }),
+    );
+    for (let i = 0; i < 5; i++) await chatOnce(kong);
+    const base = await statusBase(kong);
+    const crashesBefore = terminations(kong);
+    const run = async (flooded: boolean) => {
+      let stopped = false;
+      const flood = flooded ? await startStatusFlood(base, opts.flood) : undefined;
+      const started = Date.now();
+      const load = chatLoad(kong, opts.concurrency, () => stopped);
+      await sleep(opts.floodSeconds * 1000);
+      stopped = true;
+      await load.done;
+      const secondsRun = (Date.now() - started) / 1000;
+      const tally = await flood?.stop();
+      provider.clearRequests();
+      const routed = load.samples.filter((x) => x.status === 200 && x.model === ROUTED_MODEL).length;
+      return { rps: routed / secondsRun, flood: tally };
+    };
+    console.log("| round | alone req/s | flooded req/s | flood answered | flood closed |");
+    console.log("|---:|---:|---:|---:|---:|");
+    const alone: number[] = [];
+    const flooded: number[] = [];
+    for (let i = 1; i <= rounds; i++) {
+      const a = await run(false);
+      const f = await run(true);
+      alone.push(a.rps);
+      flooded.push(f.rps);
+      console.log(
+        `| ${i} | ${a.rps.toFixed(0)} | ${f.rps.toFixed(0)} | ${f.flood?.answered ?? 0} | ${f.flood?.closed ?? 0} |`,
+      );
+    }
+    const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
+    figures.statusFlood = {
+      baselineRps: mean(alone),
+      floodedRps: mean(flooded),
+      crashes: terminations(kong) - crashesBefore,
+    };
+    console.log(
+      `\nMean: ${mean(alone).toFixed(0)} req/s alone, ${mean(flooded).toFixed(0)} req/s flooded ` +
+        `(${pct(mean(alone) - mean(flooded), mean(alone))} drop); plugin server crashes: ${figures.statusFlood.crashes}.`,
+    );
+  } finally {
+    await kong.stop();
+    await provider.close();
   }
 }
 
@@ -640,6 +782,7 @@ async function main(): Promise<void> {
     ["2", misroutedAfterKills],
     ["4", keptAcrossRestart],
     ["5", deadEndpoints],
+    ["6", statusFlood],
   ];
   for (const [id, run] of parts) {
     if (!opts.parts.has(id) && !(id === "2" && opts.parts.has("3"))) continue;
@@ -648,6 +791,14 @@ async function main(): Promise<void> {
     console.log(`\n(part ${id === "2" ? "2 and 3" : id}: ${seconds(Date.now() - t)} s)`);
   }
   console.log(`\nTotal: ${seconds(Date.now() - started)} s`);
+  const lines = chaosLines(figures);
+  console.log("\n## Lines\n");
+  console.log(linesTable(lines));
+  const crossed = lines.filter((l) => !l.held);
+  if (crossed.length > 0) {
+    console.log(`\n${crossed.length} line(s) crossed: ${crossed.map((l) => l.figure).join("; ")}`);
+    process.exitCode = 1;
+  } else console.log("\nEvery line held.");
 }
 
 main().catch(commandFailed("chaos"));

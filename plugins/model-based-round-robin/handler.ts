@@ -6,13 +6,13 @@
  */
 import { type Balancer, balancerFor } from "./core/balancer";
 import { CHOICE_LOG_KEY, choiceLog, modelHeaders, routedFrom } from "./core/choice-log";
+import { credentialsIn } from "./core/client-credentials";
 import { ConfigError, normalizeConfig, type RoundRobinConfig } from "./core/config";
 import { countRefusal } from "./core/metrics";
 import { errorCode, errorResponse } from "./core/openai-error";
 import { applyOutcome, type Observed, outcomeOf } from "./core/outcome";
 import {
   admit,
-  CLIENT_CREDENTIAL_HEADERS,
   checkBody,
   decide,
   decideRelayed,
@@ -133,7 +133,7 @@ export class ModelBasedRoundRobinHandler {
     // 100) only (ngx.req.get_headers() in its runloop): ask for exactly those, and only when there is an Upgrade.
     const upgrade =
       headers.upgrade === undefined ? undefined : (await kong.request.getHeaders())?.upgrade?.[0];
-    const head = requestHead(headers, upgrade);
+    const head = requestHead(headers, upgrade, config.clientCredentialHeaders);
     if (relays(config, head)) {
       const relay = this.relay ?? (await this.startRelay());
       if (relay !== undefined) return this.relayVia(kong, config, balancer, head, relay);
@@ -305,14 +305,14 @@ async function sendTo(kong: Pdk, route: Route, config: RoundRobinConfig): Promis
   await kong.service.setTarget(entry.host, entry.port);
 }
 
-function requestHead(headers: HeaderMap, upgrade: string | undefined): RequestHead {
+function requestHead(headers: HeaderMap, upgrade: string | undefined, credentials: string[]): RequestHead {
   const first = (name: string) => headers[name]?.[0];
   return {
     contentLength: first("content-length"),
     transferEncoding: first("transfer-encoding"),
     host: first("host"),
     upgrade,
-    credentials: CLIENT_CREDENTIAL_HEADERS.filter((name) => headers[name] !== undefined),
+    credentials: credentialsIn(credentials, headers),
   };
 }
 

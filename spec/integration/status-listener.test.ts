@@ -4,11 +4,13 @@
  * real traffic. Port 0 takes a free port; the listener logs its address on the server's stderr.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer, type Server } from "node:net";
+import { get as httpGet } from "node:http";
+import { connect, createServer, type Server } from "node:net";
 import { request } from "undici";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { accepts, KongDouble, stockServerBin } from "../../kong-double";
 import { socketPath, startArgv } from "../../kong-double/pluginserver-settings";
+import { MAX_CONNECTIONS, RENDERS_PER_SECOND } from "../../plugins/model-based-round-robin/status/server";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 import { stopChild } from "../support/double-tests";
 import {
@@ -52,6 +54,30 @@ async function get(url: string) {
   const res = await request(url);
   const text = await res.body.text();
   return { status: res.statusCode, type: String(res.headers["content-type"]), text };
+}
+
+/** One GET on a connection of its own: the answer, or how the connection ended without one. */
+function rawGet(
+  hostname: string,
+  port: number,
+  path: string,
+): Promise<{ path: string; status: number; text: string; error?: string }> {
+  return new Promise((resolve) => {
+    const req = httpGet({ hostname, port, path, agent: false }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => {
+        text += chunk;
+      });
+      res.on("end", () => resolve({ path, status: res.statusCode ?? 0, text }));
+      res.on("error", (e: NodeJS.ErrnoException) =>
+        resolve({ path, status: 0, text, error: e.code ?? e.message }),
+      );
+    });
+    req.on("error", (e: NodeJS.ErrnoException) =>
+      resolve({ path, status: 0, text: "", error: e.code ?? e.message }),
+    );
+  });
 }
 
 /** The value of the Prometheus sample with this name and (at least) these labels. */
@@ -138,7 +164,9 @@ describe("GET /status and GET /metrics on the plugin server", () => {
       cause: "http_429",
       signal: "retry-after-ms",
     });
-    expect(m1.ms_left).toBeGreaterThan(25_000);
+    // Remaining times shrink with whatever the machine takes between the 429 and the read: only upper bounds are
+    // exact, the lower ones just tell the hint (30 s) from the default (60 s) and from the bench (1 h).
+    expect(m1.ms_left).toBeGreaterThan(0);
     expect(m1.ms_left).toBeLessThanOrEqual(30_000);
     expect(Date.parse(m1.until) - Date.parse(report.now)).toBe(m1.ms_left);
     expect(m2).toMatchObject({
@@ -150,7 +178,8 @@ describe("GET /status and GET /metrics on the plugin server", () => {
       cause: "http_429",
       signal: "default",
     });
-    expect(m2.ms_left).toBeGreaterThan(55_000);
+    expect(m2.ms_left).toBeGreaterThan(30_000);
+    expect(m2.ms_left).toBeLessThanOrEqual(60_000);
     expect(plugin.sandbox).toEqual({
       entries: [{ model: "s1", endpoint: b.url, weight: 1, picks: 0, suspensions: 0, suspended: false }],
       all_suspended: false,
@@ -176,7 +205,8 @@ describe("GET /status and GET /metrics on the plugin server", () => {
       sample(metrics.text, "model_based_round_robin_suspensions_total", { model: "m2", signal: "default" }),
     ).toBe(1);
     const remaining = sample(metrics.text, "model_based_round_robin_suspension_remaining_seconds", m1Labels);
-    expect(remaining).toBeGreaterThan(25);
+    expect(remaining).toBeGreaterThan(0);
+    expect(remaining).toBeLessThanOrEqual(30);
     const production = { plugin_id: id, environment: "production" };
     expect(sample(metrics.text, "model_based_round_robin_suspended_entries", production)).toBe(2);
     expect(sample(metrics.text, "model_based_round_robin_all_suspended_total", production)).toBe(1);
@@ -228,7 +258,8 @@ describe("GET /status and GET /metrics on the plugin server", () => {
       signal: "insufficient_quota",
       suspensions: 2,
     });
-    expect(billed.ms_left).toBeGreaterThan(3_590_000);
+    expect(billed.ms_left).toBeGreaterThan(60_000);
+    expect(billed.ms_left).toBeLessThanOrEqual(3_600_000);
     expect(dead).toMatchObject({
       suspended: true,
       reason: "unreachable (1 in a row)",
@@ -250,6 +281,64 @@ describe("GET /status and GET /metrics on the plugin server", () => {
     await post.body.text();
     expect(post.statusCode).toBe(405);
     expect(post.headers.allow).toBe("GET, HEAD");
+  });
+
+  // Bounds, not speed (the throughput figure is npm run bench's): a flood of GETs is answered from a few
+  // renderings or closed at the door, the proxy answers throughout, and the plugin server lives on.
+  it("bounds a flood of concurrent GETs: a few renderings shared, extra connections closed, the proxy unharmed", async () => {
+    await loadPlugin(bed.kong, { production_models: [{ model: "m1", endpoint: a.url }] });
+    expect((await chat(bed.kong, HELLO)).status).toBe(200);
+    const base = await statusUrl(bed.kong);
+    const pid = bed.kong.server(PLUGIN_NAME).pid;
+    const { hostname, port } = new URL(base);
+    const started = Date.now();
+    const gets = Array.from({ length: 400 }, (_, i) =>
+      rawGet(hostname, Number(port), i % 2 ? "/status" : "/metrics"),
+    );
+    const chats = Array.from({ length: 10 }, () => chat(bed.kong, HELLO));
+    const outcomes = await Promise.all(gets);
+    const seconds = (Date.now() - started) / 1000;
+    expect((await Promise.all(chats)).map((r) => r.status)).toEqual(Array(10).fill(200));
+
+    const kinds = new Set(outcomes.map((o) => (o.status === 200 ? "200" : `closed (${o.error})`)));
+    expect(
+      [...kinds].filter((k) => k !== "200" && !/^closed \((ECONNRESET|socket hang up|EPIPE)\)$/.test(k)),
+    ).toEqual([]);
+    const pages = outcomes.filter((o) => o.status === 200 && o.path === "/status");
+    expect(pages.length).toBeGreaterThan(0);
+    // Each rendering carries its instant: at most the budget's burst and refill over the flood's length.
+    const renderings = new Set(pages.map((o) => JSON.parse(o.text).now)).size;
+    expect(renderings).toBeLessThanOrEqual(RENDERS_PER_SECOND * (1 + Math.ceil(seconds)));
+    expect(bed.kong.server(PLUGIN_NAME).pid).toBe(pid);
+    expect(bed.kong.logs.some((l) => /external pluginserver .* terminated/.test(l.message))).toBe(false);
+  });
+
+  it("holds at most MAX_CONNECTIONS connections: the ones past it are closed by the listener", async () => {
+    await loadPlugin(bed.kong, { production_models: [{ model: "m1", endpoint: a.url }] });
+    await chat(bed.kong, HELLO);
+    const { hostname, port } = new URL(await statusUrl(bed.kong));
+    const open = async () => {
+      const socket = connect(Number(port), hostname);
+      socket.on("error", () => undefined);
+      let closed = false;
+      socket.on("close", () => {
+        closed = true;
+      });
+      await new Promise((r) => socket.once("connect", r));
+      return { socket, closed: () => closed };
+    };
+    // The listener's full share first (some slots may be held by earlier tests' kept-alive connections), then 8 more.
+    const first = await Promise.all(Array.from({ length: MAX_CONNECTIONS }, open));
+    const extra = await Promise.all(Array.from({ length: 8 }, open));
+    try {
+      // The extra ones are closed as they arrive; the idle ones before them stay until the idle timeout, so some
+      // are still open then (without the bound, the idle timeout would close the first ones first).
+      await vi.waitFor(() => expect(extra.filter((s) => s.closed())).toHaveLength(8), { timeout: 30_000 });
+      expect(first.filter((s) => !s.closed()).length).toBeGreaterThan(0);
+    } finally {
+      for (const { socket } of [...first, ...extra]) socket.destroy();
+    }
+    await vi.waitFor(async () => expect((await rawGet(hostname, Number(port), "/status")).status).toBe(200));
   });
 });
 

@@ -7,6 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import Ajv, { type ErrorObject } from "ajv";
+import { credentialHeaders } from "./client-credentials";
 import { Schema } from "./schema";
 import { type RecordOf, toJsonSchema, withDefaults } from "./schema-derived";
 
@@ -45,6 +46,8 @@ export interface RoundRobinConfig {
   /** How long an `insufficient_quota` answer benches an entry; 0 turns the detection (and its probes) off. */
   billingSeconds: number;
   maxBodyBytes: number;
+  /** The client's credential headers (lower case) removed when the chosen entry sends its own key. */
+  clientCredentialHeaders: string[];
   /** Response headers naming the served and the requested model; undefined when model_headers is off. */
   modelHeaders: { served: string; requested: string } | undefined;
   /**
@@ -124,6 +127,9 @@ export function normalizeConfig(input: unknown): RoundRobinConfig {
     unreachable: { baseSeconds: base, maxSeconds: longest },
     billingSeconds: config.insufficient_quota_suspend_duration,
     maxBodyBytes: config.max_request_body_size,
+    clientCredentialHeaders: credentialHeaders(
+      config.clear_client_headers.map((name) => headerName(name, "clear_client_headers")),
+    ),
     modelHeaders: config.model_headers
       ? {
           served: headerName(config.served_model_header, "served_model_header"),

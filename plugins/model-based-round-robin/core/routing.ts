@@ -75,7 +75,7 @@ export interface RequestHead {
    * `lua_max_req_headers` (default 100) header lines, not among all of them.
    */
   upgrade?: string | undefined;
-  /** Which of CLIENT_CREDENTIAL_HEADERS the request carries (lower case). */
+  /** Which of the configuration's client credential headers the request carries (lower case). */
   credentials?: string[];
 }
 
@@ -87,9 +87,6 @@ export interface UpstreamRequest {
   /** The service's host: an IP address there keeps Kong from resolving an endpoint's host name. */
   serviceHost?: string | undefined;
 }
-
-/** Headers OpenAI-compatible providers take a key from. */
-export const CLIENT_CREDENTIAL_HEADERS = ["authorization", "api-key", "x-api-key"] as const;
 
 export function refusal(status: number, body: OpenAiError, headers?: Record<string, string>): Refusal {
   return headers === undefined ? { kind: "refuse", status, body } : { kind: "refuse", status, body, headers };

@@ -253,6 +253,15 @@ export const Schema = [
     },
   },
   {
+    clear_client_headers: {
+      type: "set",
+      default: [],
+      elements: { type: "string", match: "^[%w!#$%%&'*+.^_`|~-]+$" },
+      description:
+        "Request headers removed, besides the built-in list (authorization, api-key, ocp-apim-subscription-key, x-api-key, x-goog-api-key, apikey, proxy-authorization, cookie), when the chosen entry sends its own key: client credentials that must not reach the provider.",
+    },
+  },
+  {
     failover_attempts: {
       type: "integer",
       default: 1,

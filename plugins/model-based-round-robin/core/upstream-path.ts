@@ -20,21 +20,81 @@ export function joinPath(basePath: string, relative: string): string {
 }
 
 /**
- * Why the client's part of the path must not be sent with a provider's key, or undefined when it may. It goes
- * out as the client wrote it: a dot segment (plain or percent-encoded) could climb out of the endpoint's path,
- * `//` and `@` could be read as an authority, an encoded slash or backslash as a separator by some servers.
+ * Why the client's part of the path must not be sent with a provider's key, or undefined when it may.
+ *
+ * It goes out as the client wrote it (Kong has only normalised it once), and the provider, or a server in front
+ * of it, may decode it again, or read `;` parameters and backslashes as its own framework does: Tomcat and
+ * Spring drop `;...` from a segment (`..;` is `..` to them), IIS takes `\` for `/`, a second decoding turns
+ * `%252e` into `.`. So the path is judged the way the most lenient server would read it: decoded until no escape
+ * is left, then refused when any reading could climb out of the endpoint's path or name another host, as nginx
+ * refuses (NUL, `..` above the root) or normalises (dot segments, `//`) what its own locations would see. An
+ * OpenAI-compatible API needs none of these.
  */
 export function unsafePathProblem(relative: string): string | undefined {
-  if (relative.includes("//")) return "an empty path segment (//)";
-  if (/@|%40/i.test(relative)) return "an @ in the path";
-  if (/\\|%2f|%5c/i.test(relative)) return "an encoded slash or a backslash in the path";
-  // nginx refuses raw control characters itself; encoded ones would reach the provider.
-  if (/%[01][0-9a-f]|%7f/i.test(relative)) return "an encoded control character in the path";
-  for (const segment of relative.split("/")) {
-    const decoded = segment.replace(/%2e/gi, ".");
-    if (decoded === "." || decoded === "..") return "a dot segment (. or ..) in the path";
+  const decoded = decodeUntilStable(relative);
+  if (typeof decoded !== "string") return decoded.problem;
+  // Control characters: nginx refuses raw ones in the request line, encoded ones would reach the provider.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what is looked for
+  if (/[\u0000-\u001f\u007f]/.test(decoded)) return "a NUL or another control character in the path";
+  if (decoded.includes("\\")) return "a backslash in the path";
+  if (decoded.includes("@")) return "an @ in the path";
+  if (decoded.includes(";")) return "a ; parameter on a path segment (as in ..;)";
+  if (decoded.includes("//")) return "an empty path segment (//)";
+  for (const segment of decoded.split("/")) {
+    // NFKC: a fullwidth or one-dot-leader "dot" is a dot to a server that normalises Unicode.
+    const folded = segment.normalize("NFKC");
+    if (folded === "." || folded === "..") return "a dot segment (. or ..) in the path";
   }
   return undefined;
+}
+
+/** More decodings than any honest client needs: a path still encoded after them is refused, not decoded on. */
+const MAX_DECODINGS = 4;
+
+/**
+ * The path with percent escapes decoded again and again until none is left, each round as UTF-8 that must be
+ * valid (an overlong `%c0%ae` is refused, not read as a dot), or why it cannot be judged. An encoded slash or
+ * backslash at any round is refused: once decoded it would be a separator to some servers and not to others.
+ */
+function decodeUntilStable(path: string): string | { problem: string } {
+  let current = path;
+  for (let round = 0; round <= MAX_DECODINGS; round++) {
+    if (!/%[0-9a-f]{2}/i.test(current)) return current;
+    if (/%2f|%5c/i.test(current)) return { problem: "an encoded slash or backslash in the path" };
+    if (round === MAX_DECODINGS)
+      return { problem: `a path still percent-encoded after ${MAX_DECODINGS} decodings` };
+    const bytes = percentDecode(current);
+    try {
+      current = UTF8.decode(bytes);
+    } catch {
+      return { problem: "invalid or overlong UTF-8 in the path (as %c0%ae)" };
+    }
+  }
+  return current;
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** The bytes of `text` with each `%XX` decoded; a `%` without two hex digits stays as it is. */
+function percentDecode(text: string): Uint8Array {
+  const source = Buffer.from(text, "utf8");
+  const out = Buffer.alloc(source.length);
+  let length = 0;
+  for (let i = 0; i < source.length; i++) {
+    const byte = source[i] as number;
+    if (byte === 0x25 && isHex(source[i + 1]) && isHex(source[i + 2])) {
+      out[length++] = Number.parseInt(
+        String.fromCharCode(source[i + 1] as number, source[i + 2] as number),
+        16,
+      );
+      i += 2;
+    } else out[length++] = byte;
+  }
+  return out.subarray(0, length);
+}
+
+function isHex(byte: number | undefined): boolean {
+  return byte !== undefined && /[0-9a-f]/i.test(String.fromCharCode(byte));
 }
 
 /** The request path relative to the service: what Kong left of the client's path after the route. */

@@ -20,6 +20,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { pipeline, type Readable } from "node:stream";
 import type { Balancer } from "../core/balancer";
 import { modelHeaders } from "../core/choice-log";
+import { credentialsIn } from "../core/client-credentials";
 import type { RoundRobinConfig } from "../core/config";
 import {
   ATTEMPTS_HEADER,
@@ -40,7 +41,6 @@ import {
 import { applyOutcome, outcomeOf } from "../core/outcome";
 import {
   type Bodiless,
-  CLIENT_CREDENTIAL_HEADERS,
   checkBody,
   type ModelReadyBody,
   nextAttempt,
@@ -109,7 +109,7 @@ async function relay(
     answer(res, counted(config, refusal(413, bodyTooLargeError(read.size, config.maxBodyBytes))));
     return;
   }
-  const head = requestHead(req);
+  const head = requestHead(req, config.clientCredentialHeaders);
   const bodiless = head.contentLength === undefined && head.transferEncoding === undefined;
   const body: ModelReadyBody | Bodiless | Refusal = bodiless ? { kind: "bodiless" } : checkBody(read.body);
   if (body.kind === "refuse") {
@@ -467,7 +467,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
   });
 }
 
-function requestHead(req: IncomingMessage): RequestHead {
+function requestHead(req: IncomingMessage, credentialHeaders: readonly string[]): RequestHead {
   const one = (name: string) => {
     const value = req.headers[name];
     return Array.isArray(value) ? value[0] : value;
@@ -476,7 +476,7 @@ function requestHead(req: IncomingMessage): RequestHead {
     contentLength: one("content-length"),
     transferEncoding: one("transfer-encoding"),
     host: one("host"),
-    credentials: CLIENT_CREDENTIAL_HEADERS.filter((name) => req.headers[name] !== undefined),
+    credentials: credentialsIn(credentialHeaders, req.headers),
   };
 }
 

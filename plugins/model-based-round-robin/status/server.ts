@@ -9,12 +9,37 @@ import { statusReport } from "../core/status";
 import { sharingHealth } from "../policies";
 import type { ListenAddress } from "./address";
 import { metricsEndpoint } from "./metrics";
+import { renderBudget } from "./render-budget";
 
 /** When this process started (not when this module was loaded, with the first plugin instance). */
 const started = Date.now() - Math.round(process.uptime() * 1000);
 
+/** Renders of each page a second at most (render-budget.ts): past it, readers share the latest rendering. */
+export const RENDERS_PER_SECOND = 5;
+/**
+ * Connections the listener holds open at once; more are closed as they arrive (Node's maxConnections), so a flood
+ * costs an accept and a close each, not a request. Enough for a few scrapers and operators.
+ */
+export const MAX_CONNECTIONS = 32;
+/** A request must arrive whole within this, and an idle connection is closed after it: no slow reader holds one. */
+export const REQUEST_TIMEOUT_MS = 5000;
+
 export function serveStatus(address: ListenAddress, log: (message: string) => void): Server {
   const metrics = metricsEndpoint();
+  const statusPage = renderBudget(
+    () =>
+      `${JSON.stringify(
+        {
+          plugin_server: { pid: process.pid, started_at: new Date(started).toISOString() },
+          ...statusReport(Date.now()),
+          redis: sharingHealth().redis,
+        },
+        null,
+        2,
+      )}\n`,
+    RENDERS_PER_SECOND,
+  );
+  const metricsPage = renderBudget(() => metrics.render(), RENDERS_PER_SECOND);
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? "/", "http://status").pathname;
     const send = (status: number, type: string, body: string, headers: Record<string, string> = {}) => {
@@ -29,19 +54,19 @@ export function serveStatus(address: ListenAddress, log: (message: string) => vo
     if (req.method !== "GET" && req.method !== "HEAD") {
       return json(405, { message: `${req.method} is not allowed: use GET` }, { allow: "GET, HEAD" });
     }
-    if (path === "/status") {
-      const now = Date.now();
-      return json(200, {
-        plugin_server: { pid: process.pid, started_at: new Date(started).toISOString() },
-        ...statusReport(now),
-        redis: sharingHealth().redis,
-      });
-    }
-    metrics.render().then(
-      (text) => send(200, metrics.contentType, text),
-      (error: unknown) => json(500, { message: `metrics failed: ${String(error)}` }),
+    const [page, type] =
+      path === "/status" ? [statusPage, "application/json"] : [metricsPage, metrics.contentType];
+    page.get().then(
+      (text) => send(200, type, text),
+      (error: unknown) => json(500, { message: `${path.slice(1)} failed: ${String(error)}` }),
     );
   });
+  server.maxConnections = MAX_CONNECTIONS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.headersTimeout = REQUEST_TIMEOUT_MS;
+  server.keepAliveTimeout = REQUEST_TIMEOUT_MS;
+  // No 'timeout' listener: Node destroys a socket idle for this long.
+  server.timeout = REQUEST_TIMEOUT_MS;
   server.on("error", (error: NodeJS.ErrnoException) => {
     log(
       `status listener: could not listen on ${shown(address)} (${error.code ?? "error"}: ${error.message}); ` +

@@ -162,3 +162,43 @@ describe("secrets", () => {
     }
   });
 });
+
+describe("client credential headers", () => {
+  it("removes the documented default list, whatever clear_client_headers adds", () => {
+    const c = normalizeConfig({ production_models: [entry()] });
+    expect(c.clientCredentialHeaders).toEqual([
+      "authorization",
+      "api-key",
+      "ocp-apim-subscription-key",
+      "x-api-key",
+      "x-goog-api-key",
+      "apikey",
+      "proxy-authorization",
+      "cookie",
+    ]);
+  });
+
+  it("adds clear_client_headers to the list, lower case and once each", () => {
+    const c = normalizeConfig({
+      production_models: [entry()],
+      clear_client_headers: ["X-Portkey-Api-Key", "cf-aig-authorization", "Authorization"],
+    });
+    expect(c.clientCredentialHeaders).toEqual([
+      ...normalizeConfig({ production_models: [entry()] }).clientCredentialHeaders,
+      "x-portkey-api-key",
+      "cf-aig-authorization",
+    ]);
+  });
+
+  it.each(["x key", "x-key:", "x-kéy"])("refuses %j in clear_client_headers, naming the field", (name) => {
+    expect(() => normalizeConfig({ production_models: [entry()], clear_client_headers: [name] })).toThrow(
+      /clear_client_headers: .* is not an HTTP header name/,
+    );
+  });
+
+  it("refuses an empty name in clear_client_headers, naming the element", () => {
+    expect(() => normalizeConfig({ production_models: [entry()], clear_client_headers: [""] })).toThrow(
+      /clear_client_headers\[1\]: must NOT have fewer than 1 characters/,
+    );
+  });
+});
