@@ -9,6 +9,7 @@ import { billingSuspension, isInsufficientQuota } from "./core/billing";
 import { CHOICE_LOG_KEY, choiceLog, modelHeaders, routedFrom } from "./core/choice-log";
 import { ConfigError, normalizeConfig, type RoundRobinConfig } from "./core/config";
 import { failover } from "./core/failover";
+import { noteInstance, noteUse } from "./core/instances";
 import { countRefusal } from "./core/metrics";
 import { errorCode, errorResponse, type OpenAiError } from "./core/openai-error";
 import {
@@ -69,6 +70,9 @@ export class ModelBasedRoundRobinHandler {
   /** Scoped to one service (directly, or through its route): the service is read once per SERVICE_TTL_MS. */
   private readonly scoped: boolean;
   private service: { entity: ServiceEntity | undefined; readAtMs: number } | undefined;
+  /** The route's id, for a plugin bound to a route: its name is read once per instance, for /status. */
+  private readonly routeId: string | undefined;
+  private routeName: string | undefined;
   /** Until this settles, the cluster's state (policy redis) is still being read: requests wait for it. */
   private loading: Promise<void> | undefined;
 
@@ -80,6 +84,9 @@ export class ModelBasedRoundRobinHandler {
     this.pluginId = typeof id === "string" ? id : "";
     const scope = rawConfig as { service_id?: unknown; route_id?: unknown } | null | undefined;
     this.scoped = typeof scope?.service_id === "string" || typeof scope?.route_id === "string";
+    this.routeId = typeof scope?.route_id === "string" ? scope.route_id : undefined;
+    const serviceId = typeof scope?.service_id === "string" ? scope.service_id : undefined;
+    noteInstance(this.pluginId, { serviceId, routeId: this.routeId }, Date.now());
     try {
       this.config = normalizeConfig(rawConfig);
       const policy = policyFor(this.config, logToStderr);
@@ -93,6 +100,7 @@ export class ModelBasedRoundRobinHandler {
 
   /** Routes the request, or answers it with the one refusal the core decided on. */
   async access(kong: Pdk): Promise<void> {
+    noteUse(this.pluginId, Date.now());
     if (this.loading !== undefined) {
       // Only the first requests of a configuration this process meets for the first time, bounded by
       // redis.timeout: they must not go to an entry another node has suspended.
@@ -145,6 +153,12 @@ export class ModelBasedRoundRobinHandler {
     if (body.kind === "refuse") return body;
     const uri = (await kong.nginx.getVar("upstream_uri")) ?? "/";
     const service = await this.serviceOf(kong, uri);
+    // /status names the plugin by its service and route; a global plugin meets many services and names none.
+    if (this.scoped) {
+      if (this.routeId !== undefined && this.routeName === undefined)
+        this.routeName = (await kong.router.getRoute())?.name ?? this.routeId;
+      noteUse(this.pluginId, Date.now(), { service: service?.name ?? service?.id, route: this.routeName });
+    }
     const upstream = {
       uri,
       serviceProtocol: service?.protocol,

@@ -7,6 +7,7 @@
  * endpoint) and the *name* of its auth header, never the header's value; Redis settings are not shown.
  */
 import type { Entry, Environment } from "./config";
+import { isUnused, scopeOf } from "./instances";
 import { countedPlugins, knownConfigs, type PluginCounts, pluginCounts } from "./metrics";
 import { suspensions } from "./process-state";
 import { explainReason } from "./signals";
@@ -44,6 +45,9 @@ export interface EnvironmentStatus {
 }
 
 export interface PluginStatus {
+  /** The service and route the plugin is bound to, by name (by id where Kong has no name); absent when global. */
+  service?: string;
+  route?: string;
   policy: "local" | "redis";
   production?: EnvironmentStatus;
   sandbox?: EnvironmentStatus;
@@ -60,7 +64,11 @@ export function statusReport(nowMs: number): StatusReport {
   const plugins: Record<string, PluginStatus> = {};
   const running = new Map<string, Running>();
   for (const [key, untilMs, , reason] of suspensions.entries(nowMs)) running.set(key, { untilMs, reason });
+  // A configuration Kong no longer uses drops out, unless it holds a running suspension (keys: id|env|entry).
+  const suspending = new Set([...running.keys()].map((key) => key.slice(0, key.indexOf("|"))));
+  const shown = (pluginId: string) => suspending.has(pluginId) || !isUnused(pluginId, nowMs);
   for (const [pluginId, { config }] of knownConfigs()) {
+    if (!shown(pluginId)) continue;
     const counts = pluginCounts(pluginId);
     const lists: [Environment, Entry[] | undefined][] = [
       ["production", config.production],
@@ -75,6 +83,7 @@ export function statusReport(nowMs: number): StatusReport {
       }
     }
     plugins[pluginId] = {
+      ...scopeOf(pluginId),
       ...plugin,
       policy: config.sharing.policy,
       refusals: Object.fromEntries(counts.refusals),
@@ -82,8 +91,12 @@ export function statusReport(nowMs: number): StatusReport {
   }
   // A configuration the plugin cannot use starts no balancer, yet its refusals are worth seeing.
   for (const pluginId of countedPlugins()) {
-    if (plugins[pluginId] !== undefined) continue;
-    plugins[pluginId] = { policy: "local", refusals: Object.fromEntries(pluginCounts(pluginId).refusals) };
+    if (plugins[pluginId] !== undefined || !shown(pluginId)) continue;
+    plugins[pluginId] = {
+      ...scopeOf(pluginId),
+      policy: "local",
+      refusals: Object.fromEntries(pluginCounts(pluginId).refusals),
+    };
   }
   return { now: new Date(nowMs).toISOString(), plugins };
 }
@@ -149,6 +162,8 @@ export interface Sample {
 }
 
 export interface MetricSamples {
+  /** One per plugin shown, valued 1: its service and route (names), for joining on plugin_id. */
+  plugins: Sample[];
   picks: Sample[];
   suspensions: Sample[];
   suspendedEntries: Sample[];
@@ -162,6 +177,7 @@ export interface MetricSamples {
 /** The same figures as /status, labelled for Prometheus (cause and signal: short fixed vocabularies). */
 export function metricSamples(nowMs: number): MetricSamples {
   const out: MetricSamples = {
+    plugins: [],
     picks: [],
     suspensions: [],
     suspendedEntries: [],
@@ -172,6 +188,10 @@ export function metricSamples(nowMs: number): MetricSamples {
     refusals: [],
   };
   for (const [pluginId, plugin] of Object.entries(statusReport(nowMs).plugins)) {
+    out.plugins.push({
+      labels: { plugin_id: pluginId, service: plugin.service ?? "", route: plugin.route ?? "" },
+      value: 1,
+    });
     for (const [code, n] of Object.entries(plugin.refusals)) {
       out.refusals.push({ labels: { plugin_id: pluginId, reason: code }, value: n });
     }
