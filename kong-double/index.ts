@@ -41,7 +41,7 @@ import { Router } from "./runtime/router";
 export type { KongConfig, PluginInfo } from "./config/model";
 export { KongApiError } from "./config/model";
 export type { ListenAt } from "./listen";
-export { accepts, type ServerLaunch, stockServerBin } from "./runtime/plugin-server";
+export { accepts, removeStalePrefixes, type ServerLaunch, stockServerBin } from "./runtime/plugin-server";
 
 export interface KongDoubleOptions {
   /**

@@ -3,16 +3,15 @@
  * `npm start`: a long-lived local gateway on docker-compose.yml's ports, so that the README's curls work without
  * Docker. The built plugin runs in the project's plugin server behind the project's Kong TEST DOUBLE (not Kong),
  * configured as compose configures Kong (kong/kong.yml, its endpoints chat-backend-1/2 pointed at two local mock
- * providers). Ctrl-C (SIGINT) or SIGTERM closes everything and exits 0.
- *
- *   node dist/scripts/start.js [--host 127.0.0.1] [--proxy-port 8000] [--admin-port 8001]
- *     [--backend-1-port 9001] [--backend-2-port 9002] [--status-listen 127.0.0.1:9542 | --status-listen ""]
- *
- * Port 0 takes any free port (the URLs printed are the real ones).
+ * providers). As in the image, the plugin server runs unmanaged: this script starts it and restarts it when it
+ * exits (lib/supervise.ts, the image's supervisor), and the double only connects to its socket, so Admin `GET /`
+ * answers 200 as on the image (a server Kong manages makes Kong 3.9.1-3.9.3 answer 500 there). Ctrl-C (SIGINT)
+ * or SIGTERM closes everything and exits 0. `--help` prints the flags (through npm: `npm start -- --help`).
  */
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { type ParseArgsConfig, parseArgs } from "node:util";
 import { KongDouble, type LogLine } from "../kong-double";
+import { socketPath } from "../kong-double/pluginserver-settings";
 import {
   BACKENDS,
   type Backend,
@@ -20,11 +19,28 @@ import {
   LOCAL_STATUS_LISTEN,
   localKongConfig,
 } from "./lib/local-gateway";
+import { type Supervised, supervise } from "./lib/supervise";
 import { type MockProvider, startMockProvider } from "./mock-provider";
 
 const root = resolve(__dirname, "../..");
 const PLUGIN = "model-based-round-robin";
 const STATUS_LISTEN_ENV = "MODEL_BASED_ROUND_ROBIN_STATUS_LISTEN";
+
+const USAGE = `npm start -- [flags]   (or: node dist/scripts/start.js [flags])
+
+A local gateway on docker-compose.yml's ports: the plugin in its plugin server behind the project's Kong TEST
+DOUBLE (not Kong), configured with kong/kong.yml and two mock providers, until Ctrl-C.
+
+  --host HOST               address everything listens on (default 127.0.0.1)
+  --proxy-port PORT         Kong's proxy (default ${COMPOSE_PORTS.proxy})
+  --admin-port PORT         Kong's Admin API (default ${COMPOSE_PORTS.admin})
+  --backend-1-port PORT     mock provider chat-backend-1 (default ${COMPOSE_PORTS["chat-backend-1"]})
+  --backend-2-port PORT     mock provider chat-backend-2 (default ${COMPOSE_PORTS["chat-backend-2"]})
+  --status-listen HOST:PORT the plugin server's /status and /metrics (default ${LOCAL_STATUS_LISTEN}; "" for none)
+  -h, --help                this text
+
+Port 0 takes any free port (the URLs printed are the real ones).
+`;
 
 interface Options {
   host: string;
@@ -32,10 +48,11 @@ interface Options {
   statusListen: string;
 }
 
-function readOptions(argv: string[]): Options {
-  const { values } = parseArgs({
+function readOptions(argv: string[]): Options | "help" {
+  const { values } = parseArgsOrUsage({
     args: argv,
     options: {
+      help: { type: "boolean", short: "h", default: false },
       host: { type: "string", default: "127.0.0.1" },
       "proxy-port": { type: "string", default: String(COMPOSE_PORTS.proxy) },
       "admin-port": { type: "string", default: String(COMPOSE_PORTS.admin) },
@@ -44,7 +61,8 @@ function readOptions(argv: string[]): Options {
       "status-listen": { type: "string", default: LOCAL_STATUS_LISTEN },
     },
   });
-  const port = (flag: keyof typeof values): number => {
+  if (values.help === true) return "help";
+  const port = (flag: "proxy-port" | "admin-port" | "backend-1-port" | "backend-2-port"): number => {
     const text = String(values[flag]);
     const n = Number(text);
     if (!/^\d+$/.test(text) || n > 65535)
@@ -65,10 +83,24 @@ function readOptions(argv: string[]): Options {
 
 class UsageError extends Error {}
 
+/** parseArgs, its errors (an unknown flag, a missing value) as usage errors that point at --help. */
+function parseArgsOrUsage<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message} (npm start -- --help lists the flags)`);
+  }
+}
+
 async function main(): Promise<void> {
   const options = readOptions(process.argv.slice(2));
+  if (options === "help") {
+    process.stdout.write(USAGE);
+    return;
+  }
   const providers: MockProvider[] = [];
   let kong: KongDouble | undefined;
+  let server: Supervised | undefined;
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {
@@ -81,6 +113,9 @@ async function main(): Promise<void> {
       say("did not stop within 10 s; exiting anyway");
       process.exit(1);
     }, 10_000);
+    // As a host shuts down: the plugin server first (it writes its last state), then Kong; the double removes
+    // its temporary directory (the socket, the state file) when it stops.
+    await server?.stop();
     await kong?.stop();
     await Promise.all(providers.map((p) => p.close()));
     clearTimeout(deadline);
@@ -115,15 +150,8 @@ async function main(): Promise<void> {
   }
   const env = options.statusListen === "" ? undefined : { [STATUS_LISTEN_ENV]: options.statusListen };
   kong = await KongDouble.start({
-    pluginServers: [
-      // Run outside Kong, as the image runs it (a Kong-managed server would see no environment).
-      {
-        name: PLUGIN,
-        pluginsDirectory: resolve(root, "dist/plugins"),
-        supervised: true,
-        ...(env !== undefined && { env }),
-      },
-    ],
+    // external: the double runs the query command and connects to the socket; the server is this script's.
+    pluginServers: [{ name: PLUGIN, pluginsDirectory: resolve(root, "dist/plugins"), external: true }],
     config: localKongConfig(root, urls),
     listen: {
       proxy: { host: options.host, port: options.ports.proxy },
@@ -132,9 +160,17 @@ async function main(): Promise<void> {
     onLog: showLog,
     keepLogs: 1000,
   });
+  server = supervise(kong.server(PLUGIN).settings, {
+    ...(env !== undefined && { env }),
+    say: (line) => say(`log: [server] ${line}`),
+  });
+  await server.ready();
 
   say(`  proxy           ${kong.proxyUrl}   (Kong's proxy port)`);
   say(`  Admin API       ${kong.adminUrl}   (DB-less: GET /services, GET /plugins, POST /config, ...)`);
+  say(
+    `  plugin server   ${socketPath(kong.server(PLUGIN).settings)}   (unmanaged: run and restarted by this script, as the image's supervisor does)`,
+  );
   for (const backend of BACKENDS) {
     say(
       `  ${backend}  ${urls[backend]}   (mock provider; POST /__mock/fail, /__mock/reset, GET /__mock/requests)`,

@@ -6,7 +6,7 @@
  * the plugin's instances and retrying.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -102,6 +102,57 @@ function findServerBin(stock: boolean): string {
 
 export const stockServerBin = (): string => findServerBin(true);
 
+/** Each double's temporary prefix (the socket, the state file) starts with this, in the OS temp directory. */
+const PREFIX_STEM = "kong-double-";
+/** The file in a prefix naming the process whose double made it: a prefix whose process is gone is stale. */
+const OWNER_FILE = "kong-double.pid";
+
+/** A fresh prefix, marked with this process's pid, after removing the prefixes of doubles whose process died. */
+function makePrefix(): string {
+  removeStalePrefixes();
+  const prefix = mkdtempSync(join(tmpdir(), PREFIX_STEM));
+  writeFileSync(join(prefix, OWNER_FILE), `${process.pid}\n`);
+  return prefix;
+}
+
+/**
+ * A double stops by removing its prefix; one killed before it could (SIGKILL, a crash) leaves it behind. Only a
+ * prefix carrying the mark of a process that no longer exists is removed: another double's (another test file,
+ * another user's) is alive or unknown, and is left alone.
+ */
+export function removeStalePrefixes(dir = tmpdir()): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((name) => name.startsWith(PREFIX_STEM));
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const path = join(dir, name);
+    let pid: number;
+    try {
+      pid = Number(readFileSync(join(path, OWNER_FILE), "utf8").trim());
+    } catch {
+      continue; // no mark: not made by this version of the double, or being made right now
+    }
+    if (!Number.isInteger(pid) || pid <= 0 || isAlive(pid)) continue;
+    rmSync(path, { recursive: true, force: true });
+    removed.push(path);
+  }
+  return removed;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, as another user's process.
+    return (error as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
+
 /**
  * How one plugin server is launched. By default Kong manages it (`pluginserver_<name>_start_cmd` set): worker 0
  * spawns the start command with only `PWD` in its environment (seen on Kong 3.9.1: nothing of Kong's own
@@ -182,7 +233,7 @@ export class PluginServer {
         `plugin server ${name}: a Kong-managed plugin server gets only PWD in its environment (seen on Kong 3.9.1), ` +
           "so env cannot reach it: pass its settings as flags (args) or run it outside Kong (supervised: true, or external: true)",
       );
-    const prefix = mkdtempSync(join(tmpdir(), "kong-double-"));
+    const prefix = makePrefix();
     this.settings = {
       name,
       kongPrefix: prefix,
@@ -469,12 +520,14 @@ export class PluginServer {
     this.child?.kill(signal);
   }
 
+  /** Stops the server it started (it writes its last state on SIGTERM), then removes the temporary prefix. */
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.respawnTimer);
     this.rpc.close();
     for (const old of this.retiring) old.rpc.close();
     await Promise.all([this.child, ...this.retiringChildren].map((child) => stopChild(child)));
+    rmSync(this.settings.kongPrefix, { recursive: true, force: true });
   }
 }
 

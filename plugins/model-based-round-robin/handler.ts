@@ -8,6 +8,7 @@ import { type Balancer, balancerFor } from "./core/balancer";
 import { CHOICE_LOG_KEY, choiceLog, modelHeaders, routedFrom } from "./core/choice-log";
 import { credentialsIn } from "./core/client-credentials";
 import { ConfigError, normalizeConfig, type RoundRobinConfig } from "./core/config";
+import { noteInstance, noteUse } from "./core/instances";
 import { countRefusal } from "./core/metrics";
 import { errorCode, errorResponse } from "./core/openai-error";
 import { applyOutcome, type Observed, outcomeOf } from "./core/outcome";
@@ -64,6 +65,9 @@ export class ModelBasedRoundRobinHandler {
   private service: { entity: ServiceEntity | undefined; readAtMs: number } | undefined;
   /** The relay's address, once this instance relayed a request (failover on, the relay listening). */
   private relay: ListenAddress | undefined;
+  /** The route's id, for a plugin bound to a route: its name is read once per instance, for /status. */
+  private readonly routeId: string | undefined;
+  private routeName: string | undefined;
   /** Until this settles, the cluster's state (policy redis) is still being read: requests wait for it. */
   private loading: Promise<void> | undefined;
 
@@ -75,6 +79,9 @@ export class ModelBasedRoundRobinHandler {
     this.pluginId = typeof id === "string" ? id : "";
     const scope = rawConfig as { service_id?: unknown; route_id?: unknown } | null | undefined;
     this.scoped = typeof scope?.service_id === "string" || typeof scope?.route_id === "string";
+    this.routeId = typeof scope?.route_id === "string" ? scope.route_id : undefined;
+    const serviceId = typeof scope?.service_id === "string" ? scope.service_id : undefined;
+    noteInstance(this.pluginId, { serviceId, routeId: this.routeId }, Date.now());
     try {
       this.config = normalizeConfig(rawConfig);
       const policy = policyFor(this.config, logToStderr);
@@ -89,6 +96,7 @@ export class ModelBasedRoundRobinHandler {
 
   /** Routes the request, or answers it with the one refusal the core decided on. */
   async access(kong: Pdk): Promise<void> {
+    noteUse(this.pluginId, Date.now());
     if (this.loading !== undefined) {
       // Only the first requests of a configuration this process meets for the first time, bounded by
       // redis.timeout: they must not go to an entry another node has suspended.
@@ -144,6 +152,7 @@ export class ModelBasedRoundRobinHandler {
     if (body.kind === "refuse") return body;
     const uri = (await kong.nginx.getVar("upstream_uri")) ?? "/";
     const service = await this.serviceOf(kong, uri);
+    await this.nameScope(kong, service);
     const upstream = {
       uri,
       serviceProtocol: service?.protocol,
@@ -170,6 +179,7 @@ export class ModelBasedRoundRobinHandler {
     relay: ListenAddress,
   ): Promise<Relayed | Refusal> {
     const service = await this.serviceOf(kong);
+    await this.nameScope(kong, service);
     const consumer = needsConsumer(config) ? await kong.client.getConsumer() : undefined;
     const choice = decideRelayed(config, balancer, { head, consumer });
     if (choice.kind === "refuse") return this.logged(kong, choice);
@@ -189,6 +199,17 @@ export class ModelBasedRoundRobinHandler {
     // which refuses, and never to a provider.
     await kong.service.setTarget(relay.host, relay.port);
     return { kind: "relayed" };
+  }
+
+  /**
+   * /status names the plugin by its service and route (a global plugin meets many services and names none): the
+   * route's name costs one PDK call, once per instance.
+   */
+  private async nameScope(kong: Pdk, service: ServiceEntity | undefined): Promise<void> {
+    if (!this.scoped) return;
+    if (this.routeId !== undefined && this.routeName === undefined)
+      this.routeName = (await kong.router.getRoute())?.name ?? this.routeId;
+    noteUse(this.pluginId, Date.now(), { service: service?.name ?? service?.id, route: this.routeName });
   }
 
   /** The relay's address, once it listens (started by the first relayed request of this process). */

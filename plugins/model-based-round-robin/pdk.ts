@@ -11,8 +11,17 @@
 /** A header map after Kong's multimap fix: lower-case names, every value a list. */
 export type HeaderMap = Record<string, string[] | undefined>;
 
+/** The fields of Kong's route entity this plugin reads (to name it in /status). */
+export interface RouteEntity {
+  id?: string;
+  name?: string;
+}
+
 /** The fields of Kong's service entity this plugin reads. */
 export interface ServiceEntity {
+  /** For /status: what an operator knows the service by. */
+  id?: string;
+  name?: string;
   protocol?: string;
   /** Kong sends no key for a service without a path (msgpack nil). */
   path?: string;
@@ -48,6 +57,7 @@ export interface Pdk {
   };
   router: {
     getService(): Promise<ServiceEntity | undefined>;
+    getRoute(): Promise<RouteEntity | undefined>;
   };
   client: {
     getConsumer(): Promise<ConsumerEntity | undefined>;

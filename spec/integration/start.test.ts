@@ -1,10 +1,11 @@
 /**
  * `npm start`: the local gateway runs until Ctrl-C, on docker-compose's ports by default (here on free ports),
- * says it is the test double, serves the README's requests, and stops cleanly.
+ * says it is the test double, serves the README's requests, and stops cleanly, leaving no temporary directory.
+ * Its plugin server runs unmanaged as in the image (Admin GET / answers 200; killed, it is started again).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -108,6 +109,71 @@ describe("npm start", () => {
     expect(running.output()).toMatch(/stopped\n$/);
     await expect(request(chat, { method: "POST", body: "{}" })).rejects.toThrow(/ECONNREFUSED/);
     await expect(request(`${backend1}/__mock/requests`)).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it("prints its flags with --help (npm start -- --help) and exits 0", async () => {
+    running = start(["--help"]);
+    expect(await running.exit).toEqual({ code: 0, signal: null });
+    for (const flag of [
+      "--proxy-port",
+      "--admin-port",
+      "--backend-1-port",
+      "--backend-2-port",
+      "--status-listen",
+      "--host",
+    ])
+      expect(running.output()).toContain(flag);
+    expect(running.output()).toContain("npm start -- [flags]");
+    // npm appends what follows `--` to the script's last command: the flags reach start.js.
+    const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> };
+    expect(pkg.scripts.start).toMatch(/node dist\/scripts\/start\.js$/);
+  });
+
+  it("refuses an unknown flag with exit 2, pointing at --help", async () => {
+    running = start(["--proxy", "8000"]);
+    expect((await running.exit).code).toBe(2);
+    expect(running.output()).toContain("Unknown option '--proxy'");
+    expect(running.output()).toContain("npm start -- --help lists the flags");
+    expect(running.output()).not.toContain("another gateway");
+  });
+
+  it("runs the plugin server unmanaged as the image does: GET / answers 200, a killed server is started again, and its temporary directory is removed at the end", async () => {
+    running = start(FREE_PORTS);
+    const proxy = (await waitFor(running, /proxy +(http:\/\/\S+)/))[1] as string;
+    const admin = (await waitFor(running, /Admin API +(http:\/\/\S+)/))[1] as string;
+    const socket = (await waitFor(running, /plugin server +(\/\S+\.sock)/))[1] as string;
+    await waitFor(running, /ready; Ctrl-C stops it/);
+    const root = await request(`${admin}/`);
+    expect(root.statusCode).toBe(200);
+    expect(await root.body.json()).toMatchObject({ configuration: { database: "off" } });
+
+    const chat = `${proxy}/chat-service-prod-sand/1.0/chat/completions`;
+    expect((await post(chat, { model: "x" })).status).toBe(200);
+    const pid = Number((await waitFor(running, /started the plugin server, pid (\d+)/))[1]);
+    process.kill(pid, "SIGKILL");
+    await waitFor(running, new RegExp(`pid ${pid}\\) exited with SIGKILL; restarting in 1 s`));
+    const again = Number(
+      (
+        await waitFor(
+          running,
+          /started the plugin server, pid (\d+)[\s\S]*started the plugin server, pid (\d+)/,
+        )
+      )[2],
+    );
+    expect(again).not.toBe(pid);
+    // Until the new server listens, Kong's answer is one of its fail-closed ones; then the plugin routes again.
+    let status = 0;
+    for (let i = 0; i < 200 && status !== 200; i++) {
+      status = (await post(chat, { model: "x" }).catch(() => ({ status: -1 }))).status;
+      expect([200, 500, 503, -1]).toContain(status);
+      if (status !== 200) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(status).toBe(200);
+
+    expect(existsSync(dirname(socket))).toBe(true);
+    running.child.kill("SIGINT");
+    expect(await running.exit).toEqual({ code: 0, signal: null });
+    expect(existsSync(dirname(socket))).toBe(false);
   });
 
   it("stops the same on SIGTERM", async () => {

@@ -4,6 +4,7 @@
  * real traffic. Port 0 takes a free port; the listener logs its address on the server's stderr.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { get as httpGet } from "node:http";
 import { connect, createServer, type Server } from "node:net";
 import { request } from "undici";
@@ -115,6 +116,65 @@ describe("GET /status and GET /metrics on the plugin server", () => {
       [a, b] = started.providers as [MockProvider, MockProvider];
     },
   );
+
+  it("names each plugin by its service and route (ids where Kong has no name), read once per instance", async () => {
+    const onService = randomUUID();
+    const onRoute = randomUUID();
+    const unnamedService = randomUUID();
+    const config = (model: string) => ({ production_models: [{ model, endpoint: a.url }] });
+    await bed.kong.loadConfig({
+      _format_version: "3.0",
+      services: [
+        {
+          name: "llm",
+          url: "http://placeholder.invalid:9/v1",
+          routes: [{ name: "chat", paths: ["/openai/v1"], strip_path: true }],
+          plugins: [{ id: onService, name: PLUGIN_NAME, config: config("m1") }],
+        },
+        {
+          id: unnamedService,
+          url: "http://placeholder.invalid:9/v1",
+          routes: [
+            {
+              name: "second",
+              paths: ["/second/v1"],
+              strip_path: true,
+              plugins: [{ id: onRoute, name: PLUGIN_NAME, config: config("m2") }],
+            },
+          ],
+        },
+      ],
+    });
+    const post = (path: string) =>
+      request(`${bed.kong.proxyUrl}${path}/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(HELLO),
+      });
+    for (const path of ["/openai/v1", "/second/v1", "/second/v1"]) {
+      const res = await post(path);
+      await res.body.text();
+      expect(res.statusCode).toBe(200);
+    }
+    const base = await statusUrl(bed.kong);
+    const report = JSON.parse((await get(`${base}/status`)).text);
+    expect(report.plugins[onService]).toMatchObject({ service: "llm" });
+    expect(report.plugins[onService].route).toBeUndefined();
+    expect(report.plugins[onRoute]).toMatchObject({ service: unnamedService, route: "second" });
+    const metrics = (await get(`${base}/metrics`)).text;
+    expect(
+      sample(metrics, "model_based_round_robin_plugin_info", { plugin_id: onRoute, service: unnamedService }),
+    ).toBe(1);
+    expect(
+      sample(metrics, "model_based_round_robin_plugin_info", {
+        plugin_id: onService,
+        service: "llm",
+        route: "",
+      }),
+    ).toBe(1);
+    // The route's name: one kong.router.get_route per instance, not per request.
+    expect(bed.kong.pdkCalls.byPhase("access")["kong.router.get_route"]).toBe(1);
+  });
 
   it("shows picks, a 429 suspension with its reason and signal, the all-suspended answer and refusals, and no key", async () => {
     const id = await loadPlugin(bed.kong, {

@@ -7,9 +7,10 @@
  * endpoint) and the *name* of its auth header, never the header's value; Redis settings are not shown.
  */
 import type { Entry, Environment } from "./config";
-import type { SuspensionRecord } from "./entry-record";
+import { runningSuspension, type SuspensionRecord } from "./entry-record";
+import { isUnused, scopeOf } from "./instances";
 import { countedPlugins, knownConfigs, type PluginCounts, pluginCounts } from "./metrics";
-import { suspensionOf } from "./process-state";
+import { records, suspensionOf } from "./process-state";
 
 export interface EntryStatus {
   model: string;
@@ -44,6 +45,9 @@ export interface EnvironmentStatus {
 }
 
 export interface PluginStatus {
+  /** The service and route the plugin is bound to, by name (by id where Kong has no name); absent when global. */
+  service?: string;
+  route?: string;
   policy: "local" | "redis";
   production?: EnvironmentStatus;
   sandbox?: EnvironmentStatus;
@@ -58,7 +62,12 @@ export interface StatusReport {
 
 export function statusReport(nowMs: number): StatusReport {
   const plugins: Record<string, PluginStatus> = {};
+  // A configuration Kong no longer uses drops out, unless it holds a running suspension.
+  const suspending = (pluginId: string) =>
+    [...records(pluginId)].some((record) => runningSuspension(record, nowMs) !== undefined);
+  const shown = (pluginId: string) => !isUnused(pluginId, nowMs) || suspending(pluginId);
   for (const [pluginId, { config }] of knownConfigs()) {
+    if (!shown(pluginId)) continue;
     const counts = pluginCounts(pluginId);
     const lists: [Environment, Entry[] | undefined][] = [
       ["production", config.production],
@@ -73,6 +82,7 @@ export function statusReport(nowMs: number): StatusReport {
       }
     }
     plugins[pluginId] = {
+      ...scopeOf(pluginId),
       ...plugin,
       policy: config.sharing.policy,
       refusals: Object.fromEntries(counts.refusals),
@@ -80,8 +90,12 @@ export function statusReport(nowMs: number): StatusReport {
   }
   // A configuration the plugin cannot use starts no balancer, yet its refusals are worth seeing.
   for (const pluginId of countedPlugins()) {
-    if (plugins[pluginId] !== undefined) continue;
-    plugins[pluginId] = { policy: "local", refusals: Object.fromEntries(pluginCounts(pluginId).refusals) };
+    if (plugins[pluginId] !== undefined || !shown(pluginId)) continue;
+    plugins[pluginId] = {
+      ...scopeOf(pluginId),
+      policy: "local",
+      refusals: Object.fromEntries(pluginCounts(pluginId).refusals),
+    };
   }
   return { now: new Date(nowMs).toISOString(), plugins };
 }
@@ -143,6 +157,8 @@ export interface Sample {
 }
 
 export interface MetricSamples {
+  /** One per plugin shown, valued 1: its service and route (names), for joining on plugin_id. */
+  plugins: Sample[];
   picks: Sample[];
   suspensions: Sample[];
   suspendedEntries: Sample[];
@@ -156,6 +172,7 @@ export interface MetricSamples {
 /** The same figures as /status, labelled for Prometheus (cause and signal: short fixed vocabularies). */
 export function metricSamples(nowMs: number): MetricSamples {
   const out: MetricSamples = {
+    plugins: [],
     picks: [],
     suspensions: [],
     suspendedEntries: [],
@@ -166,6 +183,10 @@ export function metricSamples(nowMs: number): MetricSamples {
     refusals: [],
   };
   for (const [pluginId, plugin] of Object.entries(statusReport(nowMs).plugins)) {
+    out.plugins.push({
+      labels: { plugin_id: pluginId, service: plugin.service ?? "", route: plugin.route ?? "" },
+      value: 1,
+    });
     for (const [code, n] of Object.entries(plugin.refusals)) {
       out.refusals.push({ labels: { plugin_id: pluginId, reason: code }, value: n });
     }

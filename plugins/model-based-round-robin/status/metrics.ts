@@ -43,6 +43,12 @@ export function metricsEndpoint(now: () => number = Date.now): MetricsEndpoint {
         for (const { labels, value } of pick(samples ?? metricSamples(now()))) this.set(labels, value);
       },
     });
+  gauge(
+    "plugin_info",
+    "1 per plugin configuration shown: the service and route it is bound to, by name (id where Kong has none; empty when global). Join on plugin_id.",
+    ["plugin_id", "service", "route"],
+    (s) => s.plugins,
+  );
   counter("picks_total", "Turns of the rotation given to the entry.", ENTRY, (s) => s.picks);
   counter(
     "suspensions_total",
