@@ -228,6 +228,10 @@ export class PluginServer {
       throw new Error(
         `plugin server ${name}: external (run by you) and supervised (run by the double) exclude each other`,
       );
+    if (launch.env !== undefined && launch.external)
+      throw new Error(
+        `plugin server ${name}: an external server is started by you, with the environment you give it`,
+      );
     if (launch.env !== undefined && !launch.supervised)
       throw new Error(
         `plugin server ${name}: a Kong-managed plugin server gets only PWD in its environment (seen on Kong 3.9.1), ` +
