@@ -234,7 +234,8 @@ export const RATE_LIMITING: PluginInfo = {
           return `The limit for ${upper}(${v2.toFixed(1)}) cannot be lower than the limit for ${lower}(${v1.toFixed(1)})`;
       }
     }
-    if (conf.policy !== "redis" && conf.sync_rate !== -1) return "sync_rate can only be used with the redis policy";
+    if (conf.policy !== "redis" && conf.sync_rate !== -1)
+      return "sync_rate can only be used with the redis policy";
     if (conf.policy === "redis" && conf.sync_rate !== -1 && (conf.sync_rate as number) < 0.02)
       return "sync_rate must be greater than 0.02, or -1 to disable";
     return true;

@@ -122,7 +122,9 @@ describe("2. a trailing slash, as APK's router accepts it", () => {
       "~/employees/3\\.14/employee/?$",
       "~/employees/3\\.14/employee/(?<employeeId>[^/]+)/?$",
     ]);
-    expect(routes?.map((r) => r.plugins[0]?.config.replace)).toEqual([
+    expect(
+      routes?.map((r) => r.plugins.find((p) => p.name === "request-transformer")?.config.replace),
+    ).toEqual([
       { uri: "/staff/employee" },
       { uri: "/staff/employee" },
       { uri: "/staff/employee/$(uri_captures.employeeId)" },
@@ -132,7 +134,12 @@ describe("2. a trailing slash, as APK's router accepts it", () => {
   it("routes a target of / as the prefix with or without its slash, and a trailing /* as the rest of the path", () => {
     const text = `name: w\nbasePath: /w\nversion: v1\nendpointConfigurations:\n  production:\n    - endpoint: http://b.test/base\noperations:\n  - target: /\n    verb: GET\n  - target: /files/*\n    verb: GET\n  - target: /*\n    verb: POST\n`;
     const routes = convert(text).config.services[0]?.routes;
-    expect(routes?.map((r) => [r.paths[0], r.plugins[0]?.config.replace])).toEqual([
+    expect(
+      routes?.map((r) => [
+        r.paths[0],
+        r.plugins.find((p) => p.name === "request-transformer")?.config.replace,
+      ]),
+    ).toEqual([
       ["~/w/v1/?$", { uri: "/base/" }],
       ["~/w/v1/files(?<apk_wildcard>.*)$", { uri: "/base/files$(uri_captures.apk_wildcard)" }],
       ["~/w/v1(?<apk_wildcard>.*)$", { uri: "/base$(uri_captures.apk_wildcard)" }],
@@ -142,7 +149,7 @@ describe("2. a trailing slash, as APK's router accepts it", () => {
   describe("through the Kong double", () => {
     const { load, send, seen, clear, NO_ROUTE } = useKong(["employees-dev-backend", "b.test"]);
     beforeAll(async () => {
-      const files = `name: w\nbasePath: /files-api\nversion: v1\nendpointConfigurations:\n  production:\n    - endpoint: http://b.test/store\noperations:\n  - target: /files/*\n    verb: GET\n`;
+      const files = `name: w\nbasePath: /files-api\nversion: v1\nendpointConfigurations:\n  production:\n    - endpoint: http://b.test/store\noperations:\n  - target: /files/*\n    verb: GET\n    secured: false\n`;
       await load(
         render([
           convertApi(readOwnFixture("environment-dev.apk-conf.yaml"), { fileName: "dev.apk-conf" }),
@@ -177,7 +184,7 @@ describe("2. a trailing slash, as APK's router accepts it", () => {
     });
 
     it("sends / for the bare prefix of a /* target on an endpoint without a path, and the rest after it", async () => {
-      const root = `name: r\nbasePath: /root-api\nversion: v1\nendpointConfigurations:\n  production:\n    - endpoint: http://b.test\noperations:\n  - target: /*\n    verb: GET\n`;
+      const root = `name: r\nbasePath: /root-api\nversion: v1\nendpointConfigurations:\n  production:\n    - endpoint: http://b.test\noperations:\n  - target: /*\n    verb: GET\n    secured: false\n`;
       await load(render([convertApi(root, { fileName: "root.apk-conf" })]).yaml);
       clear();
       for (const path of ["/root-api/v1", "/root-api/v1/", "/root-api/v1/a/b"]) {
