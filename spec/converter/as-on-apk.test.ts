@@ -3,6 +3,7 @@
  * from APK's config-deployer, router and gateway (1.x); the apk-confs are the project's own (spec/fixtures/apk-conf)
  * and run through the Kong double with mock providers standing in for their endpoints.
  */
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { request } from "undici";
@@ -405,11 +406,32 @@ describe("other apk-confs APK deploys", () => {
   });
 });
 
-describe("the README's converter section", () => {
-  const readme = readFileSync("README.md", "utf8");
-  const start = readme.indexOf("## From APK: apk-conf-to-kong");
-  const section = readme.slice(start, readme.indexOf("\n## ", start + 1)).trim();
+describe("the converter's documentation (docs/converter.md) and the README's pointer to it", () => {
+  const doc = readFileSync("docs/converter.md", "utf8");
+  const start = doc.indexOf("## Table: what each apk-conf feature becomes");
+  const end = doc.indexOf("\n## ", start + 1);
+  const section = doc.slice(start, end === -1 ? undefined : end).trim();
   const table = section.slice(section.indexOf("| apk-conf |"));
+
+  it("is linked from the README's From APK section", () => {
+    const readme = readFileSync("README.md", "utf8");
+    const from = readme.indexOf("## From APK: apk-conf-to-kong");
+    expect(readme.slice(from, readme.indexOf("\n## ", from + 1))).toContain(
+      "[docs/converter.md](docs/converter.md)",
+    );
+  });
+
+  it("documents every flag of the command's usage", async () => {
+    const { stdout } = await new Promise<{ stdout: string }>((done) =>
+      execFile(process.execPath, [resolve("dist/converter/apk-conf-to-kong.js"), "--help"], (_e, out) =>
+        done({ stdout: out }),
+      ),
+    );
+    const flags = [...new Set(stdout.match(/--[a-z-]+/g) ?? [])];
+    expect(flags.length).toBeGreaterThanOrEqual(8);
+    for (const flag of flags)
+      expect({ flag, documented: doc.includes(`\`${flag}`) }).toEqual({ flag, documented: true });
+  });
   const firstColumn = table
     .split("\n")
     .map((row) => row.split("|")[1] ?? "")
@@ -441,5 +463,11 @@ describe("the README's converter section", () => {
       "type: GRAPHQL is a GraphQL API, which apk-conf-to-kong does not convert: it converts REST APIs only (Kong routes them by HTTP method and path)",
     );
     expect(table).toContain("prodModels: is not a known apk-conf field; did you mean productionModels?");
+    expect(table).toContain(
+      'version: must be string (got 1); YAML reads 1.0 as a number: write it in quotes, version: "1.0"',
+    );
+    expect(table).toContain(
+      'endpointConfigurations.production[0].endpoint: has the placeholder host "{endpoint}" (got …): APK fills such placeholders in when it deploys; write the real host name',
+    );
   });
 });

@@ -176,8 +176,8 @@ describe("the README", () => {
     }
   });
 
-  it("names the unrouted host and the -direct services in From APK", () => {
-    const text = section("From APK");
+  it("names the unrouted host and the -direct services in the converter's documentation", () => {
+    const text = readFileSync("docs/converter.md", "utf8");
     expect(text).toContain(UNROUTED_HOST);
     expect(text).toContain("<api>-direct");
   });
