@@ -1,7 +1,7 @@
 /**
  * The bundled Kong plugins the double emulates, as Kong 3.9.3 declares them (kong/plugins/key-auth/schema.lua
  * and handler.lua, kong/plugins/request-transformer/schema.lua and handler.lua, kong/plugins/request-termination/
- * schema.lua and handler.lua): priority, phases and config
+ * schema.lua and handler.lua, kong/plugins/rate-limiting/schema.lua, kong/plugins/jwt/schema.lua): priority, phases and config
  * fields with Kong's defaults and validators. Their behaviour lives with the runtime (../runtime/bundled-plugins.ts).
  * What cannot be expressed here: request-transformer's check that a template value compiles.
  */

@@ -2,8 +2,9 @@
  * What the bundled Lua plugins the double emulates do in access (their schemas are in ../config/bundled-schemas.ts):
  * jwt (priority 1450: only the refusal of a request without a token), key-auth (priority 1250: authenticates a
  * consumer by key, so plugins after it see kong.client.get_consumer()), rate-limiting (priority 910: counts
- * requests per period and refuses over the limit), and request-transformer (priority 801: header add/remove/replace/rename/append and replace.uri, the target of
- * converted APK header policies and operation paths), and request-termination (priority 2: answers by itself
+ * requests per period and refuses over the limit), request-transformer (priority 801: header
+ * add/remove/replace/rename/append and replace.uri, the target of converted APK header policies and operation
+ * paths), and request-termination (priority 2: answers by itself
  * through kong.response.exit after every other plugin's access, so get_source() is "exit" in their log phase).
  */
 import { appendFileSync } from "node:fs";

@@ -6,7 +6,9 @@
  * provider standing in for the endpoint, and through the command for what it prints.
  */
 import { execFile } from "node:child_process";
-import { resolve } from "node:path";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -188,7 +190,7 @@ describe("through the Kong double", () => {
   it("holds the operation's rate limit: 3 a minute, then Kong's 429 with Retry-After", async () => {
     // The limit counts per calendar minute: start early in one, so that the requests do not straddle two.
     const intoMinute = Date.now() % 60_000;
-    if (intoMinute > 40_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 100));
+    if (intoMinute > 50_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 100));
     backend.clearRequests();
     const answers = [];
     for (let i = 0; i < 4; i++) answers.push(await send("POST", "/embeddings", { apikey: KEY }));
@@ -203,6 +205,16 @@ describe("through the Kong double", () => {
     expect(refused?.status).toBe(429);
     expect(JSON.parse(refused?.text ?? "{}")).toMatchObject({ message: "API rate limit exceeded" });
     expect(Number(refused?.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+  });
+
+  it("keeps the consumers and their keys when the API is converted again into the DB-less Kong with --admin-url", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "apk-secured-")), "assistant.apk-conf.yaml");
+    writeFileSync(file, readOwnFixture(FIXTURE).replaceAll("http://llm-backend-a:8080", backend.url));
+    const r = await run([file, "--admin-url", kong.adminUrl]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/merged with what it held: replaced services assistant/);
+    expect((await send("POST", "/chat/completions")).status).toBe(401);
+    expect((await send("POST", "/chat/completions", { apikey: KEY })).status).toBe(200);
   });
 
   it("loads jwt and rate-limiting with policy redis (Kong's schemas accept them), and jwt refuses a request without a token", async () => {
