@@ -6,7 +6,7 @@
  * provider standing in for the endpoint, and through the command for what it prints.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { request } from "undici";
@@ -181,6 +181,21 @@ describe("through the Kong double", () => {
     expect((JSON.parse(ok.text) as { model: string }).model).toMatch(/^model-(large|small)$/);
     expect(backend.requests.map((r) => `${r.method} ${r.path}`)).toEqual(["POST /chat/completions"]);
     expect(backend.requests[0]?.headers.apikey).toBeUndefined();
+  });
+
+  it("takes the consumers docs/converter.md shows for a DB-less Kong: their key is let through", async () => {
+    const doc = readFileSync("docs/converter.md", "utf8");
+    const block = /\*\*DB-less Kong\*\*[\s\S]*?```yaml\n([\s\S]*?)```/.exec(doc)?.[1] ?? "";
+    const { consumers } = parse(block) as { consumers: { keyauth_credentials: { key: string }[] }[] };
+    const config = parse(convert().yaml.replaceAll("http://llm-backend-a:8080", backend.url)) as Record<
+      string,
+      unknown
+    >;
+    await kong.loadConfig({ ...config, consumers });
+    const key = consumers[0]?.keyauth_credentials[0]?.key ?? "";
+    expect((await send("POST", "/chat/completions", { apikey: key })).status).toBe(200);
+    expect((await send("POST", "/chat/completions", { apikey: KEY })).status).toBe(401);
+    await load();
   });
 
   it("leaves the operation APK marks secured: false open", async () => {
