@@ -3,8 +3,9 @@
  * apk-conf-to-kong: turns WSO2 APK apk-conf files into one Kong declarative configuration for the
  * model-based-round-robin plugin, and optionally applies it to a running Kong.
  *
- *   apk-conf-to-kong FILE|DIR... [-o OUT] [--sandbox-host HOST] [--env-host ENV=HOST]...
- *                    [--env-sandbox-host ENV=HOST]... [--admin-url URL [--replace]]
+ *   apk-conf-to-kong FILE|DIR... [-o OUT] [--auth key-auth|jwt|none] [--redis-host HOST [--redis-port PORT]]
+ *                    [--sandbox-host HOST] [--env-host ENV=HOST]... [--env-sandbox-host ENV=HOST]...
+ *                    [--admin-url URL [--replace]]
  */
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -13,6 +14,8 @@ import { applyToKong } from "./apply";
 import {
   APK_DEFAULT_SANDBOX_HOST,
   type ApiConversion,
+  AUTH_PLUGINS,
+  type AuthPlugin,
   apkHosts,
   type ConvertOptions,
   convertApi,
@@ -20,13 +23,19 @@ import {
 } from "./convert";
 import { ConversionError, NotAnApkConf } from "./errors";
 
-const USAGE = `usage: apk-conf-to-kong FILE|DIR... [-o OUT] [--sandbox-host HOST] [--env-host ENV=HOST]...
+const USAGE = `usage: apk-conf-to-kong FILE|DIR... [-o OUT] [--auth key-auth|jwt|none]
+                        [--redis-host HOST [--redis-port PORT]] [--sandbox-host HOST] [--env-host ENV=HOST]...
                         [--env-sandbox-host ENV=HOST]... [--admin-url URL [--replace]]
 
 Converts WSO2 APK apk-conf files (APK 1.2 and later) to one Kong declarative configuration (_format_version 3.0)
 using the model-based-round-robin plugin. A directory stands for its *.apk-conf, *.yaml and *.yml files (files
 in it that are not apk-confs are skipped with a warning). Writes YAML to stdout, or to OUT with -o; warnings,
-notes and the secrets to set go to stderr.
+notes and the secrets to set go to stderr. Every error of every file is reported (exit 1, no output).
+  --auth PLUGIN                what secured operations (APK's default) get: key-auth (the default), jwt, or
+                               none (they are OPEN on Kong: a warning says so)
+  --redis-host HOST            rate-limiting (from APK's rateLimit) counts in this Redis, shared by every Kong
+                               node (policy redis); without it each node counts alone (policy local)
+  --redis-port PORT            its port (default 6379)
   --sandbox-host HOST          request host that selects sandbox for APIs without an environment
                                (default ${APK_DEFAULT_SANDBOX_HOST})
   --env-host ENV=HOST          host of the APIs of environment ENV (default ${apkHosts("ENV").production})
@@ -50,6 +59,25 @@ async function main(argv: string[]): Promise<number> {
     if (args.positionals.length === 0) throw new UsageError("expected apk-conf files or directories");
     if (args.values.replace && !args.values["admin-url"]) throw new UsageError("--replace needs --admin-url");
     options = { fileName: "", environmentHosts: {} };
+    const auth = args.values.auth ?? "key-auth";
+    if (!AUTH_PLUGINS.includes(auth as AuthPlugin))
+      throw new UsageError(`--auth ${auth}: expected one of ${AUTH_PLUGINS.join(", ")}`);
+    options.auth = auth as AuthPlugin;
+    const redisPort = args.values["redis-port"];
+    if (redisPort !== undefined && !args.values["redis-host"])
+      throw new UsageError("--redis-port needs --redis-host");
+    if (redisPort !== undefined && !/^\d+$/.test(redisPort))
+      throw new UsageError(`--redis-port ${redisPort}: expected a port number`);
+    if (redisPort !== undefined && (Number(redisPort) < 1 || Number(redisPort) > 65535))
+      throw new UsageError(`--redis-port ${redisPort}: expected a port from 1 to 65535`);
+    const redisHost = args.values["redis-host"];
+    if (redisHost !== undefined) {
+      if (!/^[A-Za-z0-9._-]+$|^\[[0-9A-Fa-f:.]+\]$/.test(redisHost))
+        throw new UsageError(
+          `--redis-host ${redisHost}: expected a host name or IP address, without a scheme or port`,
+        );
+      options.redis = { host: redisHost, ...(redisPort !== undefined && { port: Number(redisPort) }) };
+    }
     if (args.values["sandbox-host"]) options.sandboxHost = args.values["sandbox-host"];
     for (const [flag, kind] of [
       ["env-host", "production"],
@@ -69,13 +97,21 @@ async function main(argv: string[]): Promise<number> {
 
   const warnings: string[] = [];
   const apis: ApiConversion[] = [];
+  // Every file is read, so that one run reports the errors of all of them.
+  const errors: string[] = [];
   for (const input of inputs(args.positionals, warnings)) {
     try {
       apis.push(convertApi(readFileSync(input.path, "utf8"), { ...options, fileName: input.path }));
     } catch (error) {
-      if (!(input.inDirectory && error instanceof NotAnApkConf)) throw error;
-      warnings.push(`skipped ${(error as Error).message}`);
+      if (input.inDirectory && error instanceof NotAnApkConf)
+        warnings.push(`skipped ${(error as Error).message}`);
+      else if (error instanceof ConversionError) errors.push(error.message);
+      else throw error;
     }
+  }
+  if (errors.length > 0) {
+    for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`);
+    throw new ConversionError(errors.join("\n"));
   }
   if (apis.length === 0)
     throw new ConversionError(`${args.positionals.join(", ")}: no apk-conf among the files given`);
@@ -144,6 +180,9 @@ function parse(argv: string[]) {
     allowPositionals: true,
     options: {
       output: { type: "string", short: "o" },
+      auth: { type: "string" },
+      "redis-host": { type: "string" },
+      "redis-port": { type: "string" },
       "sandbox-host": { type: "string" },
       "env-host": { type: "string", multiple: true },
       "env-sandbox-host": { type: "string", multiple: true },
@@ -160,9 +199,10 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     // A ConversionError is the user's message; anything else is a bug, still reported in one line.
+    // One line per problem (a file with several errors, several files with errors).
     const message =
       error instanceof ConversionError ? error.message : `internal error: ${(error as Error).message}`;
-    process.stderr.write(`apk-conf-to-kong: ${message}\n`);
+    for (const line of message.split("\n")) process.stderr.write(`apk-conf-to-kong: ${line}\n`);
     process.exitCode = 1;
   },
 );

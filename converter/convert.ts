@@ -57,8 +57,16 @@ export function unroutedUrl(endpoint: string): string {
   return `${url.protocol}//${UNROUTED_HOST}${port === undefined ? "" : `:${port}`}${path}`;
 }
 
+/** The Kong authentication plugin a secured operation's routes get (`none`: no plugin, the operation is open). */
+export type AuthPlugin = "key-auth" | "jwt" | "none";
+export const AUTH_PLUGINS: readonly AuthPlugin[] = ["key-auth", "jwt", "none"];
+
 export interface ConvertOptions {
   fileName: string;
+  /** What a secured operation gets: key-auth unless given (APK's `secured` defaults to true). */
+  auth?: AuthPlugin;
+  /** A Redis for the rate-limiting plugins' counters (policy redis); without it, each node counts alone (local). */
+  redis?: { host: string; port?: number };
   /** The request host that selects sandbox for an API without `environment` (APK's default unless given). */
   sandboxHost?: string;
   /** The hosts of an API of each `environment` (APK's `default-<env>.gw.wso2.com` and its sandbox unless given). */
@@ -208,17 +216,25 @@ class Converter {
   private readonly apiName: string;
   private readonly prefix: string;
   private readonly fileName: string;
+  private readonly clientAuth: AuthPlugin;
+  private readonly redis: ConvertOptions["redis"];
 
   constructor(
     private readonly apk: ApkConf,
     opts: ConvertOptions,
   ) {
     this.fileName = opts.fileName;
-    this.apiName = slug(apk.id ?? apk.name);
+    this.clientAuth = opts.auth ?? "key-auth";
+    this.redis = opts.redis;
+    // The dev and qa variants of one API share its id or name: the environment makes their services' names
+    // distinct (and stable, so that applying one with --admin-url never replaces the other's).
+    const base = slug(apk.id ?? apk.name);
+    const env = apk.environment ? slug(apk.environment) : "";
+    this.apiName = env === "" || base.endsWith(`-${env}`) ? base : `${base}-${env}`;
     // APK's returnFullBasePath: the version is appended unless the basePath already ends in it.
-    const base = apk.basePath.replace(/\/+$/, "");
-    this.prefix = base.endsWith(apk.version) ? base : `${base}/${apk.version}`;
-    if (base.endsWith(apk.version))
+    const basePath = apk.basePath.replace(/\/+$/, "");
+    this.prefix = basePath.endsWith(apk.version) ? basePath : `${basePath}/${apk.version}`;
+    if (basePath.endsWith(apk.version))
       this.notes.push(
         `basePath ${apk.basePath} already ends in version ${apk.version}: routed under ${this.prefix}, as APK does (it appends the version only to a basePath that does not end in it)`,
       );
@@ -360,11 +376,15 @@ class Converter {
     const routes = operations.map((o) =>
       this.route(routePrefix, servicePath, o.op, hasModels(o.policy, env) ? o.policy : undefined, hosts),
     );
+    const apiLimit = this.apk.rateLimit as RateLimit | undefined;
     return {
       name,
       url,
       routes,
-      plugins: apiPolicy === undefined ? [] : [{ name: PLUGIN_NAME, config: this.pluginConfig(apiPolicy) }],
+      plugins: [
+        ...(apiLimit === undefined ? [] : [this.rateLimiting(apiLimit)]),
+        ...(apiPolicy === undefined ? [] : [{ name: PLUGIN_NAME, config: this.pluginConfig(apiPolicy) }]),
+      ],
     };
   }
 
@@ -402,9 +422,38 @@ class Converter {
       ...(hosts && { hosts }),
       strip_path: true,
       plugins: [
+        ...(op.secured !== false && this.clientAuth !== "none" ? [this.authPlugin()] : []),
+        ...(op.rateLimit === undefined ? [] : [this.rateLimiting(op.rateLimit as RateLimit)]),
         { name: "request-transformer", config: transformer },
         ...(policy === undefined ? [] : [{ name: PLUGIN_NAME, config: this.pluginConfig(policy) }]),
       ],
+    };
+  }
+
+  /**
+   * The authentication plugin of a secured operation's routes. key-auth hides the key from the upstream: the
+   * client's key to this gateway is no business of the provider's.
+   */
+  private authPlugin(): Plugin {
+    if (this.clientAuth === "jwt") return { name: "jwt", config: { claims_to_verify: ["exp"] } };
+    return { name: "key-auth", config: { key_names: ["apikey"], hide_credentials: true } };
+  }
+
+  /**
+   * APK's rateLimit as Kong's bundled rate-limiting: requestsPerUnit per Minute/Hour/Day as Kong's minute/hour/day
+   * field. APK counts an API's (an operation's) requests together, whoever sends them: limit_by service, which
+   * on a route's plugin counts that route's requests (Kong keys its counters by the plugin's route and service).
+   */
+  private rateLimiting(limit: RateLimit): Plugin {
+    return {
+      name: "rate-limiting",
+      config: {
+        [limit.unit.toLowerCase()]: limit.requestsPerUnit,
+        limit_by: "service",
+        ...(this.redis === undefined
+          ? { policy: "local" }
+          : { policy: "redis", redis: { host: this.redis.host, port: this.redis.port ?? 6379 } }),
+      },
     };
   }
 
@@ -498,10 +547,10 @@ class Converter {
   private warnUnconverted(): void {
     const a = this.apk;
     const w = (text: string) => this.warnings.push(text);
-    if (a.rateLimit) w("rateLimit: not converted (add Kong's rate-limiting plugin to the service)");
+    if (a.rateLimit) this.notes.push(this.rateLimitNote("rateLimit", a.rateLimit as RateLimit, "service"));
     if (a.authentication)
       w(
-        "authentication: not converted (add a Kong authentication plugin such as key-auth, jwt or openid-connect)",
+        `authentication: not converted; secured operations get Kong's ${this.clientAuth === "none" ? "no authentication plugin (--auth none)" : `${this.clientAuth} plugin (--auth)`}`,
       );
     if (a.corsConfiguration) w("corsConfiguration: not converted (add Kong's cors plugin)");
     if (a.subscriptionValidation === true)
@@ -560,14 +609,25 @@ class Converter {
       const where = `operations[${i}] ${op.verb} ${op.target}`;
       policyWarnings(op.operationPolicies, where);
       if (op.scopes && op.scopes.length > 0) w(`${where}: scopes ${op.scopes.join(", ")} not converted`);
-      if (op.rateLimit) w(`${where}: rateLimit not converted`);
+      if (op.rateLimit)
+        this.notes.push(this.rateLimitNote(`${where}: rateLimit`, op.rateLimit as RateLimit, "route"));
       if (op.endpointConfigurations) w(`${where}: operation-level endpointConfigurations not converted`);
     });
-    if ((a.operations ?? []).some((op) => op.secured !== false) && !a.authentication) {
-      w(
-        "operations are secured in APK (secured defaults to true); add a Kong authentication plugin, none is generated",
+    const secured = (a.operations ?? []).filter((op) => op.secured !== false);
+    if (secured.length > 0 && this.clientAuth === "none") {
+      const warning = `--auth none: ${describeOps(secured.map((op, index) => ({ op, index, policy: undefined })))} ${secured.length === 1 ? "is" : "are"} secured in APK (secured defaults to true) but OPEN on Kong: anyone who reaches Kong can use ${secured.length === 1 ? "it" : "them"}, with the provider keys the plugin sends`;
+      w(warning);
+      this.loud.push(`WARNING: ${warning}`);
+    } else if (secured.length > 0) {
+      this.notes.push(
+        `secured operations (${describeOps(secured.map((op, index) => ({ op, index, policy: undefined })))}) get Kong's ${this.clientAuth} plugin: they answer 401 until you create a consumer and its ${this.clientAuth === "jwt" ? "jwt_secrets credential" : "key (keyauth_credentials)"} (docs/converter.md)`,
       );
     }
+  }
+
+  private rateLimitNote(where: string, limit: RateLimit, scope: "service" | "route"): string {
+    const services = scope === "service" ? " (each of the API's services counts alone)" : "";
+    return `${where} ${limit.requestsPerUnit} per ${limit.unit}: converted to Kong's bundled rate-limiting on the ${scope}${services}, counted ${this.redis === undefined ? "by each Kong node alone (policy local; --redis-host shares the count)" : `in Redis at ${this.redis.host}:${this.redis.port ?? 6379} (policy redis)`}`;
   }
 }
 
@@ -615,6 +675,8 @@ function wrap(text: string, width: number): string[] {
 }
 
 type Op = { op: Operation; index: number; policy: Policy | undefined };
+/** APK's RateLimit (the schema checks it). */
+type RateLimit = { requestsPerUnit: number; unit: "Minute" | "Hour" | "Day" };
 
 /** A route's name: its service's (without -direct), the verb and the target. */
 function routeName(serviceName: string, op: Operation): string {

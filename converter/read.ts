@@ -6,7 +6,7 @@
 import Ajv, { type ErrorObject } from "ajv";
 import { type Document, isScalar, isMap as isYamlMap, LineCounter, parseAllDocuments } from "yaml";
 import schema from "./apk-conf.schema.json";
-import { located, NotAnApkConf } from "./errors";
+import { ConversionError, located, NotAnApkConf } from "./errors";
 
 export interface ApkConf {
   id?: string;
@@ -122,7 +122,7 @@ export function readApkConf(text: string, file: string): ApkConf {
           : `${data.type} is ${kind}, which apk-conf-to-kong does not convert: it converts REST APIs only (Kong routes them by HTTP method and path)`,
     );
   }
-  if (!validate(data)) throw schemaError(validate.errors ?? [], data, doc, lines, file);
+  if (!validate(data)) throw schemaErrors(validate.errors ?? [], data, doc, lines, file, text);
   listEndpointForms(data);
   return data as ApkConf;
 }
@@ -166,24 +166,97 @@ export function show(value: unknown): string {
 }
 
 /**
- * The one error to report: an unknown field first (its misspelling is often what a "required" error is about);
- * then the first error, where a "type" error inside a oneOf only says the value is not of that branch.
+ * The errors to report, one per problem: Ajv (allErrors) reports every branch of a oneOf/anyOf and the misspelled
+ * field twice (the unknown name, the required name it misspells). Per field: every unknown name (with the
+ * known one it probably misspells), every missing field no unknown name explains, then the other errors, where
+ * a "type" error inside a oneOf only says the value is not of that branch and the oneOf's (anyOf's) own error
+ * is reported only when no branch said more. A field whose only errors are such branch noise is left out when a
+ * field inside it has a real error (a list of endpoints with a bad endpoint: the endpoint's error is the one).
  */
-function pickError(errors: ErrorObject[]): ErrorObject | undefined {
+function pickErrors(errors: ErrorObject[]): ErrorObject[] {
   const useful = errors.filter((e) => e.keyword !== "if");
-  const unknown = useful.find((e) => e.keyword === "additionalProperties");
-  if (unknown !== undefined) return unknown;
-  // A oneOf's (anyOf's) own error comes after its branches': when no branch said more than "not my type", it is
-  // the one reported.
-  const oneOfs = new Set(
+  const alternatives = new Set(
     useful.filter((e) => e.keyword === "oneOf" || e.keyword === "anyOf").map((e) => e.instancePath),
   );
-  return useful.find((e) => !(e.keyword === "type" && oneOfs.has(e.instancePath)));
+  const noise = (e: ErrorObject) =>
+    (e.keyword === "type" && alternatives.has(e.instancePath)) ||
+    e.keyword === "oneOf" ||
+    e.keyword === "anyOf";
+  const paths = [...new Set(useful.map((e) => e.instancePath))];
+  const picked: ErrorObject[] = [];
+  for (const path of paths) {
+    const here = useful.filter((e) => e.instancePath === path);
+    const unknown = here.filter((e) => e.keyword === "additionalProperties");
+    const suggested = new Set(unknown.map((e) => suggestionFor(e, here)));
+    const missing = here.filter(
+      (e) => e.keyword === "required" && !suggested.has(String(e.params.missingProperty)),
+    );
+    const others = here.filter((e) => e.keyword !== "additionalProperties" && e.keyword !== "required");
+    const real = others.filter((e) => !noise(e));
+    const deeper = useful.some((e) => e.instancePath.startsWith(`${path}/`));
+    const alternative = others.find((e) => e.keyword === "oneOf" || e.keyword === "anyOf");
+    const rest =
+      real.length > 0
+        ? real
+        : alternative !== undefined && unknown.length + missing.length === 0 && !deeper
+          ? [alternative]
+          : [];
+    picked.push(...unknown, ...missing, ...rest);
+  }
+  return picked;
 }
 
-function schemaError(errors: ErrorObject[], data: unknown, doc: Document, lines: LineCounter, file: string) {
-  const error = pickError(errors);
-  if (error === undefined) return located(file, undefined, undefined, "does not match the apk-conf schema");
+/** The known field an unknown one (an additionalProperties error) probably misspells, if any. */
+function suggestionFor(error: ErrorObject, atPath: ErrorObject[]): string | undefined {
+  const name = String(error.params.additionalProperty);
+  const known = Object.keys((error.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+  const missing = atPath.filter((e) => e.keyword === "required").map((e) => String(e.params.missingProperty));
+  return closest(name, missing) ?? closest(name, known);
+}
+
+/** Every problem the schema finds in the file, as one error with one line per problem. */
+function schemaErrors(
+  errors: ErrorObject[],
+  data: unknown,
+  doc: Document,
+  lines: LineCounter,
+  file: string,
+  text: string,
+): ConversionError {
+  const picked = pickErrors(errors);
+  if (picked.length === 0) return located(file, undefined, undefined, "does not match the apk-conf schema");
+  // In the file's order.
+  const messages = picked
+    .map(
+      (e) =>
+        schemaError(
+          e,
+          errors.filter((o) => o.instancePath === e.instancePath),
+          data,
+          doc,
+          lines,
+          file,
+          text,
+        ).message,
+    )
+    .map((message) => ({
+      message,
+      line: Number(/^[^\n]*?:(\d+): /.exec(message.slice(file.length))?.[1] ?? Infinity),
+    }))
+    .sort((a, b) => a.line - b.line)
+    .map((m) => m.message);
+  return new ConversionError([...new Set(messages)].join("\n"));
+}
+
+function schemaError(
+  error: ErrorObject,
+  atPath: ErrorObject[],
+  data: unknown,
+  doc: Document,
+  lines: LineCounter,
+  file: string,
+  text: string,
+) {
   const path = error.instancePath
     .split("/")
     .slice(1)
@@ -194,7 +267,8 @@ function schemaError(errors: ErrorObject[], data: unknown, doc: Document, lines:
   );
   const lineAt = (range: [number, number, number] | null | undefined) =>
     range ? lines.linePos(range[0]).line : undefined;
-  const line = lineAt((doc.getIn(path, true) as { range?: [number, number, number] } | undefined)?.range);
+  const range = (doc.getIn(path, true) as { range?: [number, number, number] } | undefined)?.range;
+  const line = lineAt(range);
   /** The line of the key `name` in the mapping at `path`. */
   const keyLine = (name: string) => {
     const map = doc.getIn(path, true);
@@ -211,10 +285,7 @@ function schemaError(errors: ErrorObject[], data: unknown, doc: Document, lines:
       const known = Object.keys(
         (error.parentSchema as { properties?: object } | undefined)?.properties ?? {},
       );
-      const missing = errors
-        .filter((e) => e.keyword === "required" && e.instancePath === error.instancePath)
-        .map((e) => String(e.params.missingProperty));
-      const suggestion = closest(name, missing) ?? closest(name, known);
+      const suggestion = suggestionFor(error, atPath);
       return located(
         file,
         keyLine(name) ?? line,
@@ -230,16 +301,44 @@ function schemaError(errors: ErrorObject[], data: unknown, doc: Document, lines:
         line,
         field,
         /endpoint/.test(field)
-          ? `must be an http(s) URL with a scheme (got ${show(value)})`
+          ? endpointProblem(value)
           : `must match ${error.params.pattern} (got ${show(value)})`,
+      );
+    case "enum":
+      return located(
+        file,
+        line,
+        field,
+        `must be one of ${(error.params.allowedValues as unknown[]).map(String).join(", ")} (got ${show(value)})`,
       );
     case "oneOf":
       return located(file, line, field, "must be an http(s) URL or a Kubernetes service {name, port}");
     case "anyOf":
       return located(file, line, field, "must be a list of endpoint configurations, or one (APK 1.2's form)");
+    case "type": {
+      // YAML reads `version: 1.0` as the number 1: the text as written, and the quotes that keep it text.
+      const written = range ? text.slice(range[0], range[1]).trim() : String(value);
+      const quote =
+        error.params.type === "string" && (typeof value === "number" || typeof value === "boolean")
+          ? `; YAML reads ${written} as a ${typeof value}: write it in quotes, ${field.split(".").at(-1)}: "${written}"`
+          : "";
+      return located(file, line, field, `${error.message ?? "is invalid"} (got ${show(value)})${quote}`);
+    }
     default:
       return located(file, line, field, `${error.message ?? "is invalid"} (got ${show(value)})`);
   }
+}
+
+/**
+ * Why an endpoint URL is refused: no http(s) scheme, or a host Kong cannot route to, such as APK's deploy-time
+ * placeholders (`https://{endpoint}/openai/...` in APK's Azure example), which Kong would refuse as a service host.
+ */
+function endpointProblem(value: unknown): string {
+  const host = typeof value === "string" ? /^https?:\/\/([^/?#]*)/i.exec(value)?.[1] : undefined;
+  if (host === undefined) return `must be an http(s) URL with a scheme (got ${show(value)})`;
+  if (/[{}]/.test(host))
+    return `has the placeholder host ${show(host)} (got ${show(value)}): APK fills such placeholders in when it deploys; write the real host name, e.g. https://my-resource.openai.azure.com/...`;
+  return `must be an http(s) URL whose host is a host name or IP address Kong can route to (got ${show(value)})`;
 }
 
 /**

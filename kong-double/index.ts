@@ -100,7 +100,12 @@ export class KongDouble {
   adminUrl = "";
   readonly servers = new Map<string, PluginServer>();
   readonly plugins = new Map<string, PluginInfo>();
-  private runtime: Runtime = { config: emptyConfig(), router: new Router([], []), seq: 0 };
+  private runtime: Runtime = {
+    config: emptyConfig(),
+    router: new Router([], []),
+    seq: 0,
+    counters: new Map(),
+  };
   private readonly store = new ConfigStore();
   private readonly pending = new Set<Promise<unknown>>();
   private closers: (() => Promise<void>)[] = [];
@@ -218,7 +223,12 @@ export class KongDouble {
 
   /** A new configuration rebuilds the router and bumps __seq__, so the next request starts new instances. */
   private apply(config: KongConfig): void {
-    this.runtime = { config, router: new Router(config.routes, config.services), seq: this.runtime.seq + 1 };
+    this.runtime = {
+      config,
+      router: new Router(config.routes, config.services),
+      seq: this.runtime.seq + 1,
+      counters: this.runtime.counters,
+    };
   }
 
   /** Resolves when every log phase started so far has finished. */

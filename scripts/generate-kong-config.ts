@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * Generates kong/kong.yml, the DB-less configuration of one node, by converting APK's example 01 with the
- * converter, and kong/kong-cluster.yml, the same with policy redis, which both Kong nodes of docker-compose
+ * converter (open routes: --auth none, for the local example), and kong/kong-cluster.yml, the same with policy redis, which both Kong nodes of docker-compose
  * load. APK's files are not part of this repository: they are read from ../shared/apk (next to the repository's
  * root), a checkout of WSO2 APK's examples. A cross-check test, skipped without ../shared/apk, fails when the
  * committed kong.yml drifts from this output; another checks kong-cluster.yml against kong.yml (no APK needed).
@@ -30,7 +30,10 @@ export function generateKongConfig(repoRoot: string): string {
       `${file} does not exist: kong/kong.yml is generated from WSO2 APK's example ${EXAMPLE}, which is not part of this repository; put APK's examples in ../shared/apk/examples (next to the repository) and run again`,
     );
   }
-  return convertApkConf(readFileSync(file, "utf8"), { fileName: EXAMPLE }).yaml;
+  // --auth none: example 01's operations are secured (APK's default), but this configuration is the local
+  // example's (mock providers, the README's curls, the demo), which its users call without a key; its header
+  // says loudly that the routes are open, and docs/converter.md how to secure a real API's.
+  return convertApkConf(readFileSync(file, "utf8"), { fileName: EXAMPLE, auth: "none" }).yaml;
 }
 
 /**

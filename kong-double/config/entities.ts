@@ -31,7 +31,7 @@ const HTTP_PROTOCOLS = ["grpc", "grpcs", "http", "https"];
 
 // --- typedefs -------------------------------------------------------------------------------------------
 
-const validateHost: CustomValidator = (value) => checkHost(value, false);
+export const validateHost: CustomValidator = (value) => checkHost(value, false);
 const validateHostWithOptionalPort: CustomValidator = (value) => checkHost(value, true);
 
 function checkHost(value: unknown, portAllowed: boolean): true | string {
@@ -51,7 +51,7 @@ function checkHost(value: unknown, portAllowed: boolean): true | string {
   return name[2] === undefined || portAllowed ? true : "must not have a port";
 }
 
-const validatePath: CustomValidator = (value) => {
+export const validatePath: CustomValidator = (value) => {
   const path = String(value);
   if (!/^\/[A-Za-z0-9.\-_~/%:@!$&'()*+,;=]*$/.test(path)) {
     return `invalid path: '${path}' (characters outside of the reserved list of RFC 3986 found)`;

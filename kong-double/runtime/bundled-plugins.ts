@@ -1,8 +1,10 @@
 /**
- * What the two bundled Lua plugins the double emulates do in access (their schemas are in ../config/bundled-schemas.ts):
- * key-auth (priority 1250: authenticates a consumer by key, so plugins after it see kong.client.get_consumer())
- * and request-transformer (priority 801: header add/remove/replace/rename/append and replace.uri, the target of
- * converted APK header policies and operation paths), and request-termination (priority 2: answers by itself
+ * What the bundled Lua plugins the double emulates do in access (their schemas are in ../config/bundled-schemas.ts):
+ * jwt (priority 1450: only the refusal of a request without a token), key-auth (priority 1250: authenticates a
+ * consumer by key, so plugins after it see kong.client.get_consumer()), rate-limiting (priority 910: counts
+ * requests per period and refuses over the limit), request-transformer (priority 801: header
+ * add/remove/replace/rename/append and replace.uri, the target of converted APK header policies and operation
+ * paths), and request-termination (priority 2: answers by itself
  * through kong.response.exit after every other plugin's access, so get_source() is "exit" in their log phase).
  */
 import { appendFileSync } from "node:fs";
@@ -29,8 +31,11 @@ export function emulatedAccess(
   plugin: PluginEntity,
   state: RequestState,
   config: KongConfig,
+  counters: Map<string, number>,
 ): ExitResponse | undefined {
+  if (plugin.name === "jwt") return jwt(plugin.config, state);
   if (plugin.name === "key-auth") return keyAuth(plugin.config, state, config);
+  if (plugin.name === "rate-limiting") return rateLimiting(plugin, state, counters);
   if (plugin.name === "request-transformer") return requestTransformer(plugin.config, state);
   if (plugin.name === "request-termination") return requestTermination(plugin.config, state);
   return undefined;
@@ -75,6 +80,125 @@ function keyAuth(
   if (consumer.username) state.upstream.headers["x-consumer-username"] = [consumer.username];
   if (consumer.custom_id) state.upstream.headers["x-consumer-custom-id"] = [consumer.custom_id];
   state.upstream.headers["x-credential-identifier"] = [credential.id];
+  return undefined;
+}
+
+/**
+ * K3.9.3 kong/plugins/jwt/handler.lua, without an anonymous consumer: a request without a token (in the
+ * `header_names` headers, the `uri_param_names` query arguments or the `cookie_names` cookies) gets
+ * `kong.response.exit(401, {message = "Unauthorized"})` with `WWW-Authenticate: Bearer`. Verifying a token is not
+ * emulated (the double holds no jwt_secrets): a request with one gets a 500 and never reaches the service.
+ */
+function jwt(conf: Record<string, unknown>, state: RequestState): ExitResponse | undefined {
+  if (conf.run_on_preflight === false && state.client.method === "OPTIONS") return undefined;
+  const query = new URLSearchParams(state.client.query ?? "");
+  const cookies = (state.client.headers.cookie ?? []).flatMap((c) =>
+    c.split(";").map((p) => p.trim().split("=")[0] as string),
+  );
+  const present =
+    (conf.uri_param_names as string[]).some((n) => (query.get(n) ?? "") !== "") ||
+    (conf.cookie_names as string[]).some((n) => cookies.includes(n)) ||
+    (conf.header_names as string[]).some((n) => state.client.headers[n.toLowerCase()] !== undefined);
+  if (present) return json(500, "the Kong double does not verify JWTs", state);
+  const challenge = conf.realm ? `Bearer realm="${conf.realm}"` : "Bearer";
+  return exit(401, { message: "Unauthorized" }, { "WWW-Authenticate": challenge });
+}
+
+/** K3.9.3 kong/plugins/rate-limiting/expiration.lua: each period's window in seconds (a month is 30 days). */
+const EXPIRATION: Record<string, number> = {
+  second: 1,
+  minute: 60,
+  hour: 3600,
+  day: 86400,
+  month: 2592000,
+  year: 31536000,
+};
+
+/** kong/tools/timestamp.lua get_timestamps: the start of the current period in UTC, in ms. */
+function periodStart(period: string, now: number): number {
+  const d = new Date(now);
+  switch (period) {
+    case "second":
+      return Math.floor(now / 1000) * 1000;
+    case "minute":
+      return Math.floor(now / 60000) * 60000;
+    case "hour":
+      return Math.floor(now / 3600000) * 3600000;
+    case "day":
+      return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+    case "month":
+      return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+    default:
+      return Date.UTC(d.getUTCFullYear(), 0, 1);
+  }
+}
+
+/**
+ * K3.9.3 kong/plugins/rate-limiting/handler.lua access with policies/init.lua: usage per period of the
+ * identifier (limit_by; the client's IP when there is none), the X-RateLimit-Limit-<Period>,
+ * X-RateLimit-Remaining-<Period>, RateLimit-Limit/-Remaining/-Reset headers (unless hide_client_headers), and
+ * over a limit `kong.response.error(error_code, error_message)` with Retry-After. Kong increments in a timer right
+ * after access; here at once. policy `redis` counts in the double's memory too (one node: the same counts as a
+ * Redis shared by no other node; Redis being unreachable is not modelled).
+ */
+function rateLimiting(
+  plugin: PluginEntity,
+  state: RequestState,
+  counters: Map<string, number>,
+): ExitResponse | undefined {
+  const conf = plugin.config;
+  const now = Date.now();
+  const limitBy = conf.limit_by as string;
+  let identifier: string | undefined;
+  if (limitBy === "service") identifier = state.service?.id;
+  else if (limitBy === "consumer") identifier = state.consumer?.id ?? state.credential?.id;
+  else if (limitBy === "credential") identifier = state.credential?.id;
+  else if (limitBy === "header")
+    identifier = state.client.headers[String(conf.header_name).toLowerCase()]?.[0];
+  else if (limitBy === "path" && normalizePath(state.client.path) === conf.path) identifier = conf.path;
+  identifier ??= state.client.ip;
+  // policies/init.lua get_service_and_route_ids: the plugin's scope, the null UUID where it has none.
+  const none = "00000000-0000-0000-0000-000000000000";
+  const scope = `${plugin.route?.id ?? none}:${plugin.service?.id ?? none}`;
+  const keyOf = (period: string) => `ratelimit:${scope}:${identifier}:${periodStart(period, now)}:${period}`;
+  const periods = Object.keys(EXPIRATION).filter((p) => typeof conf[p] === "number");
+  let stop: string | undefined;
+  const usage = periods.map((period) => {
+    const limit = conf[period] as number;
+    const remaining = limit - (counters.get(keyOf(period)) ?? 0);
+    if (remaining <= 0) stop = period;
+    return { period, limit, remaining };
+  });
+  const headers: Record<string, string> = {};
+  if (conf.hide_client_headers !== true) {
+    let best: { limit: number; window: number; remaining: number; reset: number } | undefined;
+    for (const u of usage) {
+      const window = EXPIRATION[u.period] as number;
+      const remaining = Math.max(0, stop === undefined || stop === u.period ? u.remaining - 1 : u.remaining);
+      if (
+        best === undefined ||
+        remaining < best.remaining ||
+        (remaining === best.remaining && window > best.window)
+      ) {
+        const reset = Math.max(1, window - Math.floor((now - periodStart(u.period, now)) / 1000));
+        best = { limit: u.limit, window, remaining, reset };
+      }
+      const name = u.period[0]?.toUpperCase() + u.period.slice(1);
+      headers[`X-RateLimit-Limit-${name}`] = String(u.limit);
+      headers[`X-RateLimit-Remaining-${name}`] = String(remaining);
+    }
+    if (best !== undefined) {
+      headers["RateLimit-Limit"] = String(best.limit);
+      headers["RateLimit-Remaining"] = String(best.remaining);
+      headers["RateLimit-Reset"] = String(best.reset);
+      if (stop !== undefined) headers["Retry-After"] = String(best.reset);
+    }
+  }
+  if (stop !== undefined)
+    return json(conf.error_code as number, conf.error_message as string, state, headers);
+  for (const [name, value] of Object.entries(headers))
+    state.response.extraHeaders[name.toLowerCase()] = [value];
+  for (const period of periods) counters.set(keyOf(period), (counters.get(keyOf(period)) ?? 0) + 1);
   return undefined;
 }
 

@@ -49,6 +49,11 @@ export interface Runtime {
   config: KongConfig;
   router: Router;
   seq: number;
+  /**
+   * rate-limiting's counters (Kong's `kong_rate_limiting_counters` shared dict): they outlive a configuration
+   * change, as the shared dict does.
+   */
+  counters: Map<string, number>;
 }
 
 export interface ProxyDeps {
@@ -202,7 +207,7 @@ async function handle(
   let exit: ExitResponse | undefined;
   for (const { entity, info } of ordered) {
     if (info.server === undefined) {
-      exit = emulatedAccess(entity, state, runtime.config);
+      exit = emulatedAccess(entity, state, runtime.config, runtime.counters);
     } else if (info.phases.includes("access")) {
       const outcome = await runExternal(deps, runtime, entity, info, state, "access");
       if (outcome.kind === "lua-error") exit = unexpectedError(state);

@@ -3,6 +3,7 @@
  * from APK's config-deployer, router and gateway (1.x); the apk-confs are the project's own (spec/fixtures/apk-conf)
  * and run through the Kong double with mock providers standing in for their endpoints.
  */
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { request } from "undici";
@@ -122,7 +123,9 @@ describe("2. a trailing slash, as APK's router accepts it", () => {
       "~/employees/3\\.14/employee/?$",
       "~/employees/3\\.14/employee/(?<employeeId>[^/]+)/?$",
     ]);
-    expect(routes?.map((r) => r.plugins[0]?.config.replace)).toEqual([
+    expect(
+      routes?.map((r) => r.plugins.find((p) => p.name === "request-transformer")?.config.replace),
+    ).toEqual([
       { uri: "/staff/employee" },
       { uri: "/staff/employee" },
       { uri: "/staff/employee/$(uri_captures.employeeId)" },
@@ -132,7 +135,12 @@ describe("2. a trailing slash, as APK's router accepts it", () => {
   it("routes a target of / as the prefix with or without its slash, and a trailing /* as the rest of the path", () => {
     const text = `name: w\nbasePath: /w\nversion: v1\nendpointConfigurations:\n  production:\n    - endpoint: http://b.test/base\noperations:\n  - target: /\n    verb: GET\n  - target: /files/*\n    verb: GET\n  - target: /*\n    verb: POST\n`;
     const routes = convert(text).config.services[0]?.routes;
-    expect(routes?.map((r) => [r.paths[0], r.plugins[0]?.config.replace])).toEqual([
+    expect(
+      routes?.map((r) => [
+        r.paths[0],
+        r.plugins.find((p) => p.name === "request-transformer")?.config.replace,
+      ]),
+    ).toEqual([
       ["~/w/v1/?$", { uri: "/base/" }],
       ["~/w/v1/files(?<apk_wildcard>.*)$", { uri: "/base/files$(uri_captures.apk_wildcard)" }],
       ["~/w/v1(?<apk_wildcard>.*)$", { uri: "/base$(uri_captures.apk_wildcard)" }],
@@ -142,7 +150,7 @@ describe("2. a trailing slash, as APK's router accepts it", () => {
   describe("through the Kong double", () => {
     const { load, send, seen, clear, NO_ROUTE } = useKong(["employees-dev-backend", "b.test"]);
     beforeAll(async () => {
-      const files = `name: w\nbasePath: /files-api\nversion: v1\nendpointConfigurations:\n  production:\n    - endpoint: http://b.test/store\noperations:\n  - target: /files/*\n    verb: GET\n`;
+      const files = `name: w\nbasePath: /files-api\nversion: v1\nendpointConfigurations:\n  production:\n    - endpoint: http://b.test/store\noperations:\n  - target: /files/*\n    verb: GET\n    secured: false\n`;
       await load(
         render([
           convertApi(readOwnFixture("environment-dev.apk-conf.yaml"), { fileName: "dev.apk-conf" }),
@@ -177,7 +185,7 @@ describe("2. a trailing slash, as APK's router accepts it", () => {
     });
 
     it("sends / for the bare prefix of a /* target on an endpoint without a path, and the rest after it", async () => {
-      const root = `name: r\nbasePath: /root-api\nversion: v1\nendpointConfigurations:\n  production:\n    - endpoint: http://b.test\noperations:\n  - target: /*\n    verb: GET\n`;
+      const root = `name: r\nbasePath: /root-api\nversion: v1\nendpointConfigurations:\n  production:\n    - endpoint: http://b.test\noperations:\n  - target: /*\n    verb: GET\n    secured: false\n`;
       await load(render([convertApi(root, { fileName: "root.apk-conf" })]).yaml);
       clear();
       for (const path of ["/root-api/v1", "/root-api/v1/", "/root-api/v1/a/b"]) {
@@ -398,11 +406,32 @@ describe("other apk-confs APK deploys", () => {
   });
 });
 
-describe("the README's converter section", () => {
-  const readme = readFileSync("README.md", "utf8");
-  const start = readme.indexOf("## From APK: apk-conf-to-kong");
-  const section = readme.slice(start, readme.indexOf("\n## ", start + 1)).trim();
+describe("the converter's documentation (docs/converter.md) and the README's pointer to it", () => {
+  const doc = readFileSync("docs/converter.md", "utf8");
+  const start = doc.indexOf("## Table: what each apk-conf feature becomes");
+  const end = doc.indexOf("\n## ", start + 1);
+  const section = doc.slice(start, end === -1 ? undefined : end).trim();
   const table = section.slice(section.indexOf("| apk-conf |"));
+
+  it("is linked from the README's From APK section", () => {
+    const readme = readFileSync("README.md", "utf8");
+    const from = readme.indexOf("## From APK: apk-conf-to-kong");
+    expect(readme.slice(from, readme.indexOf("\n## ", from + 1))).toContain(
+      "[docs/converter.md](docs/converter.md)",
+    );
+  });
+
+  it("documents every flag of the command's usage", async () => {
+    const { stdout } = await new Promise<{ stdout: string }>((done) =>
+      execFile(process.execPath, [resolve("dist/converter/apk-conf-to-kong.js"), "--help"], (_e, out) =>
+        done({ stdout: out }),
+      ),
+    );
+    const flags = [...new Set(stdout.match(/--[a-z-]+/g) ?? [])];
+    expect(flags.length).toBeGreaterThanOrEqual(8);
+    for (const flag of flags)
+      expect({ flag, documented: doc.includes(`\`${flag}`) }).toEqual({ flag, documented: true });
+  });
   const firstColumn = table
     .split("\n")
     .map((row) => row.split("|")[1] ?? "")
@@ -434,5 +463,11 @@ describe("the README's converter section", () => {
       "type: GRAPHQL is a GraphQL API, which apk-conf-to-kong does not convert: it converts REST APIs only (Kong routes them by HTTP method and path)",
     );
     expect(table).toContain("prodModels: is not a known apk-conf field; did you mean productionModels?");
+    expect(table).toContain(
+      'version: must be string (got 1); YAML reads 1.0 as a number: write it in quotes, version: "1.0"',
+    );
+    expect(table).toContain(
+      'endpointConfigurations.production[0].endpoint: has the placeholder host "{endpoint}" (got …): APK fills such placeholders in when it deploys; write the real host name',
+    );
   });
 });

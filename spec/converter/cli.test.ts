@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -67,6 +67,27 @@ describe("apk-conf-to-kong, the command", () => {
     expect(r.stderr.trim()).toBe(
       `apk-conf-to-kong: ${file}:10: apiPolicies.request[0].parameters.productionModels[0].weight: must be >= 1 (got 0)`,
     );
+  });
+
+  it("reports every error of every file in one run, one line each in the file's order, and writes nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "apk-errors-"));
+    const first = join(dir, "first.yaml");
+    const second = join(dir, "second.yaml");
+    writeFileSync(
+      first,
+      "name: a\nbasePath: /a\nversion: 1.0\nendpointConfigurations:\n  production:\n    - endpoint: https://{endpoint}/openai\noperations:\n  - target: /x\n    verb: GETT\n    colour: blue\n",
+    );
+    writeFileSync(second, "name: b\nbasePath: b\nversion: v1\n");
+    const r = await run([first, second, "-o", join(dir, "kong.yml")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split("\n")).toEqual([
+      `apk-conf-to-kong: ${first}:3: version: must be string (got 1); YAML reads 1.0 as a number: write it in quotes, version: "1.0"`,
+      `apk-conf-to-kong: ${first}:6: endpointConfigurations.production[0].endpoint: has the placeholder host "{endpoint}" (got "https://{endpoint}/openai"): APK fills such placeholders in when it deploys; write the real host name, e.g. https://my-resource.openai.azure.com/...`,
+      `apk-conf-to-kong: ${first}:9: operations[0].verb: must be one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS (got "GETT")`,
+      `apk-conf-to-kong: ${first}:10: operations[0].colour: is not a known apk-conf field (known here: target, verb, secured, scopes, endpointConfigurations, operationPolicies, rateLimit)`,
+      `apk-conf-to-kong: ${second}:2: basePath: must match ^/ (got "b")`,
+    ]);
+    expect(readdirSync(dir).sort()).toEqual(["first.yaml", "second.yaml"]);
   });
 
   it("exits 2 with the usage for wrong arguments", async () => {

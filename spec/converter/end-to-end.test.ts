@@ -35,6 +35,11 @@ interface Scenario {
   sandbox: { second: string[]; first: string[] };
   /** A GET operation without a request body. */
   get: string;
+  /**
+   * A key of a consumer added to the configuration, sent in every request: the scenario's operations are secured
+   * (APK's default), so the converted routes carry key-auth.
+   */
+  key?: string;
 }
 
 /** The scenario's tests, in the describe block that calls it. */
@@ -54,7 +59,10 @@ function throughTheDouble(scenario: Scenario): void {
     const yaml = convertApkConf(scenario.text(), { fileName: "api.apk-conf" })
       .yaml.replaceAll(first, backend1.url)
       .replaceAll(second, backend2.url);
-    await kong.loadConfig(yaml);
+    const config = parse(yaml) as Record<string, unknown>;
+    if (scenario.key !== undefined)
+      config.consumers = [{ username: "scenario", keyauth_credentials: [{ key: scenario.key }] }];
+    await kong.loadConfig(config);
   });
   afterAll(async () => {
     await kong?.stop();
@@ -65,7 +73,11 @@ function throughTheDouble(scenario: Scenario): void {
   const send = async (host: string, method: "GET" | "POST", path: string, body?: string) => {
     const res = await request(`${kong.proxyUrl}${scenario.prefix}${path}`, {
       method,
-      headers: { host, ...(body && { "content-type": "application/json" }) },
+      headers: {
+        host,
+        ...(body && { "content-type": "application/json" }),
+        ...(scenario.key !== undefined && { apikey: scenario.key }),
+      },
       body,
     });
     return { status: res.statusCode, text: await res.body.text() };
@@ -139,6 +151,7 @@ describe.skipIf(!HAS_APK)(`APK's own scenario on its examples, a cross-check ${S
       asked: "gpt-4.5",
       sandbox: { second: ["gpt-4.5", "gpt-4o"], first: ["gpt-3.5"] },
       get: "/get",
+      key: "scenario-key",
     });
   });
 });

@@ -38,7 +38,8 @@ function apkConf(level: "api" | "operation", production: string, sandbox: string
     "name: llm-gateway\nbasePath: /llm\nversion: v1\n",
     `endpointConfigurations:\n  production:\n    - endpoint: "${production}"\n  sandbox:\n    - endpoint: "${sandbox}"\n`,
     level === "api" ? `apiPolicies:\n${policy(production, sandbox, "  ")}` : "",
-    "operations:\n  - target: /models\n    verb: GET\n  - target: /chat/completions\n    verb: POST\n",
+    // Open operations: what a Kong authentication plugin does is secured.test.ts's subject.
+    "operations:\n  - target: /models\n    verb: GET\n    secured: false\n  - target: /chat/completions\n    verb: POST\n    secured: false\n",
     level === "operation" ? `    operationPolicies:\n${policy(production, sandbox, "      ")}` : "",
   ].join("");
 }
@@ -78,10 +79,14 @@ describe("converting an API-level policy", () => {
       "llm-gateway-get-models",
       "llm-gateway-post-chat-completions",
     ]);
-    expect(services[0]?.routes[1]?.plugins[0]?.config).toMatchObject({
+    expect(
+      services[0]?.routes[1]?.plugins.find((p) => p.name === "request-transformer")?.config,
+    ).toMatchObject({
       replace: { uri: "/openai/v1/chat/completions" },
     });
-    expect(services[1]?.routes[1]?.plugins[0]?.config).toMatchObject({
+    expect(
+      services[1]?.routes[1]?.plugins.find((p) => p.name === "request-transformer")?.config,
+    ).toMatchObject({
       replace: { uri: "/v1/chat/completions" },
     });
   });
@@ -132,7 +137,10 @@ describe("converting operation-level policies only", () => {
   });
 
   it("makes no -direct service when every operation carries the policy", () => {
-    const text = apkConf("operation", PROD, SANDBOX).replace("  - target: /models\n    verb: GET\n", "");
+    const text = apkConf("operation", PROD, SANDBOX).replace(
+      "  - target: /models\n    verb: GET\n    secured: false\n",
+      "",
+    );
     expect(convert(text).config.services.map((s) => s.name)).toEqual(["llm-gateway", "llm-gateway-sandbox"]);
   });
 });
@@ -168,8 +176,8 @@ describe("the README", () => {
     }
   });
 
-  it("names the unrouted host and the -direct services in From APK", () => {
-    const text = section("From APK");
+  it("names the unrouted host and the -direct services in the converter's documentation", () => {
+    const text = readFileSync("docs/converter.md", "utf8");
     expect(text).toContain(UNROUTED_HOST);
     expect(text).toContain("<api>-direct");
   });

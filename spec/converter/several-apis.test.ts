@@ -103,6 +103,24 @@ describe("several apk-conf files in one run", () => {
     expectOneLineFailure(await run(args), message);
   });
 
+  it("converts the dev and qa variants of one API (same id, name, basePath and version) together: the environment names their services", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "apk-variants-"));
+    const variant = (env: string) =>
+      `name: Employees\nid: employees\nbasePath: /employees\nversion: "3.14"\nenvironment: ${env}\nendpointConfigurations:\n  production:\n    - endpoint: http://employees-${env}:80\noperations:\n  - target: /employee\n    verb: GET\n    secured: false\n`;
+    writeFileSync(join(dir, "dev.yaml"), variant("dev"));
+    writeFileSync(join(dir, "qa.yaml"), variant("qa"));
+    const r = await run([dir]);
+    expect(r.code).toBe(0);
+    expect((parse(r.stdout) as Config).services.map((s) => [s.name, s.routes[0]?.hosts])).toEqual([
+      ["employees-dev", ["default-dev.gw.wso2.com"]],
+      ["employees-qa", ["default-qa.gw.wso2.com"]],
+    ]);
+    // Converted alone, each gets the same name: applying one with --admin-url never replaces the other.
+    expect((parse((await run([join(dir, "qa.yaml")])).stdout) as Config).services[0]?.name).toBe(
+      "employees-qa",
+    );
+  });
+
   it("refuses two APIs whose routes Kong could not tell apart", async () => {
     const dir = mkdtempSync(join(tmpdir(), "apk-clash-"));
     const api = (id: string) =>
