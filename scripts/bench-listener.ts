@@ -10,6 +10,7 @@
  */
 import { Decoder, encode } from "@msgpack/msgpack";
 import { MessageFramer } from "../pluginserver/msgpack-frames";
+import { commandArgs, commandFailed } from "./lib/command";
 
 const CHUNK = 64 * 1024;
 const RUNS = 9;
@@ -77,4 +78,5 @@ async function main(): Promise<void> {
   }
 }
 
-void main();
+commandArgs("bench-listener", { options: {}, strict: true, allowPositionals: false });
+main().catch(commandFailed("bench-listener"));
