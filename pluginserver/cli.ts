@@ -56,8 +56,8 @@ const USAGE = `Usage: model-based-round-robin-pluginserver -d <dir> [options]
       --dump-plugin-info <name>  print one plugin's info as msgpack on stdout and exit
       --pdk-call-timeout-ms <ms> abandon a PDK call Kong has not answered after this long
                                  (default ${DEFAULT_CALL_TIMEOUT_MS}; env ${CALL_TIMEOUT_ENV})
-      --listen-backlog <n>       the socket's accept queue (default ${DEFAULT_BACKLOG}; the kernel caps it
-                                 at net.core.somaxconn)
+      --listen-backlog <n>       the socket's accept queue (default ${DEFAULT_BACKLOG}; the kernel's
+                                 net.core.somaxconn caps it)
 
 The plugin's settings (a flag wins over its variable; a server Kong starts gets no environment):
 ${pluginFlagLines}

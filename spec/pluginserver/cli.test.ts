@@ -145,7 +145,7 @@ describe("the plugin's settings as flags (a server Kong starts gets only PWD in 
     expect(help.stdout).toContain("--pdk-call-timeout-ms <ms>");
     expect(help.stdout).toContain("env PLUGINSERVER_PDK_CALL_TIMEOUT_MS)");
     expect(help.stdout).toMatch(
-      /--listen-backlog <n> +the socket's accept queue \(default 4096; the kernel caps it\s+at net\.core\.somaxconn\)/,
+      /--listen-backlog <n> +the socket's accept queue \(default 4096; the kernel's\s+net\.core\.somaxconn caps it\)/,
     );
   });
 
