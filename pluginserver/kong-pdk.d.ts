@@ -1,6 +1,7 @@
 /**
  * The parts of kong-pdk 0.6.0's plugin server (plain CommonJS, shipped without types) that the project's
- * server builds on. Only what pluginserver/ uses is declared; see node_modules/kong-pdk/{server,listener}.js.
+ * server builds on. Only what pluginserver/ uses is declared; see node_modules/kong-pdk/server.js.
+ * (Its listener.js is replaced by ./listener.)
  */
 declare module "kong-pdk/server" {
   /** What the Server and the Listener call on their logger (node-color-log's interface). */
@@ -43,16 +44,4 @@ declare module "kong-pdk/server" {
   }
 
   export = Server;
-}
-
-declare module "kong-pdk/listener" {
-  import type { Server as NetServer } from "node:net";
-  import type Server from "kong-pdk/server";
-
-  class Listener {
-    constructor(pluginServer: Server, socketPath: string);
-    serve(): NetServer;
-  }
-
-  export = Listener;
 }

@@ -1,39 +1,37 @@
 #!/usr/bin/env node
 /**
  * model-based-round-robin-pluginserver: the plugin server Kong starts (pluginserver_<name>_start_cmd) and
- * queries (..._query_cmd). kong-pdk 0.6.0's server and listener with two changes: events are freed once Kong
- * is done with them (./server), and logging is plain text on stderr (./logger), so stdout carries nothing but
- * the query command's JSON.
+ * queries (..._query_cmd). kong-pdk 0.6.0's server, with events freed once Kong is done with them (./server);
+ * the project's own listener on Kong's socket (./listener: a socket error ends only its connection, messages
+ * decoded once as they stream in, a backlog sized for bursts); logging in plain text on stderr (./logger), so
+ * stdout carries nothing but the query command's JSON.
  *
- * Flags are kong-js-pluginserver's (kong-pdk cli.js), plus --pdk-call-timeout-ms. `kill -USR2 <pid>` logs
- * one `status` line (events map size, instances, heap) at info level: Kong shows it at log_level=info.
+ * Flags are kong-js-pluginserver's (kong-pdk cli.js), plus the server's and the plugin's settings (./settings).
+ * `kill -USR2 <pid>` logs one `status` line (events map size, instances, connections, heap) at info level:
+ * Kong shows it at log_level=info.
  */
-import { createRequire } from "node:module";
 import { join } from "node:path";
-
-import Listener = require("kong-pdk/listener");
+import { encode } from "@msgpack/msgpack";
 
 import { type CliOptions, parseCli } from "./cli";
+import { KongListener } from "./listener";
 import { PlainLogger } from "./logger";
 import { EventReleasingServer } from "./server";
 import { STATE_FILE_ENV, stateFileFor } from "./state-file";
 import { KONG_SOCKET_TIMEOUT_MS } from "./timeouts";
 
-/** kong-pdk's own copy of @msgpack/msgpack, the encoder its listener uses. */
-const msgpack = createRequire(require.resolve("kong-pdk/server"))("@msgpack/msgpack") as {
-  encode(value: unknown): Uint8Array;
-};
-
-function logStatus(server: EventReleasingServer, logger: PlainLogger): void {
+function logStatus(server: EventReleasingServer, listener: KongListener, logger: PlainLogger): void {
   // With --expose-gc the figures are taken after a full collection, so they compare between runs.
   (globalThis as { gc?: () => void }).gc?.();
   const { heapUsed, rss } = process.memoryUsage();
-  logger.info(`status: ${JSON.stringify({ ...server.status(), heapUsed, rss })}`);
+  logger.info(`status: ${JSON.stringify({ ...server.status(), ...listener.status(), heapUsed, rss })}`);
 }
 
 async function run(opts: CliOptions): Promise<void> {
   const serving = opts.dumpPluginInfo === undefined && !opts.dumpAllPlugins;
   if (serving) {
+    // The plugin reads its settings from the environment when it is loaded (below): a flag wins.
+    Object.assign(process.env, opts.pluginEnv);
     process.env[STATE_FILE_ENV] ??= stateFileFor(opts);
     // Kong stops its plugin server with SIGTERM (kong reload, kong stop): exit normally, so that the plugin's
     // exit handler writes its last state.
@@ -52,7 +50,7 @@ async function run(opts: CliOptions): Promise<void> {
   server.close();
 
   if (opts.dumpPluginInfo !== undefined) {
-    process.stdout.write(msgpack.encode(await server.GetPluginInfo(opts.dumpPluginInfo)));
+    process.stdout.write(encode(await server.GetPluginInfo(opts.dumpPluginInfo)));
     return;
   }
   if (opts.dumpAllPlugins) {
@@ -61,8 +59,13 @@ async function run(opts: CliOptions): Promise<void> {
     process.stdout.write(`${JSON.stringify(infos)}\n`);
     return;
   }
-  new Listener(server, join(opts.kongPrefix, opts.sockName)).serve();
-  process.on("SIGUSR2", () => logStatus(server, logger));
+  const listener = new KongListener(server, logger, {
+    socketPath: join(opts.kongPrefix, opts.sockName),
+    backlog: opts.backlog,
+    verbose: opts.verbose > 0,
+  });
+  await listener.listen();
+  process.on("SIGUSR2", () => logStatus(server, listener, logger));
 }
 
 const parsed = parseCli(process.argv.slice(2), process.env);

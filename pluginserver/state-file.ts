@@ -5,7 +5,7 @@
  */
 import { basename, join } from "node:path";
 
-export const STATE_FILE_ENV = "MODEL_BASED_ROUND_ROBIN_STATE_FILE";
+export { STATE_FILE_ENV } from "./settings";
 
 export function stateFileFor(opts: { kongPrefix: string; sockName: string }): string {
   return join(opts.kongPrefix, `${basename(opts.sockName, ".sock")}.state.json`);

@@ -14,6 +14,7 @@ describe("a wrong argument", () => {
     ["apk-conf-to-kong", "dist/converter/apk-conf-to-kong.js", 2],
     ["bench", "dist/scripts/bench.js", 2],
     ["bench-refusals", "dist/scripts/bench-refusals.js", 2],
+    ["bench-listener", "dist/scripts/bench-listener.js", 2],
     ["chaos", "dist/scripts/chaos.js", 2],
     ["mock-provider", "dist/scripts/mock-provider/cli.js", 2],
     ["model-based-round-robin-pluginserver", "dist/pluginserver/main.js", 1],

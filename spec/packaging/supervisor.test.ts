@@ -2,9 +2,10 @@
  * The image runs its plugin server outside Kong (Kong 3.9.1-3.9.3's Admin GET / answers 500 while Kong manages
  * one, and `kong reload` replaces a managed one): the Dockerfile gives Kong no start command, and the entrypoint
  * kong/pluginserver-supervisor.sh starts the server before Kong and restarts it. The static checks read the
- * Dockerfile; the others run the real script with the real plugin server, a stand-in for Kong's entrypoint.
+ * Dockerfile; the others run the real script with the real plugin server (or a command that crashes), a stand-in
+ * for Kong's entrypoint, and read the supervisor's log lines (no timing is asserted).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, posix, resolve } from "node:path";
@@ -75,8 +76,14 @@ describe("kong/pluginserver-supervisor.sh", () => {
     supervisor = undefined;
   });
 
-  /** Runs the script with the real plugin server and a stand-in for Kong's entrypoint that records its argv. */
-  function run(args: string[]) {
+  /**
+   * Runs the script with the real plugin server (or `command`) and a stand-in for Kong's entrypoint that records
+   * its argv.
+   */
+  function run(
+    args: string[],
+    options: { command?: (dir: string) => string; env?: Record<string, string> } = {},
+  ) {
     const dir = mkdtempSync(join(tmpdir(), "supervisor-"));
     const local = { ...settings, kongPrefix: dir, pluginsDirectory: resolve("dist/plugins") };
     const [bin, ...rest] = startArgv({ ...local, serverBin: resolve("dist/pluginserver/main.js") });
@@ -89,14 +96,24 @@ describe("kong/pluginserver-supervisor.sh", () => {
       stdio: ["ignore", "ignore", "pipe"],
       env: {
         ...process.env,
-        [SUPERVISED_COMMAND_ENV]: [process.execPath, bin, ...rest].join(" "),
+        [SUPERVISED_COMMAND_ENV]: options.command?.(dir) ?? [process.execPath, bin, ...rest].join(" "),
         MODEL_BASED_ROUND_ROBIN_KONG_ENTRYPOINT: fakeKong,
+        ...options.env,
       },
     });
     supervisor.stderr?.on("data", (d: Buffer) => log.push(...d.toString().split("\n").filter(Boolean)));
     const pids = () =>
       log.flatMap((l) => /started the plugin server, pid (\d+)/.exec(l)?.[1] ?? []).map(Number);
-    return { dir, socket: socketPath(local), log, pids };
+    /** What each exit line announced: "now", or the wait in seconds. */
+    const restarts = () =>
+      log.flatMap((l) => {
+        const m =
+          /exited with \d+ after \d+ s(?:; restarting (now)|, again within \d+ s; restarting in (\d+) s)$/.exec(
+            l,
+          );
+        return m === null ? [] : [m[1] ?? (m[2] as string)];
+      });
+    return { dir, socket: socketPath(local), log, pids, restarts };
   }
 
   it("starts the plugin server before Kong, then runs Kong's entrypoint with the same arguments", async () => {
@@ -105,20 +122,60 @@ describe("kong/pluginserver-supervisor.sh", () => {
     await waitFor(async () => readFileSync(join(dir, "kong-argv"), "utf8") === "kong docker-start\n", 5000);
   });
 
-  it("restarts the server when it dies, at most once a second", async () => {
-    const { socket, pids, log } = run(["kong", "docker-start"]);
+  it("restarts the server at once when it dies, and waits 1 s when it dies again soon", async () => {
+    // Runs under 1,000 s count as "soon": the second crash is a repeat whatever the machine's speed.
+    const { socket, pids, log, restarts } = run(["kong", "docker-start"], {
+      env: { MODEL_BASED_ROUND_ROBIN_RESTART_STABLE_AFTER: "1000" },
+    });
     await waitFor(() => accepts(socket), 15_000);
     const first = pids()[0] as number;
-    const killedAt = Date.now();
     process.kill(first, "SIGKILL");
     await waitFor(async () => pids().length === 2, 5000);
-    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(950);
-    expect(log.some((l) => l.includes(`pid ${first}) exited with 137`))).toBe(true);
+    expect(
+      log.some((l) => new RegExp(`pid ${first}\\) exited with 137 after \\d+ s; restarting now$`).test(l)),
+    ).toBe(true);
     // The new server listens on the same socket (it removes the stale one first).
     await waitFor(() => accepts(socket), 15_000);
     process.kill(pids()[1] as number, "SIGKILL");
     await waitFor(async () => pids().length === 3, 5000);
     await waitFor(() => accepts(socket), 15_000);
+    expect(restarts()).toEqual(["now", "1"]);
+  });
+
+  it("backs off while crashes repeat (1 s, doubling, capped), and restarts at once after a run that lasted", {
+    timeout: 60_000,
+  }, async () => {
+    // A server that crashes at once, except its fifth run, which lasts 4 s (past the 3 s that make a run stable).
+    const { restarts } = run(["kong", "docker-start"], {
+      command: (dir) => {
+        const script = join(dir, "crash.sh");
+        writeFileSync(
+          script,
+          `n=$(cat ${dir}/runs 2>/dev/null || echo 0); n=$((n + 1)); echo $n > ${dir}/runs\n` +
+            `[ "$n" -eq 5 ] && sleep 4\nexit 3\n`,
+        );
+        return `sh ${script}`;
+      },
+      env: {
+        MODEL_BASED_ROUND_ROBIN_RESTART_STABLE_AFTER: "3",
+        MODEL_BASED_ROUND_ROBIN_RESTART_BACKOFF_MAX: "2",
+      },
+    });
+    await waitFor(async () => restarts().length >= 6, 45_000);
+    expect(restarts().slice(0, 6)).toEqual(["now", "1", "2", "2", "now", "1"]);
+  });
+
+  it("refuses restart settings that are not whole seconds", async () => {
+    const out = spawnSync("sh", [SCRIPT, "kong", "docker-start"], {
+      encoding: "utf8",
+      env: {
+        ...process.env,
+        [SUPERVISED_COMMAND_ENV]: "true",
+        MODEL_BASED_ROUND_ROBIN_RESTART_BACKOFF_MAX: "1.5",
+      },
+    });
+    expect(out.status).toBe(2);
+    expect(out.stderr).toContain("must be whole seconds");
   });
 
   it("starts no server for any other command (kong version, a shell)", async () => {
