@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { accepts, KongDouble, stockServerBin } from "../../kong-double";
 import { socketPath, startArgv } from "../../kong-double/pluginserver-settings";
 import { STATE_FILE_ENV as PLUGIN_STATE_FILE_ENV } from "../../plugins/model-based-round-robin/persistence";
+import { RELAY_LISTEN_ENV as PLUGIN_RELAY_LISTEN_ENV } from "../../plugins/model-based-round-robin/relay";
 import { STATUS_LISTEN_ENV as PLUGIN_STATUS_LISTEN_ENV } from "../../plugins/model-based-round-robin/status/address";
 import { parseCli } from "../../pluginserver/cli";
 import {
@@ -128,6 +129,7 @@ describe("the plugin's settings as flags (a server Kong starts gets only PWD in 
   it("names the variables the plugin reads", () => {
     expect(STATUS_LISTEN_ENV).toBe(PLUGIN_STATUS_LISTEN_ENV);
     expect(STATE_FILE_ENV).toBe(PLUGIN_STATE_FILE_ENV);
+    expect(RELAY_LISTEN_ENV).toBe(PLUGIN_RELAY_LISTEN_ENV);
     expect(PLUGIN_SETTINGS.map((s) => [s.flag, s.env])).toEqual([
       ["status-listen", STATUS_LISTEN_ENV],
       ["state-file", STATE_FILE_ENV],
