@@ -208,6 +208,7 @@ export function render(apis: ApiConversion[]): Conversion {
 class Converter {
   private readonly warnings: string[] = [];
   private readonly notes: string[] = [];
+  private failoverNoted = false;
   /** Warnings the YAML's header repeats: where the converted API does not behave as on APK. */
   private readonly loud: string[] = [];
   private readonly secrets = new Map<string, SecretReference>();
@@ -514,7 +515,22 @@ class Converter {
         p.sandboxModels.length > 0 && { sandbox_models: models(p.sandboxModels, "sandbox") }),
       on_quota_exceed_suspend_duration: p.onQuotaExceedSuspendDuration,
       sandbox_hosts: [this.sandboxHost],
+      failover_attempts: this.failoverAttempts(),
     };
+  }
+
+  /**
+   * The plugin's default, written out so that a reader sees it: unlike APK, which hands a model's 429 to the
+   * client, the request goes on to the next model (through the plugin server's relay). Said once per API.
+   */
+  private failoverAttempts(): number {
+    if (!this.failoverNoted) {
+      this.failoverNoted = true;
+      this.notes.push(
+        "failover_attempts: 1 (the plugin's default): a model's 429 goes on to the next model within the same request (APK hands it to the client); set it to 0 for APK's behaviour",
+      );
+    }
+    return 1;
   }
 
   /**
