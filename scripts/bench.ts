@@ -27,9 +27,9 @@
  *   each, so that a load coming and going on the machine weighs on both alike;
  *
  *   propagation: two doubles (two nodes, each its own plugin server) with the same configuration, policy redis,
- *   one Redis. A provider answers 429 with retry-after: 30 to a request through node A (the relay suspends the
- *   entry and fails over, so the client's answer is a 200 after 2 attempts); measured from the end of that
- *   answer (a) to the change's arrival on the Redis channel, at a subscriber of the bench's own, after
+ *   one Redis, failover_attempts 0 (the direct path: the client gets the 429, and the log phase suspends after
+ *   it; the relay suspends before its failover attempt, earlier still). A provider answers 429 with
+ *   retry-after: 30 to a request through node A; measured from the end of that answer (a) to the change's arrival on the Redis channel, at a subscriber of the bench's own, after
  *   which node B is sent a full turn of the rotation (7 requests) that must all go elsewhere, and (b) with B
  *   polled back to back from A's answer, to the answer that proves B skips the entry (two in a row from other
  *   entries, which 5:1:1 never gives unless its first entry is out). Every suspension is a fresh plugin id.
@@ -250,9 +250,7 @@ interface Propagation {
   missed: number;
 }
 
-async function chat(
-  url: string,
-): Promise<{ status: number; model: string | undefined; attempts: number; doneAt: number }> {
+async function chat(url: string): Promise<{ status: number; model: string | undefined; doneAt: number }> {
   const res = await fetch(url, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -266,9 +264,7 @@ async function chat(
   } catch {
     model = undefined;
   }
-  // The relay says how many entries it tried (1 without the header: the direct path).
-  const attempts = Number(res.headers.get("x-kong-llm-attempts") ?? "1");
-  return { status: res.status, model, attempts, doneAt };
+  return { status: res.status, model, doneAt };
 }
 
 /** Two nodes (doubles, each its own plugin server), policy redis on one Redis: see the header. */
@@ -293,6 +289,11 @@ async function measurePropagation(
             production_models: modelsOn(a, b),
             policy: "redis",
             redis: { host: redis.host, port: redis.port },
+            // The direct path: the suspension is made in the log phase, after the client's 429 answer, whose
+            // end is where the measurement starts. The relay suspends before its failover attempt, so earlier
+            // than the client's (200) answer ends, which would make the times below negative; what it publishes
+            // and how node B applies it are the same code.
+            failover_attempts: 0,
           },
         },
       ],
@@ -328,16 +329,12 @@ async function measurePropagation(
     }
     await Promise.all([nodeA.settled(), nodeB.settled()]);
 
-    /**
-     * A 429 with retry-after: 30 from provider a for gpt-4o, through node A; resolves with the end of the
-     * client's answer: the 429 itself on the direct path, the 200 of the second entry the relay tried (it
-     * suspended gpt-4o before moving on, so this end is a little after the suspension).
-     */
+    /** A 429 with retry-after: 30 from provider a for gpt-4o, through node A; resolves with its end. */
     const suspendOnA = async (i: number): Promise<number> => {
       a.failNext({ status: 429, model: "gpt-4o", headers: { "retry-after": "30" } });
       for (let tries = 0; tries < 7; tries++) {
         const answer = await chat(`${nodeA.proxyUrl}/p${i}/chat/completions`);
-        if (answer.status === 429 || answer.attempts > 1) return answer.doneAt;
+        if (answer.status === 429) return answer.doneAt;
       }
       throw new Error(`node A never routed p${i} to gpt-4o`);
     };
