@@ -29,10 +29,11 @@
  *   propagation: two doubles (two nodes, each its own plugin server) with the same configuration, policy redis,
  *   one Redis, failover_attempts 0 (the direct path: the client gets the 429, and the log phase suspends after
  *   it; the relay suspends before its failover attempt, earlier still). A provider answers 429 with
- *   retry-after: 30 to a request through node A; measured from the end of that answer (a) to the change's arrival on the Redis channel, at a subscriber of the bench's own, after
- *   which node B is sent a full turn of the rotation (7 requests) that must all go elsewhere, and (b) with B
- *   polled back to back from A's answer, to the answer that proves B skips the entry (two in a row from other
- *   entries, which 5:1:1 never gives unless its first entry is out). Every suspension is a fresh plugin id.
+ *   retry-after: 30 to a request through node A; measured from the end of that answer (a) to the change's
+ *   arrival on the Redis channel, at a subscriber of the bench's own, after which node B is sent a full turn
+ *   of the rotation (7 requests) that must all go elsewhere, and (b) with B polled back to back from A's
+ *   answer, to the answer that proves B skips the entry (two in a row from other entries, which 5:1:1 never
+ *   gives unless its first entry is out). Every suspension is a fresh plugin id.
  *
  *   node dist/scripts/bench.js [--connections 10] [--amount 3000] [--rounds 5] [--propagation 100]
  *     [--sizes 1k,100k,1m] [--size-rounds 3] [--size-seconds 3] [--redis-server redis-server]
