@@ -3,12 +3,20 @@
  * `npm run bench`: what the plugin costs, measured through the Kong double with mock providers on loopback.
  *
  *   (a) the mock provider direct   (b) the double, no plugin   (c) the double, a no-op JS plugin (the floor
- *   any JS plugin pays)   (d) the double with model-based-round-robin (5:1:1 over two providers)
+ *   any JS plugin pays)   (d) the double with model-based-round-robin (5:1:1 over two providers), its default
+ *   path (failover_attempts 1: Kong proxies to the relay in the plugin server)
  *
  * Prints throughput and p50/p99 latency of each (autocannon, fixed connections and request count), the ratio
  * d/c, PDK round trips per request per phase, the plugin server's CPU time per request (utime+stime from
- * /proc), and picks per second of the selection core. The double is not Kong: absolute figures are the
- * double's; the ratios and round-trip counts are what carries over.
+ * /proc; the relay runs in that process, so its work is counted), and picks per second of the selection core.
+ * The double is not Kong: absolute figures are the double's; the ratios and round-trip counts are what carries
+ * over (and the double understates Kong's cost per PDK call about 2x).
+ *
+ * Body sizes (issue 20; --sizes, default 1k,100k,1m; "none" skips it): the default path (relay) against the
+ * direct path (failover_attempts 0: access reads the body over the PDK socket and rewrites it) against the
+ * no-op JS plugin against no plugin, a chat body of each size, --size-rounds interleaved rounds of
+ * --size-seconds each, medians and the medians of each round's ratios; the double buffers bodies up to 1 MiB
+ * in memory (client_body_buffer_size 1m, as the image sets it).
  *
  * With a redis-server on PATH (or --redis-server PATH), started here on a free loopback port and stopped at the
  * end, two more sections:
@@ -19,21 +27,22 @@
  *   each, so that a load coming and going on the machine weighs on both alike;
  *
  *   propagation: two doubles (two nodes, each its own plugin server) with the same configuration, policy redis,
- *   one Redis. A provider answers 429 with retry-after: 30 to a request through node A; measured from the end
- *   of that answer (a) to the change's arrival on the Redis channel, at a subscriber of the bench's own, after
- *   which node B is sent a full turn of the rotation (7 requests) that must all go elsewhere, and (b) with B
- *   polled back to back from A's answer, to the answer that proves B skips the entry (two in a row from other
- *   entries, which 5:1:1 never gives unless its first entry is out). Every suspension is a fresh plugin id.
+ *   one Redis, failover_attempts 0 (the direct path: the client gets the 429, and the log phase suspends after
+ *   it; the relay suspends before its failover attempt, earlier still). A provider answers 429 with
+ *   retry-after: 30 to a request through node A; measured from the end of that answer (a) to the change's
+ *   arrival on the Redis channel, at a subscriber of the bench's own, after which node B is sent a full turn
+ *   of the rotation (7 requests) that must all go elsewhere, and (b) with B polled back to back from A's
+ *   answer, to the answer that proves B skips the entry (two in a row from other entries, which 5:1:1 never
+ *   gives unless its first entry is out). Every suspension is a fresh plugin id.
  *
  *   node dist/scripts/bench.js [--connections 10] [--amount 3000] [--rounds 5] [--propagation 100]
- *     [--redis-server redis-server]
+ *     [--sizes 1k,100k,1m] [--size-rounds 3] [--size-seconds 3] [--redis-server redis-server]
  *
- * `--failover` runs only the failover comparison instead (failover_attempts 0 against 1, where the plugin sends
- * each non-streaming request itself and answers with exit): every first attempt answered, then one entry of two
- * answering 429 to everything (suspension off, so half the requests fail over), and the same without failover
- * (where the client gets those 429s).
+ * `--failover` runs only the failover comparison instead: failover off (failover_attempts 0, Kong proxies to
+ * the provider) against on (the default, 1: Kong proxies to the relay), every first attempt answered, then
+ * one entry of two answering 429 to everything (suspension off, so half the requests meet the 429: the relay
+ * sends them to the other entry, without failover the client gets the 429).
  */
-import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
@@ -44,6 +53,15 @@ import Redis from "ioredis";
 import { KongDouble } from "../kong-double";
 import { balancerFor } from "../plugins/model-based-round-robin/core/balancer";
 import { normalizeConfig } from "../plugins/model-based-round-robin/core/config";
+import { cpuMicros, load as loadRun, median, type Row } from "./lib/bench-load";
+import {
+  parseSizes,
+  type SizeRun,
+  type SizeScenario,
+  sizeBench,
+  sizeLabel,
+  sizeReport,
+} from "./lib/bench-sizes";
 import { commandArgs, commandFailed } from "./lib/command";
 import { type RedisServer, redisServerBin, startRedisServer } from "./lib/redis-server";
 import { type MockProvider, startMockProvider } from "./mock-provider";
@@ -57,12 +75,34 @@ const { values } = commandArgs("bench", {
     propagation: { type: "string", default: "100" },
     "redis-server": { type: "string", default: "redis-server" },
     failover: { type: "boolean", default: false },
+    sizes: { type: "string", default: "1k,100k,1m" },
+    "size-rounds": { type: "string", default: "3" },
+    "size-seconds": { type: "string", default: "3" },
   },
 });
-const connections = Number(values.connections);
-const amount = Number(values.amount);
-const rounds = Number(values.rounds);
-const propagations = Number(values.propagation);
+/** A whole number from an option, or `bench: --name ...` and exit 2. */
+function wholeNumber(name: string, text: string, min: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) {
+    process.stderr.write(`bench: --${name}: ${JSON.stringify(text)} is not a whole number >= ${min}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+const sizes = (() => {
+  try {
+    return parseSizes(values.sizes);
+  } catch (error) {
+    process.stderr.write(`bench: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
+})();
+const sizeRounds = wholeNumber("size-rounds", values["size-rounds"], 1);
+const sizeSeconds = wholeNumber("size-seconds", values["size-seconds"], 1);
+const connections = wholeNumber("connections", values.connections, 1);
+const amount = wholeNumber("amount", values.amount, 1);
+const rounds = wholeNumber("rounds", values.rounds, 1);
+const propagations = wholeNumber("propagation", values.propagation, 0);
 const sideBySideSeconds = 8;
 const PLUGIN = "model-based-round-robin";
 const PLUGINS_DIRECTORY = resolve(root, "dist/plugins");
@@ -75,56 +115,13 @@ const BODY = JSON.stringify({
   messages: [{ role: "user", content: "Hello, how are you today?" }],
 });
 
-interface Row {
-  name: string;
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-}
-
-/**
- * One autocannon run in a process of its own, so the load generator does not share an event loop (or a core's
- * time slices in the same process) with the double it measures.
- */
-/** A run of `count` requests, or of `seconds` seconds, over `clients` connections. */
+/** A run of `count` requests, or of `seconds` seconds, over `clients` connections, with the small chat body. */
 function load(
   url: string,
   count = amount,
   { clients = connections, seconds }: { clients?: number; seconds?: number } = {},
 ): Promise<Row & { requests: number }> {
-  const cli = resolve(root, "node_modules/autocannon/autocannon.js");
-  const length = seconds === undefined ? ["-a", String(count)] : ["-d", String(seconds)];
-  const args = [cli, "-j", "-c", String(clients), ...length, "-m", "POST"];
-  args.push("-H", "content-type=application/json", "-b", BODY, url);
-  return new Promise((done, fail) => {
-    execFile(process.execPath, args, { maxBuffer: 64 * 1024 * 1024 }, (error, stdout) => {
-      if (error) return fail(error);
-      const result = JSON.parse(stdout) as {
-        requests: { total: number };
-        latency: { p50: number; p99: number; mean: number };
-        errors: number;
-        non2xx: number;
-      };
-      done({
-        name: url,
-        // Little's law for a closed loop of `clients` connections: autocannon ends an `amount` run on its
-        // one-second tick, so its wall time (and requests.average) is quantised to whole seconds.
-        rps: (clients * 1000) / result.latency.mean,
-        p50: result.latency.p50,
-        p99: result.latency.p99,
-        errors: result.errors + result.non2xx,
-        requests: result.requests.total,
-      });
-    });
-  });
-}
-
-/** CPU time (user + system) of a process, in microseconds, from /proc (clock ticks of 10 ms). */
-function cpuMicros(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  return loadRun(root, url, { clients, count, seconds, body: { text: BODY } });
 }
 
 function picksPerSecond(entries: number): number {
@@ -192,14 +189,6 @@ async function redisCommands(client: Redis): Promise<number> {
   return Number(/total_commands_processed:(\d+)/.exec(await client.info("stats"))?.[1]);
 }
 
-function median(list: number[]): number {
-  const sorted = [...list].sort((x, y) => x - y);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
 /** Share of the machine's CPU time busy over a second, from /proc/stat: how loaded it is before the bench. */
 async function busyShare(): Promise<number> {
   const sample = () => {
@@ -232,6 +221,19 @@ function modelsOn(a: MockProvider, b: MockProvider) {
     { model: "o3-mini", endpoint: `${b.url}/v1`, weight: 1 },
   ];
 }
+
+/** The body-size section's scenarios, routes of the main double. */
+const SIZE_SCENARIOS: SizeScenario[] = [
+  { key: "none", path: "none", label: "no plugin", server: undefined },
+  { key: "noop", path: "noop", label: "no-op JS plugin", server: "noop" },
+  { key: "relay", path: "mbrr", label: "model-based-round-robin, default (relay)", server: PLUGIN },
+  {
+    key: "direct",
+    path: "mbrr-direct",
+    label: "model-based-round-robin, failover_attempts 0 (direct)",
+    server: PLUGIN,
+  },
+];
 
 interface PolicyRun {
   policy: "local" | "redis";
@@ -288,6 +290,11 @@ async function measurePropagation(
             production_models: modelsOn(a, b),
             policy: "redis",
             redis: { host: redis.host, port: redis.port },
+            // The direct path: the suspension is made in the log phase, after the client's 429 answer, whose
+            // end is where the measurement starts. The relay suspends before its failover attempt, so earlier
+            // than the client's (200) answer ends, which would make the times below negative; what it publishes
+            // and how node B applies it are the same code.
+            failover_attempts: 0,
           },
         },
       ],
@@ -407,9 +414,13 @@ async function failoverBench(): Promise<void> {
   await kong.loadConfig({
     _format_version: "3.0",
     services: [
-      service("off", { production_models: models }),
+      service("off", { production_models: models, failover_attempts: 0 }),
       service("on", { production_models: models, failover_attempts: 1 }),
-      service("off-429", { production_models: halfLimited, on_quota_exceed_suspend_duration: 0 }),
+      service("off-429", {
+        production_models: halfLimited,
+        on_quota_exceed_suspend_duration: 0,
+        failover_attempts: 0,
+      }),
       service("on-429", {
         production_models: halfLimited,
         on_quota_exceed_suspend_duration: 0,
@@ -420,9 +431,9 @@ async function failoverBench(): Promise<void> {
   const results: { label: string; m: Measured }[] = [];
   try {
     for (const [path, label] of [
-      ["off", "5:1:1, every answer 200, failover off (Kong proxies)"],
-      ["on", "5:1:1, every answer 200, failover_attempts 1 (the plugin sends it)"],
-      ["off-429", "1:1, one entry always 429 (not suspended), failover off"],
+      ["off", "5:1:1, every answer 200, failover_attempts 0 (Kong proxies to the provider)"],
+      ["on", "5:1:1, every answer 200, failover_attempts 1, the default (Kong proxies to the relay)"],
+      ["off-429", "1:1, one entry always 429 (not suspended), failover_attempts 0"],
       ["on-429", "1:1, one entry always 429 (not suspended), failover_attempts 1"],
     ] as const) {
       results.push({ label, m: await measure(kong, path, PLUGIN) });
@@ -465,6 +476,8 @@ async function main(): Promise<void> {
       { name: PLUGIN, pluginsDirectory: PLUGINS_DIRECTORY },
       { name: "noop", pluginsDirectory: resolve(root, "spec/fixtures/plugins/noop") },
     ],
+    // As the image sets it (KONG_NGINX_HTTP_CLIENT_BODY_BUFFER_SIZE=1m): bodies up to 1 MiB stay in memory.
+    clientBodyBufferSize: 1024 * 1024,
   });
   const models = modelsOn(a, b);
   const service = (name: string, plugins: object[]) => ({
@@ -479,6 +492,7 @@ async function main(): Promise<void> {
       service("none", []),
       service("noop", [{ name: "noop" }]),
       service("mbrr", [{ name: PLUGIN, config: { production_models: models } }]),
+      service("mbrr-direct", [{ name: PLUGIN, config: { production_models: models, failover_attempts: 0 } }]),
       service("mbrr-proactive", [
         { name: PLUGIN, config: { production_models: models, proactive_suspension: true } },
       ]),
@@ -505,18 +519,36 @@ async function main(): Promise<void> {
   let sideBySide: { local: Row; redis: Row; clients: number } | undefined;
   let propagation: Propagation | undefined;
   let busy: number | undefined;
+  let sizeRuns: SizeRun[] = [];
   try {
     busy = await busyShare();
     rows.push({ ...(await load(`${a.url}/v1/chat/completions`)), name: "(a) mock provider direct" });
     for (const [path, label, server] of [
       ["none", "(b) double, no plugin", undefined],
       ["noop", "(c) double, no-op JS plugin", "noop"],
-      ["mbrr", "(d) double, model-based-round-robin", PLUGIN],
-      ["mbrr-proactive", "(d') the same, proactive_suspension on", PLUGIN],
+      ["mbrr", "(d) double, model-based-round-robin, default path (relay)", PLUGIN],
+      ["mbrr-direct", "(d') the same, failover_attempts 0 (direct path)", PLUGIN],
+      ["mbrr-proactive", "(d'') the same as (d), proactive_suspension on", PLUGIN],
     ] as const) {
       const m = await measure(kong, path, server);
       rows.push({ ...m.row, name: label });
       if (server) perPlugin.push({ name: label, calls: m.calls, cpuPerRequest: m.cpuPerRequest });
+    }
+    if (sizes.length > 0) {
+      sizeRuns = await sizeBench({
+        root,
+        kong,
+        scenarios: SIZE_SCENARIOS,
+        sizes,
+        rounds: sizeRounds,
+        seconds: sizeSeconds,
+        clients: connections,
+        forget: () => {
+          a.clearRequests();
+          b.clearRequests();
+        },
+        progress,
+      });
     }
     if (redis !== undefined) {
       const probe = new Redis({ host: redis.host, port: redis.port });
@@ -581,6 +613,14 @@ async function main(): Promise<void> {
     out(
       `| ${p.name} | ${p.calls.access?.toFixed(2)} (${p.calls["access events"]?.toFixed(2)}) | ${p.calls.log?.toFixed(2)} (${p.calls["log events"]?.toFixed(2)}) | ${p.cpuPerRequest.toFixed(0)} |`,
     );
+  }
+  if (sizes.length > 0) {
+    out();
+    out(
+      `body sizes: ${sizes.map(sizeLabel).join(", ")}; ${sizeRounds} interleaved rounds of ${sizeSeconds} s per scenario and size, ${connections} connections; client_body_buffer_size 1m`,
+    );
+    out();
+    for (const line of sizeReport(sizeRuns, SIZE_SCENARIOS, sizes)) out(line);
   }
   out();
   out("| selection core | picks/s |");
