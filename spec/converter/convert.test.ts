@@ -147,9 +147,14 @@ describe("what the conversion of an API-level policy holds (api-level-policy.apk
       ],
       on_quota_exceed_suspend_duration: 30,
       sandbox_hosts: ["default.sandbox.gw.wso2.com"],
+      // The plugin's default written out, with a note: failover within the request (APK hands a 429 on).
+      failover_attempts: 1,
     };
     expect(production?.plugins).toEqual([{ name: "model-based-round-robin", config }]);
     expect(sandbox?.plugins).toEqual([{ name: "model-based-round-robin", config }]);
+    expect(result.notes.filter((n) => /failover_attempts: 1 \(the plugin's default\)/.test(n))).toHaveLength(
+      1,
+    );
   });
 
   it("takes the sandbox host from the options", () => {

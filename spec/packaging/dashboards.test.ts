@@ -39,6 +39,8 @@ describe("dashboards/ against the plugin's /metrics", () => {
           {
             name: PLUGIN_NAME,
             pluginsDirectory: PLUGIN_DIR,
+            // Run outside Kong, as the image runs it: a Kong-managed server would see no environment.
+            supervised: true,
             env: { MODEL_BASED_ROUND_ROBIN_STATUS_LISTEN: "127.0.0.1:0" },
           },
         ],

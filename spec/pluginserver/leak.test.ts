@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KongDouble } from "../../kong-double";
 import { refuse } from "../../scripts/lib/refusals";
-import { chat, llmService, PLUGIN_DIR, PLUGIN_NAME } from "../support/harness";
+import { chat, DIRECT, llmService, PLUGIN_DIR, PLUGIN_NAME } from "../support/harness";
 import { serverStatus } from "./support";
 
 const REFUSALS = 20_000;
@@ -31,7 +31,12 @@ describe("20,000 refusals (kong.response.exit) with a 64 MB heap", () => {
       ],
     });
     await kong.loadConfig(
-      llmService({ production_models: [{ model: "m", endpoint: "http://127.0.0.1:9/v1", weight: 1 }] }),
+      // The direct path: access refuses the bad body with kong.response.exit, the call that leaked (through the
+      // relay, the default, the relay answers it itself).
+      llmService({
+        ...DIRECT,
+        production_models: [{ model: "m", endpoint: "http://127.0.0.1:9/v1", weight: 1 }],
+      }),
     );
   });
   afterAll(async () => kong?.stop());
