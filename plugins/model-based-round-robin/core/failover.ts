@@ -12,12 +12,8 @@ import type { Refusal } from "./routing";
 /** The response header telling the client how many entries its request was sent to. */
 export const ATTEMPTS_HEADER = "X-Kong-LLM-Attempts";
 
-/**
- * Request headers never forwarded as Kong sent them to the relay: hop-by-hop ones (RFC 9110 §7.6.1), those
- * the relay sets itself (Host, Content-Length, Transfer-Encoding: it sends the body it holds), Expect, and
- * Upgrade (never a WebSocket here).
- */
-const NOT_FORWARDED = new Set([
+/** Hop-by-hop headers (RFC 9110 §7.6.1, and those HTTP/1.1 peers use alike): never passed on either way. */
+const HOP_BY_HOP = [
   "connection",
   "keep-alive",
   "proxy-connection",
@@ -25,21 +21,16 @@ const NOT_FORWARDED = new Set([
   "trailer",
   "transfer-encoding",
   "upgrade",
-  "host",
-  "content-length",
-  "expect",
-]);
+];
+
+/**
+ * Request headers never forwarded as Kong sent them to the relay: hop-by-hop ones, those the relay sets itself
+ * (Host, Content-Length: it sends the body it holds) and Expect (Upgrade is never a WebSocket here).
+ */
+const NOT_FORWARDED = new Set([...HOP_BY_HOP, "host", "content-length", "expect"]);
 
 /** Answer headers not passed back to Kong as the provider sent them: hop-by-hop ones, as nginx drops them. */
-const NOT_PASSED_BACK = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
+const NOT_PASSED_BACK = new Set(HOP_BY_HOP);
 
 /**
  * The headers an attempt sends, as a flat list of names and values (the bytes Kong sent, duplicates kept): the
