@@ -7,7 +7,7 @@
 import { type Balancer, balancerFor } from "./core/balancer";
 import { billingSuspension, isInsufficientQuota } from "./core/billing";
 import { CHOICE_LOG_KEY, choiceLog, modelHeaders, routedFrom } from "./core/choice-log";
-import { ConfigError, normalizeConfig, type RoundRobinConfig } from "./core/config";
+import { ConfigError, keylessEntries, normalizeConfig, type RoundRobinConfig } from "./core/config";
 import { failover } from "./core/failover";
 import { countRefusal } from "./core/metrics";
 import { errorCode, errorResponse, type OpenAiError } from "./core/openai-error";
@@ -60,6 +60,8 @@ const MAX_REQUEST_HEADERS = 1000;
  * and once for all of Kong's workers (each has its own instance of a configuration; this process serves them all).
  */
 const loggedProblems = new Set<string>();
+/** Per plugin id, the last keyless-entries line logged: once per configuration, again when it differs. */
+const loggedKeyless = new Map<string, string>();
 
 export class ModelBasedRoundRobinHandler {
   private readonly config: RoundRobinConfig | undefined;
@@ -82,6 +84,7 @@ export class ModelBasedRoundRobinHandler {
     this.scoped = typeof scope?.service_id === "string" || typeof scope?.route_id === "string";
     try {
       this.config = normalizeConfig(rawConfig);
+      logKeyless(this.config);
       const policy = policyFor(this.config, logToStderr);
       this.balancer = balancerFor(this.config, policy);
       this.loading = policy.ready();
@@ -250,6 +253,23 @@ export class ModelBasedRoundRobinHandler {
       `suspended ${routed.entryKey} (${routed.env}) for ${suspension.durationMs} ms: ${suspension.reason}`,
     );
   }
+}
+
+/**
+ * Names the entries left out because their key resolved empty, and the vault reference (never a value): once per
+ * configuration, not per instance (each of Kong's workers starts one) or request.
+ */
+function logKeyless(config: RoundRobinConfig): void {
+  const line = keylessEntries(config);
+  const previous = loggedKeyless.get(config.pluginId);
+  if (line === previous) return;
+  if (line === undefined) {
+    loggedKeyless.delete(config.pluginId);
+    return;
+  }
+  if (loggedKeyless.size >= 10_000) loggedKeyless.clear();
+  loggedKeyless.set(config.pluginId, line);
+  logToStderr(`plugin ${config.pluginId}: ${line}`);
 }
 
 /**
