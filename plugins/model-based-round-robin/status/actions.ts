@@ -61,7 +61,7 @@ export function operatorActions(env: Record<string, string | undefined> = proces
       if (outcome.kind === "unknown-plugin") {
         return fail(
           404,
-          `plugin_id: no plugin configuration ${JSON.stringify(parsed.selection.pluginId)} on this plugin server`,
+          `plugin_id: no plugin configuration ${JSON.stringify(parsed.selection.pluginId)} has served a request on this plugin server yet (Kong starts a plugin instance with its first request)`,
         );
       }
       if (outcome.kind === "no-match") return fail(404, "no entry of the plugin matches the selection");
