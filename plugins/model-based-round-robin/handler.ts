@@ -7,7 +7,7 @@
 import { type Balancer, balancerFor } from "./core/balancer";
 import { CHOICE_LOG_KEY, choiceLog, modelHeaders, routedFrom } from "./core/choice-log";
 import { credentialsIn } from "./core/client-credentials";
-import { ConfigError, normalizeConfig, type RoundRobinConfig } from "./core/config";
+import { ConfigError, keylessEntries, normalizeConfig, type RoundRobinConfig } from "./core/config";
 import { noteInstance, noteUse } from "./core/instances";
 import { countRefusal } from "./core/metrics";
 import { errorCode, errorResponse } from "./core/openai-error";
@@ -54,6 +54,8 @@ const MAX_REQUEST_HEADERS = 1000;
  * and once for all of Kong's workers (each has its own instance of a configuration; this process serves them all).
  */
 const loggedProblems = new Set<string>();
+/** Per plugin id, the last keyless-entries line logged: once per configuration, again when it differs. */
+const loggedKeyless = new Map<string, string>();
 
 export class ModelBasedRoundRobinHandler {
   private readonly config: RoundRobinConfig | undefined;
@@ -84,6 +86,7 @@ export class ModelBasedRoundRobinHandler {
     noteInstance(this.pluginId, { serviceId, routeId: this.routeId }, Date.now());
     try {
       this.config = normalizeConfig(rawConfig);
+      logKeyless(this.config);
       const policy = policyFor(this.config, logToStderr);
       this.balancer = balancerFor(this.config, policy);
       this.loading = policy.ready();
@@ -301,6 +304,23 @@ function sourceOf(source: string | undefined): Extract<Observed, { kind: "answer
   if (source === "error") return "kong-error";
   if (source === "exit") return "kong-exit";
   return undefined;
+}
+
+/**
+ * Names the entries left out because their key resolved empty, and the vault reference (never a value): once per
+ * configuration, not per instance (each of Kong's workers starts one) or request.
+ */
+function logKeyless(config: RoundRobinConfig): void {
+  const line = keylessEntries(config);
+  const previous = loggedKeyless.get(config.pluginId);
+  if (line === previous) return;
+  if (line === undefined) {
+    loggedKeyless.delete(config.pluginId);
+    return;
+  }
+  if (loggedKeyless.size >= 10_000) loggedKeyless.clear();
+  loggedKeyless.set(config.pluginId, line);
+  logToStderr(`plugin ${config.pluginId}: ${line}`);
 }
 
 /**

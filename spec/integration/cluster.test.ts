@@ -40,6 +40,8 @@ type Model = (typeof MODELS)[number];
 const STATE_FILE_ENV = "MODEL_BASED_ROUND_ROBIN_STATE_FILE";
 /** What every configuration of the shared Redis says besides host and port. */
 const REDIS_TIMEOUT_MS = 500;
+/** Node A takes operator actions on its status listener with this token. */
+const OPERATOR_TOKEN = "cluster-operator-token-0123456789";
 
 interface Node {
   name: string;
@@ -66,7 +68,10 @@ describe("policy redis: two Kong nodes share suspensions through one Redis", () 
       }),
     });
     // A serves its status on a free port: it shows whether the state is being shared.
-    a = await node("A", { MODEL_BASED_ROUND_ROBIN_STATUS_LISTEN: "127.0.0.1:0" });
+    a = await node("A", {
+      MODEL_BASED_ROUND_ROBIN_STATUS_LISTEN: "127.0.0.1:0",
+      MODEL_BASED_ROUND_ROBIN_OPERATOR_TOKEN: OPERATOR_TOKEN,
+    });
     // No state file on B: what a restarted B knows can only have come from Redis.
     b = await node("B", { [STATE_FILE_ENV]: "" });
   });
@@ -205,6 +210,23 @@ describe("policy redis: two Kong nodes share suspensions through one Redis", () 
     return ((await res.json()) as { redis: { redis: string; sharing: boolean }[] }).redis;
   }
 
+  /** An operator action on node A's status listener: its status and JSON answer. */
+  async function actOnA(action: "lift" | "drain", body: Record<string, unknown>) {
+    const line = await vi.waitFor(() => {
+      const found = a.kong.logs.find((l) => /status listener on http:\/\/[\d.]+:\d+/.test(l.message));
+      expect(found).toBeDefined();
+      return found?.message ?? "";
+    });
+    const url = /http:\/\/[\d.]+:\d+/.exec(line)?.[0];
+    const res = await fetch(`${url}/actions/${action}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: the test reads the answer's fields by name
+    return { status: res.status, json: (await res.json()) as any };
+  }
+
   const crashes = (node: Node) =>
     node.kong.logs.filter((l) => l.source === "kong" && /external pluginserver .* terminated/.test(l.message))
       .length;
@@ -244,6 +266,62 @@ describe("policy redis: two Kong nodes share suspensions through one Redis", () 
       `node B skipped m-a ${times.map((t) => t.toFixed(1)).join(", ")} ms after node A's 429 was answered`,
     );
     expect(times.every(Number.isFinite)).toBe(true);
+  });
+
+  it("lifts on every node: a 429-suspended entry lifted on node A serves again on node B, its keys gone", async () => {
+    const id = await configure();
+    rateLimit("m-a", "3600");
+    await until429(a);
+    await skips(b, ["m-a"]);
+    expect(await keysWhen(id, 2)).toEqual([
+      `model-based-round-robin:{${id}}:index`,
+      suspensionKey(id, "m-a"),
+    ]);
+
+    const lifted = await actOnA("lift", { plugin_id: id, model: "m-a" });
+    expect(lifted.status).toBe(200);
+    expect(lifted.json.entries).toEqual([
+      expect.objectContaining({ model: "m-a", environment: "production", changed: true, suspended: false }),
+    ]);
+    // The lift deleted the key (SUSPEND only ever extends one) and reached node B through the channel; the
+    // answer does not wait for Redis.
+    await vi.waitFor(async () => expect(await keysOf(id)).toEqual([]));
+    await vi.waitFor(async () => expect(await picks(b, MODELS.length)).toContain("m-a"), {
+      timeout: 5000,
+      interval: 50,
+    });
+    expect(await picks(a, MODELS.length)).toContain("m-a");
+  });
+
+  it("drains on every node: the entry gets no traffic on A or B and shows drained in /status", async () => {
+    const id = await configure();
+    expect(await pick(a)).toBe("m-a");
+    const drained = await actOnA("drain", { plugin_id: id, model: "m-b", seconds: 86_400 });
+    expect(drained.status).toBe(200);
+    expect(drained.json.entries).toEqual([
+      expect.objectContaining({ model: "m-b", suspended: true, cause: "drained", signal: "operator" }),
+    ]);
+    const key = suspensionKey(id, "m-b");
+    expect(await keysWhen(id, 2)).toContain(key);
+    // Shared whole, though longer than any suspension the configuration can set.
+    expect(await redis.client().pttl(key)).toBeGreaterThan(86_000_000);
+    await skips(b, ["m-b"]);
+    provider("m-b").clearRequests();
+    await picks(a, 2 * MODELS.length);
+    await picks(b, 2 * MODELS.length);
+    expect(chatsTo("m-b")).toBe(0);
+
+    const line = a.kong.logs.find((l) => /status listener on http:\/\/[\d.]+:\d+/.test(l.message));
+    const url = /http:\/\/[\d.]+:\d+/.exec(line?.message ?? "")?.[0];
+    // biome-ignore lint/suspicious/noExplicitAny: the test reads the report's fields by name
+    const report = (await (await fetch(`${url}/status`)).json()) as any;
+    expect(report.plugins[id].production.entries[1]).toMatchObject({
+      model: "m-b",
+      suspended: true,
+      reason: "drained by an operator for 86400 s",
+      cause: "drained",
+      signal: "operator",
+    });
   });
 
   it("serves on both nodes while Redis is down, suspends locally, and logs the outage once per node", async () => {

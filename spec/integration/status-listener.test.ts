@@ -406,6 +406,24 @@ describe("GET /status and GET /metrics on the plugin server", () => {
     }
     await vi.waitFor(async () => expect((await rawGet(hostname, Number(port), "/status")).status).toBe(200));
   });
+
+  it("answers 404 to the operator actions while no operator token is configured, token or not", async () => {
+    const id = await loadPlugin(bed.kong, { production_models: [{ model: "m1", endpoint: a.url }] });
+    await chat(bed.kong, HELLO);
+    const base = await statusUrl(bed.kong);
+    for (const path of ["/actions/lift", "/actions/drain"]) {
+      for (const authorization of [undefined, "Bearer anything"]) {
+        const res = await request(`${base}${path}`, {
+          method: "POST",
+          headers: authorization === undefined ? {} : { authorization },
+          body: JSON.stringify({ plugin_id: id, seconds: 60 }),
+        });
+        const body = (await res.body.json()) as { message: string };
+        expect(res.statusCode).toBe(404);
+        expect(body.message).toMatch(/MODEL_BASED_ROUND_ROBIN_OPERATOR_TOKEN/);
+      }
+    }
+  });
 });
 
 describe("the status listener's address", () => {

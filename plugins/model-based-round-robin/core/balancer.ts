@@ -77,6 +77,14 @@ export function balancerFor(
     sandbox: config.sandbox,
   };
   const ref = (env: Environment, entryKey: string): EntryRef => ({ pluginId, env, entryKey });
+  // Entries whose key resolved empty (config.ts noKey) are skipped like suspended ones, for as long as this
+  // configuration lasts; undefined when every entry of the environment has its key (the common case).
+  const keyless = (entries: Entry[] | undefined) =>
+    entries?.some((e) => e.noKey !== undefined) ? entries.map((e) => e.noKey !== undefined) : undefined;
+  const noKey: Record<Environment, boolean[] | undefined> = {
+    production: keyless(config.production),
+    sandbox: keyless(config.sandbox),
+  };
   const select = (
     env: Environment,
     nowMs: number,
@@ -89,9 +97,11 @@ export function balancerFor(
     const { slots } = rotation;
     if (nowMs > rotation.lastUsedMs) rotation.lastUsedMs = nowMs;
     // Most picks happen with nothing suspended: then no entry needs a lookup.
-    const available = anySuspended(pluginId, env, nowMs)
+    const running = anySuspended(pluginId, env, nowMs)
       ? (i: number) => (slots[i]?.suspension?.untilMs ?? 0) <= nowMs
       : always;
+    const unusable = noKey[env];
+    const available = unusable === undefined ? running : (i: number) => !unusable[i] && running(i);
     const index =
       tried === undefined
         ? choose(slots, available)
@@ -101,9 +111,13 @@ export function balancerFor(
     if (tried !== undefined && slots.some((_, i) => available(i))) return { kind: "exhausted" };
     // Every caller answers it with the all-suspended refusal.
     countAllSuspended(pluginId, env);
+    // The first entry back; a keyless one never comes back by itself (the answer then advertises max_retry_after).
     let first = Number.POSITIVE_INFINITY;
-    for (const slot of slots) first = Math.min(first, resumesAt(slot.ref, nowMs) ?? nowMs);
-    const unreachable = slots.every((slot) => slot.suspension?.cause === "unreachable");
+    slots.forEach((slot, i) => {
+      if (unusable?.[i] !== true) first = Math.min(first, resumesAt(slot.ref, nowMs) ?? nowMs);
+    });
+    const usable = slots.filter((_, i) => unusable?.[i] !== true);
+    const unreachable = usable.length > 0 && usable.every((slot) => slot.suspension?.cause === "unreachable");
     return { kind: "all-suspended", retryAfterMs: Math.max(1, first - nowMs), unreachable };
   };
   /** A suspension this node decided: kept, counted and shared only when it moved the deadline. */

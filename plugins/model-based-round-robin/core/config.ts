@@ -24,6 +24,12 @@ export interface Entry {
   /** The endpoint's path without a trailing slash; "" for the root. */
   basePath: string;
   authHeader?: { name: string; value: string };
+  /**
+   * auth_header_name is set but its value arrived empty or absent (Kong turns a vault reference it cannot resolve
+   * into "" and drops empty strings): the entry is never picked, rather than sent without a key. `reference` is
+   * the vault reference from Kong's `$refs`, for the log line (never a value).
+   */
+  noKey?: { reference: string | undefined };
 }
 
 export interface RoundRobinConfig {
@@ -193,12 +199,41 @@ function entriesOf(raw: RawEntry[], field: string): Entry[] {
     }
     seen.set(key, index + 1);
     const entry: Entry = { key, model: item.model, weight: item.weight, ...endpoint };
-    // An unresolved vault reference reaches the plugin as "" (or absent): send no header rather than an empty one.
-    if (item.auth_header_name !== undefined && item.auth_header_value) {
-      entry.authHeader = { name: item.auth_header_name, value: item.auth_header_value };
+    // An unresolved vault reference reaches the plugin as "" (or absent): the entry is left out of the rotation
+    // (balancer.ts) rather than sent to the provider without its key.
+    if (item.auth_header_name !== undefined) {
+      if (item.auth_header_value) {
+        entry.authHeader = { name: item.auth_header_name, value: item.auth_header_value };
+      } else {
+        entry.noKey = { reference: referenceOf(item) };
+      }
     }
     return entry;
   });
+}
+
+/** The vault reference Kong resolved auth_header_value from, kept in the record's `$refs` (a name, not a secret). */
+function referenceOf(item: RawEntry): string | undefined {
+  const refs = (item as { $refs?: unknown }).$refs as { auth_header_value?: unknown } | null | undefined;
+  const ref = typeof refs === "object" && refs !== null ? refs.auth_header_value : undefined;
+  return typeof ref === "string" ? ref.slice(0, 200) : undefined;
+}
+
+/** Entries whose key resolved empty, named for the log: one line per configuration (handler.ts). */
+export function keylessEntries(config: RoundRobinConfig): string | undefined {
+  const named: string[] = [];
+  for (const env of ["production", "sandbox"] as const) {
+    for (const entry of config[env] ?? []) {
+      if (entry.noKey === undefined) continue;
+      const from =
+        entry.noKey.reference === undefined ? "no reference given" : `from ${entry.noKey.reference}`;
+      named.push(
+        `${env} ${entry.model} at ${entry.scheme}://${entry.host}:${entry.port}${entry.basePath} (${from})`,
+      );
+    }
+  }
+  if (named.length === 0) return undefined;
+  return `no_key: auth_header_value resolved empty, so these entries are not used until it resolves (set the secret, then reload Kong's configuration): ${named.join("; ")}`;
 }
 
 function parseEndpoint(text: string, path: string): Pick<Entry, "scheme" | "host" | "port" | "basePath"> {

@@ -20,8 +20,9 @@ export interface EntryRef {
 /**
  * Where a suspension came from. Only `local` ones (this node saw the provider's answer, or could not reach it)
  * are published again when Redis comes back: an emptied Redis plus every node's own observations is the truth.
+ * `operator`: a drain asked for on this node's status listener (status/actions.ts); published again like `local`.
  */
-export type SuspensionSource = "local" | "peer" | "snapshot";
+export type SuspensionSource = "local" | "peer" | "snapshot" | "operator";
 
 export interface SuspensionRecord {
   /** When the entry returns (ms since epoch). */

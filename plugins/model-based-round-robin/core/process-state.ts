@@ -37,10 +37,12 @@ export type EntryChange =
   | { kind: "probe-taken" }
   /** Benched as unreachable this many times in a row (0: it answered). */
   | { kind: "streak"; inARow: number }
-  | { kind: "position"; current: number };
+  | { kind: "position"; current: number }
+  /** An operator ended the entry's suspension or bench: no suspension, no streak, no probe mark. */
+  | { kind: "lifted" };
 
 /** Who handed a change in, for the log line of a refused one. */
-export type Origin = "balancer" | "Redis" | "the state file";
+export type Origin = "balancer" | "Redis" | "the state file" | "operator";
 
 /** The rotation of one plugin's environment: its records in the configuration's order. */
 export interface Rotation {
@@ -63,6 +65,11 @@ interface PluginState {
 
 /** A streak only doubles the bench up to 2^30 times the base; more in a row means nothing more. */
 export const MAX_STREAK = 64;
+/**
+ * The longest drain an operator can ask for (status/actions.ts), and the clamp of a drain that arrives from Redis
+ * or the state file: a drain is meant to outlast anything the configuration can set (maintenance, an incident).
+ */
+export const MAX_DRAIN_SECONDS = 30 * 24 * 3600;
 /** The reason sentence kept and shown; a longer one (from a peer) is cut. */
 export const MAX_REASON_CHARS = 200;
 /** Refused changes are logged at most this often (the first at once, then with the count since). */
@@ -153,6 +160,11 @@ export function configure(config: RoundRobinConfig, nowMs = Date.now()): void {
 let afterConfigure: (pluginId: string, nowMs: number) => void = () => {};
 export function whenConfigured(hook: (pluginId: string, nowMs: number) => void): void {
   afterConfigure = hook;
+}
+
+/** The configuration this process serves under the plugin id (the operator actions select entries from it). */
+export function configOf(pluginId: string): RoundRobinConfig | undefined {
+  return plugins.get(pluginId)?.config;
 }
 
 export function isConfigured(pluginId: string): boolean {
@@ -251,21 +263,26 @@ export function write(ref: EntryRef, change: EntryChange, origin: Origin, nowMs 
     case "suspended": {
       if (typeof change.untilMs !== "number" || Number.isNaN(change.untilMs))
         return reject(origin, ref, `a deadline that is not a number (${String(change.untilMs)})`);
-      // Clamped: nothing that arrives may keep an entry out longer than this configuration ever would. The
-      // balancer's own decisions are derived from the configuration already, and are taken as they are.
-      const longest = origin === "balancer" ? Number.POSITIVE_INFINITY : nowMs + state.longestMs;
+      const text = typeof change.reason === "string" ? change.reason.slice(0, MAX_REASON_CHARS) : "";
+      const parts = explainReason(text);
+      const cause = fieldOr(change.cause, parts.cause);
+      // Clamped: nothing that arrives may keep an entry out longer than this configuration ever would, or a
+      // drain longer than MAX_DRAIN_SECONDS. The balancer's own decisions are derived from the configuration
+      // already, and an operator's drain was bounded by the listener: both are taken as they are.
+      const trusted = origin === "balancer" || origin === "operator";
+      const limitMs = cause === "drained" ? MAX_DRAIN_SECONDS * 1000 : state.longestMs;
+      const longest = trusted ? Number.POSITIVE_INFINITY : nowMs + limitMs;
       const untilMs = Math.min(change.untilMs, longest);
       if (untilMs <= nowMs) return false;
       const running = runningSuspension(record, nowMs);
       // Two signals for one entry (concurrent 429s): the later deadline wins, a shorter one never shortens it.
       if (running !== undefined && running.untilMs >= untilMs) return false;
-      const text = typeof change.reason === "string" ? change.reason.slice(0, MAX_REASON_CHARS) : "";
-      const parts = explainReason(text);
+      const source = change.source;
       record.suspension = {
         untilMs,
-        cause: fieldOr(change.cause, parts.cause),
+        cause,
         signal: fieldOr(change.signal, parts.signal),
-        source: change.source === "local" || change.source === "peer" ? change.source : "snapshot",
+        source: source === "local" || source === "peer" || source === "operator" ? source : "snapshot",
         text,
       };
       const env = record.ref.env;
@@ -299,6 +316,16 @@ export function write(ref: EntryRef, change: EntryChange, origin: Origin, nowMs 
       record.current = Math.max(-total, Math.min(total, c));
       moved();
       return true;
+    }
+    case "lifted": {
+      // Ends the suspension (however long, whoever set it) and the bench streak, so the entry's next failure
+      // starts from the shortest bench again; the probe mark goes too, as its Redis key does.
+      const running = runningSuspension(record, nowMs);
+      if (running === undefined && record.streak === 0 && !record.suspect) return false;
+      record.suspension = undefined;
+      record.streak = 0;
+      record.suspect = false;
+      break;
     }
     default:
       return reject(origin, ref, "an unknown kind of change");

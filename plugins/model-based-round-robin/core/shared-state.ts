@@ -16,7 +16,9 @@ export type SharedChange =
   /** The entry's next answer that can be read should be probed for a billing error. */
   | (EntryRef & { kind: "suspect" })
   /** A node took the probe: no other node should spend a request on it. */
-  | (EntryRef & { kind: "probe-taken" });
+  | (EntryRef & { kind: "probe-taken" })
+  /** An operator lifted the entry's suspension or bench (status/actions.ts): every node ends it. */
+  | (EntryRef & { kind: "lifted" });
 
 export interface StatePolicy {
   /** Tells the other nodes about a change this node made. Never waits and never throws: log runs it. */
@@ -51,6 +53,8 @@ export function applyShared(change: SharedChange, nowMs = Date.now()): boolean {
       return write(ref, { kind: "suspect" }, "Redis", nowMs);
     case "probe-taken":
       return write(ref, { kind: "probe-taken" }, "Redis", nowMs);
+    case "lifted":
+      return write(ref, { kind: "lifted" }, "Redis", nowMs);
   }
 }
 
@@ -67,15 +71,16 @@ export function sharedStateOf(pluginId: string, nowMs = Date.now()): SharedChang
 }
 
 /**
- * The suspensions this node decided itself from a provider's answer (source `local`): what it publishes again
- * after a Redis outage. Never what it only heard from Redis, so a suspension forged into Redis (or one Redis was
- * emptied of on purpose) is not written back by every node that took it in.
+ * The suspensions this node decided itself from a provider's answer (source `local`) or an operator asked of it
+ * (source `operator`, a drain): what it publishes again after a Redis outage. Never what it only heard from
+ * Redis, so a suspension forged into Redis (or one Redis was emptied of on purpose) is not written back by every
+ * node that took it in.
  */
 export function ownSuspensions(pluginId: string, nowMs = Date.now()): SharedChange[] {
   const out: SharedChange[] = [];
   for (const record of records(pluginId)) {
     const running = runningSuspension(record, nowMs);
-    if (running?.source === "local")
+    if (running?.source === "local" || running?.source === "operator")
       out.push({ kind: "suspended", ...record.ref, untilMs: running.untilMs, reason: running.text });
   }
   return out;

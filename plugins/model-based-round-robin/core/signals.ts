@@ -185,6 +185,8 @@ const HINT_REASON = /^([a-z-]+): /;
  */
 export function explainReason(reason: string): ReasonParts {
   if (reason.startsWith("unreachable")) return { cause: "unreachable", signal: "unreachable" };
+  // An operator's drain (status/actions.ts): the sentence travels through Redis as any reason does.
+  if (reason.startsWith("drained")) return { cause: "drained", signal: "operator" };
   const http = /^HTTP (\d{3})(?: (insufficient_quota)| (with quota spent))?(?:, (.*))?/.exec(reason);
   if (http === null) return { cause: "unknown", signal: "unknown" };
   const [, status, billing, spent, rest = ""] = http;

@@ -237,7 +237,7 @@ function asRow(value: unknown): StateRow | string {
       until: s.until,
       cause: typeof s.cause === "string" ? s.cause : "",
       signal: typeof s.signal === "string" ? s.signal : "",
-      source: s.source === "local" || s.source === "peer" ? s.source : "snapshot",
+      source: s.source === "local" || s.source === "peer" || s.source === "operator" ? s.source : "snapshot",
       text: typeof s.text === "string" ? s.text.slice(0, MAX_REASON_CHARS) : "",
     };
   }

@@ -30,6 +30,8 @@ export interface EntryStatus {
   reason?: string;
   cause?: string;
   signal?: string;
+  /** With reason `no_key`: the vault reference auth_header_value was resolved from (never a value). */
+  key_reference?: string;
 }
 
 export interface EnvironmentStatus {
@@ -117,6 +119,17 @@ function environmentStatus(
       suspended: false,
     };
     const running = suspensionOf(entry);
+    if (entry.noKey !== undefined) {
+      // Not used while this configuration lasts: its key resolved empty (config.ts noKey).
+      return {
+        ...status,
+        suspended: true,
+        reason: "no_key",
+        cause: "no_key",
+        signal: "configuration",
+        ...(entry.noKey.reference !== undefined && { key_reference: entry.noKey.reference }),
+      };
+    }
     if (running === undefined) return status;
     const { untilMs, text, cause, signal } = running;
     return {
@@ -139,7 +152,7 @@ function environmentStatus(
 }
 
 /** The endpoint part of an entry's key, the way the entry's state is keyed (no credentials can be in it). */
-function endpointOf(entry: Entry): string {
+export function endpointOf(entry: Entry): string {
   const host = entry.host.includes(":") ? `[${entry.host}]` : entry.host;
   return `${entry.scheme}://${host}:${entry.port}${entry.basePath}`;
 }

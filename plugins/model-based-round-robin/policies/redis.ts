@@ -84,10 +84,24 @@ if taken == 1 then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
 return taken
 `;
 
+/**
+ * An operator's lift (status/actions.ts): deletes the entry's suspension and probe mark, takes both out of the
+ * index and publishes the lift, so every node ends the suspension it holds in memory. SUSPEND only ever extends
+ * a deadline: a lift has to remove it. KEYS: the suspension, the probe mark, the index. ARGV: their two index
+ * members, channel, message.
+ */
+const LIFT = `
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+`;
+
 interface ScriptCommands {
   mbrrSuspend(...args: (string | number)[]): Promise<number>;
   mbrrMarkSuspect(...args: (string | number)[]): Promise<number>;
   mbrrTakeProbe(...args: (string | number)[]): Promise<number>;
+  mbrrLift(...args: (string | number)[]): Promise<number>;
 }
 type Commands = Redis & ScriptCommands;
 
@@ -197,6 +211,7 @@ class RedisLink {
     this.commands.defineCommand("mbrrSuspend", { numberOfKeys: 2, lua: SUSPEND });
     this.commands.defineCommand("mbrrMarkSuspect", { numberOfKeys: 2, lua: MARK_SUSPECT });
     this.commands.defineCommand("mbrrTakeProbe", { numberOfKeys: 2, lua: TAKE_PROBE });
+    this.commands.defineCommand("mbrrLift", { numberOfKeys: 3, lua: LIFT });
     // The subscriber only ever sends SUBSCRIBE, once per connection (see its "ready" below). Not ioredis's
     // resubscription: it renews only a subscription that once succeeded, and one sent while Redis was away
     // fails (no retries), so a process that met Redis down would never subscribe.
@@ -315,6 +330,12 @@ class RedisLink {
 
   /** Writes one change and publishes it, in one script. */
   private write(change: SharedChange, nowMs = Date.now()): Promise<number> {
+    if (change.kind === "lifted") {
+      const members = [`s|${change.env}|${change.entryKey}`, `p|${change.env}|${change.entryKey}`];
+      const key = (tail: string) => `${PREFIX}:{${change.pluginId}}:${tail}`;
+      const message = JSON.stringify({ node: this.node, change });
+      return this.commands.mbrrLift(...members.map(key), key("index"), ...members, this.channel, message);
+    }
     const member = memberOf(change);
     // PEXPIREAT takes whole milliseconds, and a hint may have a fraction (retry-after-ms: 1500.5): Redis would
     // refuse the script, and the refusal would pass for an outage. Rounded up, the deadline is never shortened.
@@ -349,7 +370,8 @@ class RedisLink {
 
   /** Keeps a change for when Redis is back; a later one about the same thing replaces it. */
   private keep(change: SharedChange): void {
-    const what = `${change.kind === "suspended" ? "s" : "p"}|${change.pluginId}|${memberOf(change)}`;
+    // A lift and a suspension of one entry are kept under one name (memberOf): the later one is what counts.
+    const what = `${change.pluginId}|${memberOf(change)}`;
     const earlier = this.pending.get(what);
     if (earlier?.kind === "suspended" && change.kind === "suspended" && earlier.untilMs >= change.untilMs) {
       return;
@@ -500,7 +522,8 @@ function membersOf(config: Pick<RoundRobinConfig, "production" | "sandbox">): st
 
 /** The member an entry's state has in the plugin's index (and the tail of its key). */
 function memberOf(change: SharedChange): string {
-  return `${change.kind === "suspended" ? "s" : "p"}|${change.env}|${change.entryKey}`;
+  const kind = change.kind === "suspended" || change.kind === "lifted" ? "s" : "p";
+  return `${kind}|${change.env}|${change.entryKey}`;
 }
 
 function changeOf(pluginId: string, member: string, value: string | null): SharedChange | undefined {
@@ -529,7 +552,8 @@ function asChange(value: unknown): SharedChange | undefined {
   if (c === null || typeof c !== "object") return undefined;
   const { kind, pluginId, env, entryKey } = c;
   if (typeof pluginId !== "string" || typeof entryKey !== "string" || !isEnvironment(env)) return undefined;
-  if (kind === "suspect" || kind === "probe-taken") return { kind, pluginId, env, entryKey };
+  if (kind === "suspect" || kind === "probe-taken" || kind === "lifted")
+    return { kind, pluginId, env, entryKey };
   if (kind !== "suspended" || typeof c.untilMs !== "number") return undefined;
   const reason = typeof c.reason === "string" ? c.reason : "";
   return { kind, pluginId, env, entryKey, untilMs: c.untilMs, reason };

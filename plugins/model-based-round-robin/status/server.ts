@@ -7,6 +7,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { statusReport } from "../core/status";
 import { sharingHealth } from "../policies";
+import { operatorActions } from "./actions";
 import type { ListenAddress } from "./address";
 import { metricsEndpoint } from "./metrics";
 import { renderBudget } from "./render-budget";
@@ -40,6 +41,7 @@ export function serveStatus(address: ListenAddress, log: (message: string) => vo
     RENDERS_PER_SECOND,
   );
   const metricsPage = renderBudget(() => metrics.render(), RENDERS_PER_SECOND);
+  const actions = operatorActions();
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? "/", "http://status").pathname;
     const send = (status: number, type: string, body: string, headers: Record<string, string> = {}) => {
@@ -48,6 +50,12 @@ export function serveStatus(address: ListenAddress, log: (message: string) => vo
     };
     const json = (status: number, value: unknown, headers?: Record<string, string>) =>
       send(status, "application/json", `${JSON.stringify(value, null, 2)}\n`, headers);
+    if (actions.owns(path)) {
+      return void actions.handle(req, path).then(
+        (answer) => json(answer.status, answer.body, answer.headers),
+        (error: unknown) => json(500, { message: `action failed: ${String(error)}` }),
+      );
+    }
     if (path !== "/status" && path !== "/metrics") {
       return json(404, { message: "not found: this listener serves GET /status and GET /metrics" });
     }

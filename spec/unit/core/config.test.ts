@@ -72,11 +72,13 @@ describe("configuration normalisation", () => {
     expect(() => normalizeConfig(raw)).toThrow(message);
   });
 
-  it("sends no auth header when a vault reference resolved to nothing", () => {
+  it("sends no auth header when a vault reference resolved to nothing, and marks the entry keyless", () => {
     const c = normalizeConfig({
       production_models: [entry({ auth_header_name: "Authorization", auth_header_value: "" })],
     });
     expect(c.production[0]?.authHeader).toBeUndefined();
+    expect(c.production[0]?.noKey).toEqual({ reference: undefined });
+    expect(normalizeConfig({ production_models: [entry()] }).production[0]?.noKey).toBeUndefined();
   });
 });
 
