@@ -9,7 +9,16 @@ import { request } from "undici";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { KongDouble } from "../../kong-double";
 import type { MockProvider } from "../../scripts/mock-provider";
-import { type Bed, chat, loadPlugin, PLUGIN_DIR, PLUGIN_NAME, pause, useBed } from "../support/harness";
+import {
+  type Bed,
+  chat,
+  DIRECT,
+  loadPlugin,
+  PLUGIN_DIR,
+  PLUGIN_NAME,
+  pause,
+  useBed,
+} from "../support/harness";
 
 const TOKEN = "operator-token-for-tests-0123456789";
 const HELLO = { model: "client-choice", messages: [{ role: "user", content: "hi" }] };
@@ -58,6 +67,7 @@ describe("operator actions on the status listener", () => {
    */
   const configure = async () => {
     const id = await loadPlugin(bed.kong, {
+      ...DIRECT,
       production_models: [
         { model: "m-a", endpoint: `${a.url}/v1` },
         { model: "m-b", endpoint: `${b.url}/v1` },
@@ -203,6 +213,7 @@ describe("operator actions on the status listener", () => {
 
   it("never sends to an entry whose key is an unset vault secret, shows no_key and logs the reference once", async () => {
     const id = await loadPlugin(bed.kong, {
+      ...DIRECT,
       production_models: [
         {
           model: "m-a",

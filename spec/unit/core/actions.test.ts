@@ -232,7 +232,11 @@ describe("an entry whose key resolved empty", () => {
   it("leaves the all-suspended answer when the others are suspended, advertising when they return", () => {
     const balancer = balancerFor(keyless({ auth_header_value: "" }), undefined, 0);
     balancer.suspend("production", B, 30_000, 0, "HTTP 429, retry-after: 30");
-    expect(balancer.pick("production", 0)).toEqual({ kind: "all-suspended", retryAfterMs: 30_000 });
+    expect(balancer.pick("production", 0)).toEqual({
+      kind: "all-suspended",
+      retryAfterMs: 30_000,
+      unreachable: false,
+    });
     expect(balancer.pick("production", 30_000)).toMatchObject({ kind: "picked", entry: { model: "b" } });
   });
 
