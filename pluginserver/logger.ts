@@ -10,7 +10,7 @@
  */
 import { format } from "node:util";
 
-export const LEVELS = ["debug", "info", "warn", "error"] as const;
+const LEVELS = ["debug", "info", "warn", "error"] as const;
 export type Level = (typeof LEVELS)[number];
 
 /** JSON keys whose values are secrets: the plugin's key field and the headers providers read keys from. */

@@ -31,7 +31,7 @@ const CHANGE_DELAY_MS = 20;
  * A state file is a few hundred bytes per entry (rows are bounded by the configurations); one larger than this
  * was not written by this plugin, or was grown by an older version that took in anything: it is not read.
  */
-export const MAX_STATE_FILE_BYTES = 64 * 1024 * 1024;
+const MAX_STATE_FILE_BYTES = 64 * 1024 * 1024;
 
 export interface Persistence {
   /** Writes now if anything changed since the last write. */

@@ -42,7 +42,7 @@ export type ActionOutcome =
   | { kind: "no-match" };
 
 /** The sentence a drain shows as its reason; explainReason reads cause `drained`, signal `operator` from it. */
-export function drainReason(seconds: number): string {
+function drainReason(seconds: number): string {
   return `drained by an operator for ${seconds} s`;
 }
 

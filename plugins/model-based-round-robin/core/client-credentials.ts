@@ -6,7 +6,7 @@
  */
 
 /** Request headers the common providers, gateways and Kong itself read a client's key from (lower case). */
-export const DEFAULT_CLIENT_CREDENTIAL_HEADERS = [
+const DEFAULT_CLIENT_CREDENTIAL_HEADERS = [
   // OpenAI and most OpenAI-compatible APIs (Bearer), Azure OpenAI with Entra ID, Mistral, Groq, Hugging Face...
   "authorization",
   // Azure OpenAI's key header.

@@ -64,7 +64,7 @@ interface PluginState {
 }
 
 /** A streak only doubles the bench up to 2^30 times the base; more in a row means nothing more. */
-export const MAX_STREAK = 64;
+const MAX_STREAK = 64;
 /**
  * The longest drain an operator can ask for (status/actions.ts), and the clamp of a drain that arrives from Redis
  * or the state file: a drain is meant to outlast anything the configuration can set (maintenance, an incident).

@@ -247,9 +247,3 @@ function asRow(value: unknown): StateRow | string {
 function isId(value: unknown): value is string {
   return typeof value === "string" && value.length > 0 && value.length <= MAX_ID_CHARS;
 }
-
-/** Forgets the rows kept for configurations still to come (tests). */
-export function forgetPendingRows(): void {
-  pending.clear();
-  pendingCount = 0;
-}

@@ -23,7 +23,7 @@ export const RENDERS_PER_SECOND = 5;
  */
 export const MAX_CONNECTIONS = 32;
 /** A request must arrive whole within this, and an idle connection is closed after it: no slow reader holds one. */
-export const REQUEST_TIMEOUT_MS = 5000;
+const REQUEST_TIMEOUT_MS = 5000;
 
 export function serveStatus(address: ListenAddress, log: (message: string) => void): Server {
   const metrics = metricsEndpoint();
