@@ -199,7 +199,8 @@ export function rotationOf(
   // Records of entries this list lacks belong to another version of the configuration: a running suspension
   // and streak stay with them (that version may still be current), their place in the rotation does not.
   for (const record of slots) records.set(record.ref.entryKey, record);
-  const rotation: Rotation = { entries, slots, lastUsedMs: existing?.lastUsedMs ?? Date.now() };
+  // The caller's clock, not the wall clock: a rotation built "now" must be as idle as its caller says a day later.
+  const rotation: Rotation = { entries, slots, lastUsedMs: existing?.lastUsedMs ?? nowMs };
   state.rotations[env] = rotation;
   return rotation;
 }
