@@ -3,6 +3,8 @@
  * current before any test runs; building here keeps `npx vitest run <file>` honest too. It starts from an empty
  * dist/: a module that moved (scripts/mock-provider.ts to scripts/mock-provider/) must not leave its old output
  * behind, where Node would find dist/scripts/mock-provider.js before dist/scripts/mock-provider/index.js.
+ * The build is also `npm test`'s type check of the sources (tsconfig.build.json takes all of them): a type error
+ * fails it, and with it the run; `npm test` checks the tests' own types before (tsconfig.spec.json).
  */
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
