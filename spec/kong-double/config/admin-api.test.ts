@@ -113,7 +113,9 @@ describe("Admin API, DB-less (database = off)", () => {
     const was = seconds(before);
     const now = seconds(store.config);
     expect(now.length).toBe(was.length);
-    now.forEach((stamp, i) => expect(stamp - (was[i] ?? Number.POSITIVE_INFINITY)).toBeGreaterThanOrEqual(0));
+    for (const [i, stamp] of now.entries()) {
+      expect(stamp - (was[i] ?? Number.POSITIVE_INFINITY)).toBeGreaterThanOrEqual(0);
+    }
   });
 
   it("answers 304 to ?check_hash=1 when the same configuration is posted again", async () => {
