@@ -17,7 +17,7 @@
  * An error on either socket ends that request only. A request without a live ticket reaches no provider.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { pipeline, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import type { Balancer } from "../core/balancer";
 import { modelHeaders } from "../core/choice-log";
 import { credentialsIn } from "../core/client-credentials";
@@ -163,9 +163,15 @@ async function failOver(
   const { env } = decision;
   const settings = config.failover;
   const deadlineMs = Date.now() + settings.budgetMs;
-  // Kong going away (its read timeout, the client's departure) aborts whatever attempt is running.
-  const gone = new AbortController();
-  res.on("close", () => gone.abort());
+  // Kong going away (its read timeout, the client's departure) aborts whatever attempt is running. Only then:
+  // an abort builds an error (a DOMException with its stack), which every finished answer would otherwise pay.
+  let gone = false;
+  let running: AbortController | undefined;
+  res.on("close", () => {
+    if (res.writableFinished) return;
+    gone = true;
+    running?.abort();
+  });
   const first = firstRoute(config, balancer, decision, request);
   if (first.kind === "refuse") {
     answer(res, counted(config, first));
@@ -190,8 +196,9 @@ async function failOver(
     const silenceMs = Math.min(settings.attemptMs > 0 ? settings.attemptMs : decision.readTimeoutMs, leftMs);
     const mayMoveOn = attempts <= settings.attempts;
     // The budget bounds the wait for an answer, never an answer already on its way back.
-    const budget = new AbortController();
-    const budgetTimer = setTimeout(() => budget.abort(), leftMs);
+    const stop = new AbortController();
+    running = stop;
+    const budgetTimer = setTimeout(() => stop.abort(), leftMs);
     const sent = await send({
       scheme: route.entry.scheme,
       host: route.entry.host,
@@ -204,9 +211,9 @@ async function failOver(
       headTimeoutMs: silenceMs,
       readTimeoutMs: decision.readTimeoutMs,
       tlsVerify: settings.tlsVerify,
-      signal: AbortSignal.any([gone.signal, budget.signal]),
+      signal: stop.signal,
     });
-    if (gone.signal.aborted) {
+    if (gone) {
       clearTimeout(budgetTimer);
       if (sent.kind === "answer") sent.body.destroy();
       return;
@@ -399,20 +406,18 @@ function commit(
     res.end();
     return;
   }
-  let brokeOff = false;
-  rest.once("error", () => {
-    brokeOff = !res.destroyed;
+  // pipe(), not pipeline(): Node 20's pipeline aborts an AbortController of its own at every end, which builds
+  // an error with its stack for every answer. Each side's end is handled here instead.
+  rest.on("error", (error: Error & { code?: string }) => {
+    if (res.destroyed) return; // Kong went away first: the provider's stream was only torn down after it
+    // The provider broke off mid-answer: Kong gets an answer cut short, the entry is benched for the next requests.
+    observe({ kind: "failed" }, `its answer broke off after the first byte (${error.code ?? error.message})`);
+    res.destroy(error);
   });
-  pipeline(rest, res, (error) => {
-    // The provider broke off mid-answer (not Kong going away): the entry is benched for the next requests.
-    if (error !== undefined && error !== null && brokeOff) {
-      observe(
-        { kind: "failed" },
-        `its answer broke off after the first byte (${(error as { code?: string }).code ?? error.message})`,
-      );
-    }
+  res.on("close", () => {
+    if (!res.writableFinished) rest.destroy();
   });
-  rest.resume();
+  rest.pipe(res);
 }
 
 function giveHeld(res: ServerResponse, held: Held, attempts: number, config: RoundRobinConfig): void {
