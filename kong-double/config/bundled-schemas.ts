@@ -22,23 +22,24 @@ const headerName: FieldDef = { type: "string", custom_validator: validateHeaderN
 const httpMethod: FieldDef = { type: "string", match: "^%u+$" };
 /** typedefs.protocols_http: Kong's http-subsystem protocols, sorted. */
 export const HTTP_PROTOCOLS = ["grpc", "grpcs", "http", "https"];
+/** The plugin entity's `protocols` field of a plugin limited to them (typedefs.protocols_http). */
+const PROTOCOLS_HTTP: SchemaField = {
+  protocols: {
+    type: "set",
+    required: true,
+    default: HTTP_PROTOCOLS,
+    elements: { type: "string", one_of: HTTP_PROTOCOLS },
+  },
+};
+/** typedefs.no_consumer: a plugin that cannot be scoped to a consumer (the authentication plugins). */
+const NO_CONSUMER: SchemaField = { consumer: { type: "foreign", reference: "consumers", eq: null } };
 
 export const KEY_AUTH: PluginInfo = {
   name: "key-auth",
   version: KONG_VERSION,
   priority: 1250,
   phases: ["access"],
-  entityFields: [
-    { consumer: { type: "foreign", reference: "consumers", eq: null } },
-    {
-      protocols: {
-        type: "set",
-        required: true,
-        default: HTTP_PROTOCOLS,
-        elements: { type: "string", one_of: HTTP_PROTOCOLS },
-      },
-    },
-  ],
+  entityFields: [NO_CONSUMER, PROTOCOLS_HTTP],
   configFields: [
     { key_names: { type: "array", required: true, elements: headerName, default: ["apikey"] } },
     { hide_credentials: { type: "boolean", required: true, default: false } },
@@ -193,16 +194,7 @@ export const RATE_LIMITING: PluginInfo = {
   version: KONG_VERSION,
   priority: 910,
   phases: ["access"],
-  entityFields: [
-    {
-      protocols: {
-        type: "set",
-        required: true,
-        default: HTTP_PROTOCOLS,
-        elements: { type: "string", one_of: HTTP_PROTOCOLS },
-      },
-    },
-  ],
+  entityFields: [PROTOCOLS_HTTP],
   configFields: [
     ...RATE_LIMIT_PERIODS.map((period): SchemaField => ({ [period]: { type: "number", gt: 0 } })),
     {
@@ -279,17 +271,7 @@ export const JWT: PluginInfo = {
   version: KONG_VERSION,
   priority: 1450,
   phases: ["access"],
-  entityFields: [
-    { consumer: { type: "foreign", reference: "consumers", eq: null } },
-    {
-      protocols: {
-        type: "set",
-        required: true,
-        default: HTTP_PROTOCOLS,
-        elements: { type: "string", one_of: HTTP_PROTOCOLS },
-      },
-    },
-  ],
+  entityFields: [NO_CONSUMER, PROTOCOLS_HTTP],
   configFields: [
     { uri_param_names: { type: "set", elements: { type: "string" }, default: ["jwt"] } },
     { cookie_names: { type: "set", elements: { type: "string" }, default: [] } },
