@@ -7,6 +7,7 @@
  */
 import type { Balancer } from "../core/balancer";
 import type { RoundRobinConfig } from "../core/config";
+import { knownConfigs } from "../core/metrics";
 import { type ListenAddress, parseListenAddress } from "../status/address";
 import { createRelay, type Log, type Served } from "./server";
 
@@ -25,8 +26,14 @@ type RelayState =
 
 let state: RelayState = { kind: "idle" };
 
-/** The relay serves this configuration from now on (replacing an older one of the same plugin id). */
+/**
+ * The relay serves this configuration from now on (replacing an older one of the same plugin id). Kong never
+ * says that a plugin was deleted: a configuration the balancer forgot as idle (core/metrics.ts knownConfigs) is
+ * dropped here too, at the same cheap moment, when an instance starts.
+ */
 export function serveThroughRelay(config: RoundRobinConfig, balancer: Balancer): void {
+  const known = knownConfigs();
+  for (const pluginId of served.keys()) if (!known.has(pluginId)) served.delete(pluginId);
   served.set(config.pluginId, { config, balancer });
 }
 
