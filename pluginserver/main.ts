@@ -19,6 +19,7 @@ import { PlainLogger } from "./logger";
 import { EventReleasingServer } from "./server";
 import { STATE_FILE_ENV, stateFileFor } from "./state-file";
 import { KONG_SOCKET_TIMEOUT_MS } from "./timeouts";
+import { registerTypeScriptPlugins } from "./typescript-plugins";
 
 function logStatus(server: EventReleasingServer, listener: KongListener, logger: PlainLogger): void {
   // With --expose-gc the figures are taken after a full collection, so they compare between runs.
@@ -44,6 +45,7 @@ async function run(opts: CliOptions): Promise<void> {
         "a call Kong is still running may be abandoned",
     );
   }
+  registerTypeScriptPlugins(opts.pluginsDirectory);
   const server = new EventReleasingServer(opts.pluginsDirectory, logger, opts.callTimeoutMs);
   // As kong-js-pluginserver does: close() stops kong-pdk's instance expiry (an interval that would otherwise
   // keep a dump running and drop instances Kong still uses; Kong replaces instances itself).

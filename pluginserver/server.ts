@@ -27,6 +27,9 @@
  *
  * A Step for an event freed this way gets kong-pdk's own "event id N not found" error, which Kong logs.
  */
+// First: kong-pdk registers ts-node when its server module loads (see ./typescript-plugins).
+import "./typescript-plugins";
+
 import Server = require("kong-pdk/server");
 
 import { DEFAULT_CALL_TIMEOUT_MS } from "./timeouts";
