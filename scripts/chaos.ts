@@ -713,7 +713,7 @@ async function statusFlood(): Promise<void> {
     `Chat load over ${opts.concurrency} connections through the double, the plugin server with its status ` +
       `listener on; alternately alone and beside ${opts.flood} GETs kept in flight (half /status, half /metrics, ` +
       "each on a fresh connection, as a flood of scrapers would). Routed 200s per second, and what the flood got: " +
-      "answered, or closed at the door (the listener holds a bounded number of connections).\n",
+      "answered (at the listener's pace: the rest wait their turn on their connections), or closed at the door.\n",
   );
   const provider = await startMockProvider({ name: "provider" });
   const kong = await startDouble({ env: { MODEL_BASED_ROUND_ROBIN_STATUS_LISTEN: "127.0.0.1:0" } });

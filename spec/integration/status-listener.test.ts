@@ -11,7 +11,12 @@ import { request } from "undici";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { accepts, KongDouble, stockServerBin } from "../../kong-double";
 import { socketPath, startArgv } from "../../kong-double/pluginserver-settings";
-import { MAX_CONNECTIONS, RENDERS_PER_SECOND } from "../../plugins/model-based-round-robin/status/server";
+import {
+  ANSWER_BURST,
+  ANSWERS_PER_SECOND,
+  MAX_CONNECTIONS,
+  RENDERS_PER_SECOND,
+} from "../../plugins/model-based-round-robin/status/server";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 import { stopChild } from "../support/double-tests";
 import {
@@ -343,9 +348,9 @@ describe("GET /status and GET /metrics on the plugin server", () => {
     expect(post.headers.allow).toBe("GET, HEAD");
   });
 
-  // Bounds, not speed (the throughput figure is npm run bench's): a flood of GETs is answered from a few
-  // renderings or closed at the door, the proxy answers throughout, and the plugin server lives on.
-  it("bounds a flood of concurrent GETs: a few renderings shared, extra connections closed, the proxy unharmed", async () => {
+  // Bounds, not speed (the throughput figure is npm run chaos's part 6): a flood of GETs is answered from a few
+  // renderings at the listener's pace, the proxy answers throughout, and the plugin server lives on.
+  it("bounds a flood of concurrent GETs: a few renderings shared, answered at its pace, the proxy unharmed", async () => {
     await loadPlugin(bed.kong, { production_models: [{ model: "m1", endpoint: a.url }] });
     expect((await chat(bed.kong, HELLO)).status).toBe(200);
     const base = await statusUrl(bed.kong);
@@ -373,34 +378,43 @@ describe("GET /status and GET /metrics on the plugin server", () => {
     expect(bed.kong.logs.some((l) => /external pluginserver .* terminated/.test(l.message))).toBe(false);
   });
 
+  it("past its burst, requests wait their turn on their connection: all answered, no faster than its pace", async () => {
+    await loadPlugin(bed.kong, { production_models: [{ model: "m1", endpoint: a.url }] });
+    await chat(bed.kong, HELLO);
+    const { hostname, port } = new URL(await statusUrl(bed.kong));
+    const extra = ANSWERS_PER_SECOND / 2;
+    const started = Date.now();
+    const outcomes = await Promise.all(
+      Array.from({ length: ANSWER_BURST + extra }, () => rawGet(hostname, Number(port), "/status")),
+    );
+    const seconds = (Date.now() - started) / 1000;
+    expect(outcomes.map((o) => o.status)).toEqual(Array(ANSWER_BURST + extra).fill(200));
+    // A lower bound only: a busy machine makes it longer, never shorter. Tokens left by earlier tests are at
+    // most the burst, spent on the first ANSWER_BURST requests.
+    expect(seconds).toBeGreaterThanOrEqual((extra / ANSWERS_PER_SECOND) * 0.9);
+  });
+
   it("holds at most MAX_CONNECTIONS connections: the ones past it are closed by the listener", async () => {
     await loadPlugin(bed.kong, { production_models: [{ model: "m1", endpoint: a.url }] });
     await chat(bed.kong, HELLO);
     const { hostname, port } = new URL(await statusUrl(bed.kong));
-    // Each connection asks for /status once and is kept open: answered, or closed without an answer. Connections
-    // left by earlier tests can only take slots, so fewer are answered, never more.
-    const ask = async () => {
+    // Connections that send nothing: each holds its place until the listener's idle timeout. Connections left
+    // by earlier tests can only take places, so more are closed at the door, never fewer.
+    const held = async () => {
       const socket = connect(Number(port), hostname);
-      const outcome = { answered: false, closed: false, socket };
+      const outcome = { closed: false, socket };
       socket.on("error", () => undefined);
-      socket.on("data", (chunk: Buffer) => {
-        if (chunk.toString("latin1").startsWith("HTTP/1.1 200")) outcome.answered = true;
-      });
       socket.on("close", () => {
         outcome.closed = true;
       });
       await new Promise((r) => socket.once("connect", r));
-      socket.write("GET /status HTTP/1.1\r\nHost: status\r\n\r\n");
       return outcome;
     };
-    const outcomes = await Promise.all(Array.from({ length: MAX_CONNECTIONS + 8 }, ask));
+    const outcomes = await Promise.all(Array.from({ length: MAX_CONNECTIONS + 8 }, held));
     try {
-      await vi.waitFor(() => expect(outcomes.every((o) => o.answered || o.closed)).toBe(true), {
-        timeout: 30_000,
+      await vi.waitFor(() => expect(outcomes.filter((o) => o.closed).length).toBeGreaterThanOrEqual(8), {
+        timeout: 4_000,
       });
-      const answered = outcomes.filter((o) => o.answered).length;
-      expect(answered).toBeLessThanOrEqual(MAX_CONNECTIONS);
-      expect(outcomes.filter((o) => !o.answered && o.closed).length).toBeGreaterThanOrEqual(8);
     } finally {
       for (const { socket } of outcomes) socket.destroy();
     }

@@ -3,12 +3,14 @@
  * MODEL_BASED_ROUND_ROBIN_STATUS_LISTEN is set, so that neither the query command nor a server without it loads
  * prom-client. It never stops the plugin server: a port in use or a bad host is reported and the listener stays off.
  */
-import { createServer, type Server } from "node:http";
+import { readFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { statusReport } from "../core/status";
 import { sharingHealth } from "../policies";
 import { operatorActions } from "./actions";
 import type { ListenAddress } from "./address";
+import { answerPace } from "./answer-pace";
 import { metricsEndpoint } from "./metrics";
 import { renderBudget } from "./render-budget";
 
@@ -18,10 +20,17 @@ const started = Date.now() - Math.round(process.uptime() * 1000);
 /** Renders of each page a second at most (render-budget.ts): past it, readers share the latest rendering. */
 export const RENDERS_PER_SECOND = 5;
 /**
- * Connections the listener holds open at once; more are closed as they arrive (Node's maxConnections), so a flood
- * costs an accept and a close each, not a request. Enough for a few scrapers and operators.
+ * Answers a second at most, after a burst (answer-pace.ts): far more than scrapers and operators ask for, and a
+ * flood past it waits on its connections instead of spending the proxy's CPU.
  */
-export const MAX_CONNECTIONS = 32;
+export const ANSWERS_PER_SECOND = 200;
+export const ANSWER_BURST = 50;
+/**
+ * Connections the listener holds open at once (waiting ones included); more are closed as they arrive (Node's
+ * maxConnections). An eighth of the process's open-file limit, at most 1024, so that a flood never takes the
+ * descriptors Kong's connections, the relay and the providers' connections need.
+ */
+export const MAX_CONNECTIONS = heldConnections();
 /** A request must arrive whole within this, and an idle connection is closed after it: no slow reader holds one. */
 const REQUEST_TIMEOUT_MS = 5000;
 
@@ -42,7 +51,8 @@ export function serveStatus(address: ListenAddress, log: (message: string) => vo
   );
   const metricsPage = renderBudget(() => metrics.render(), RENDERS_PER_SECOND);
   const actions = operatorActions();
-  const server = createServer((req, res) => {
+  const pace = answerPace(ANSWERS_PER_SECOND, ANSWER_BURST);
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? "/", "http://status").pathname;
     const send = (status: number, type: string, body: string, headers: Record<string, string> = {}) => {
       res.writeHead(status, { "content-type": type, "cache-control": "no-store", ...headers });
@@ -68,7 +78,13 @@ export function serveStatus(address: ListenAddress, log: (message: string) => vo
       (text) => send(200, type, text),
       (error: unknown) => json(500, { message: `${path.slice(1)} failed: ${String(error)}` }),
     );
-  });
+  };
+  const server = createServer((req, res) =>
+    pace.turn(
+      () => handle(req, res),
+      () => res.destroyed || req.socket.destroyed,
+    ),
+  );
   server.maxConnections = MAX_CONNECTIONS;
   server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.headersTimeout = REQUEST_TIMEOUT_MS;
@@ -88,6 +104,17 @@ export function serveStatus(address: ListenAddress, log: (message: string) => vo
   // The plugin server's own socket keeps it running; this listener must not keep it from exiting.
   server.unref();
   return server;
+}
+
+/** An eighth of the soft open-file limit (Linux's /proc/self/limits), between 32 and 1024; 1024 elsewhere. */
+function heldConnections(): number {
+  try {
+    const line = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "utf8"))?.[1];
+    const soft = line === undefined || line === "unlimited" ? Number.POSITIVE_INFINITY : Number(line);
+    return Math.max(32, Math.min(1024, Math.floor(soft / 8)));
+  } catch {
+    return 1024;
+  }
 }
 
 function shown({ host, port }: ListenAddress): string {
