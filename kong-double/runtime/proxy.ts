@@ -248,8 +248,10 @@ async function handle(
       headers: lowerValues(exit.headers),
     };
     writeHead(res, exit.status, {
-      ...lowerValues(exit.headers),
+      // K3.9.3 response.lua send: the exit's headers are set on ngx.header after those set in access, so a
+      // name both set takes the exit's value; the others set in access stay (row 48).
       ...state.response.extraHeaders,
+      ...lowerValues(exit.headers),
       "content-length": [String(exit.body.length)],
       ...kongHeaders(state, lowerValues(exit.headers)),
     });

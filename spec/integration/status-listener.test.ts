@@ -378,20 +378,17 @@ describe("GET /status and GET /metrics on the plugin server", () => {
     expect(bed.kong.logs.some((l) => /external pluginserver .* terminated/.test(l.message))).toBe(false);
   });
 
-  it("past its burst, requests wait their turn on their connection: all answered, no faster than its pace", async () => {
+  // The pace itself is a unit test's (spec/unit/status-answer-pace.test.ts, on a clock of its own): here, that
+  // requests past the burst are held and answered, not closed.
+  it("past its burst, requests wait their turn on their connection: all answered, none closed", async () => {
     await loadPlugin(bed.kong, { production_models: [{ model: "m1", endpoint: a.url }] });
     await chat(bed.kong, HELLO);
     const { hostname, port } = new URL(await statusUrl(bed.kong));
-    const extra = ANSWERS_PER_SECOND / 2;
-    const started = Date.now();
+    const count = ANSWER_BURST + ANSWERS_PER_SECOND / 2;
     const outcomes = await Promise.all(
-      Array.from({ length: ANSWER_BURST + extra }, () => rawGet(hostname, Number(port), "/status")),
+      Array.from({ length: count }, () => rawGet(hostname, Number(port), "/status")),
     );
-    const seconds = (Date.now() - started) / 1000;
-    expect(outcomes.map((o) => o.status)).toEqual(Array(ANSWER_BURST + extra).fill(200));
-    // A lower bound only: a busy machine makes it longer, never shorter. Tokens left by earlier tests are at
-    // most the burst, spent on the first ANSWER_BURST requests.
-    expect(seconds).toBeGreaterThanOrEqual((extra / ANSWERS_PER_SECOND) * 0.9);
+    expect(outcomes.map((o) => o.status)).toEqual(Array(count).fill(200));
   });
 
   it("holds at most MAX_CONNECTIONS connections: the ones past it are closed by the listener", async () => {

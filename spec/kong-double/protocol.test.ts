@@ -82,6 +82,19 @@ describe("the Kong double speaking Kong's side of the plugin protocol", () => {
     expect(reply.headers["content-type"]).toMatch(/application\/json/);
   });
 
+  it("lets an exit's own headers win over those set in access, and keeps the others (K3.9.3 response.lua send)", async () => {
+    const text = await call("headers-then-exit");
+    expect(text.status).toBe(403);
+    expect(text.headers["x-both"]).toBe("exit");
+    expect(text.headers["x-access-only"]).toBe("kept");
+    // A string body: the Content-Type access set stays; a table body: send sets application/json over it.
+    expect(text.headers["content-type"]).toBe("text/plain");
+    const table = await call("headers-then-exit", { headers: { "x-table": "yes" } });
+    expect(table.headers["x-both"]).toBe("exit");
+    expect(table.headers["content-type"]).toBe("application/json; charset=utf-8");
+    expect(table.json).toEqual({ denied: true });
+  });
+
   it.each([
     ["nil-header", /invalid header value/],
     ["wrong-phase", /cannot be called in access phase/],
