@@ -283,9 +283,11 @@ describe("failure paths, through the Kong double", () => {
     // Every outcome the docs allow while the server is down ("Fail closed"): routed 200s; Kong proxying without
     // the plugin to the refusing URL (503 name resolution failed) on a worker that had an instance; Kong's 500 on
     // one that could not start one; Kong's 502 for a request it had sent to the relay when the relay died with the
-    // server (or whose connection to it was refused). Which a client meets depends on when the kill lands.
+    // server (or whose connection to it was refused), and Kong's 504 when the service's timeouts (300 ms here)
+    // ran out first: a relay that has just started on a busy machine can take that long. Which a client meets
+    // depends on when the kill lands.
     const allowed =
-      /^200 m-[ab]$|^503 name resolution failed$|^500 An unexpected error occurred$|^502 An invalid response was received from the upstream server$/;
+      /^200 m-[ab]$|^503 name resolution failed$|^500 An unexpected error occurred$|^502 An invalid response was received from the upstream server$|^504 The upstream server is timing out$/;
     expect(Object.keys(seen).filter((k) => !allowed.test(k))).toEqual([]);
     // The kills were met: some requests were answered without the plugin, and none reached a provider (above).
     expect(Object.entries(seen).filter(([k]) => !k.startsWith("200 ")).length).toBeGreaterThan(0);
