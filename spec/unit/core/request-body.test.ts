@@ -90,4 +90,27 @@ describe("rewriting the body's model byte for byte", () => {
     expect(r.ok && r.withModel("a").toString("utf8")).toBe('{"model":"a"}');
     expect(r.ok && r.withModel("b").toString("utf8")).toBe('{"model":"b"}');
   });
+
+  it("finds the top-level model past strings with escaped quotes, backslashes and multi-byte characters", () => {
+    // The scan works on bytes: a quote preceded by an odd run of backslashes is inside its string, an even run
+    // ends it; no byte of é, ✓ or 😀 is taken for JSON's structure.
+    const tricky = [
+      "ends with a backslash \\",
+      'a quote " inside',
+      'three \\" then more',
+      'é ✓ 😀 {not [structure] "model": 1}',
+      "x".repeat(70_000),
+    ];
+    const messages = tricky.map((content) => ({ role: "user", content, model: "nested" }));
+    // The second key means "model" too, written with an escape: JSON.parse keeps the last of the two.
+    const body = `{"messages":${JSON.stringify(messages)},"mod\\u0065l":"escaped","model":"plain","stream":true}`;
+    const prepared = prepareBody(Buffer.from(body, "utf8"));
+    if (!prepared.ok) throw new Error(prepared.problem);
+    expect(prepared.streaming).toBe(true);
+    const out = prepared.withModel("m-b").toString("utf8");
+    expect(out).toBe(
+      `{"messages":${JSON.stringify(messages)},"mod\\u0065l":"m-b","model":"m-b","stream":true}`,
+    );
+    expect(JSON.parse(out)).toEqual({ messages, model: "m-b", stream: true });
+  });
 });
