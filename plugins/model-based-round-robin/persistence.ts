@@ -2,7 +2,8 @@
  * Keeps what the plugin learned across restarts of its plugin server (a crash, or `kong reload`, which starts a
  * fresh server): suspensions, billing benches, probe suspects, failure streaks and rotation positions, in one
  * small JSON file. The file is written after the response, never on the request path: soon after a change
- * worth keeping, and once a second while rotation positions move; read once when the plugin is loaded.
+ * worth keeping, and once a second while rotation positions move; read when the plugin is loaded, and again
+ * for a while after when another process replaces it (a reload's old server, see REREAD_FOR_MS).
  *
  * The file is named by MODEL_BASED_ROUND_ROBIN_STATE_FILE, which the project's plugin server sets to a file in
  * Kong's prefix; unset (for example under the stock kong-js-pluginserver), nothing is kept.
@@ -14,8 +15,11 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  type Stats,
   statSync,
   unlinkSync,
+  unwatchFile,
+  watchFile,
   writeSync,
 } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
@@ -32,6 +36,17 @@ const CHANGE_DELAY_MS = 20;
  * was not written by this plugin, or was grown by an older version that took in anything: it is not read.
  */
 const MAX_STATE_FILE_BYTES = 64 * 1024 * 1024;
+/**
+ * `kong reload` starts a new plugin server while the old one finishes the requests it holds (a server Kong
+ * manages): what the old one learns meanwhile, a suspension from an answer still in flight, reaches the file
+ * after this server read it. For this long after the start, a file another process put in place is read again
+ * for what it learned (suspensions, suspects, streaks), never for rotation positions, which this server moves now.
+ */
+const REREAD_FOR_MS = 5 * 60_000;
+/** How often the file is looked at meanwhile (a stat). */
+const REREAD_POLL_MS = 1000;
+/** Inodes of this process's latest files: a file it wrote itself is not read again. */
+const OWN_FILES_KEPT = 16;
 
 export interface Persistence {
   /** Writes now if anything changed since the last write. */
@@ -40,7 +55,21 @@ export interface Persistence {
 }
 
 export function keepStateIn(path: string, log: (message: string) => void = () => {}): Persistence {
+  let seenInode = inodeOf(path);
   restore(path, log);
+  const ownInodes: number[] = [];
+  const own = (inode: number) => {
+    ownInodes.push(inode);
+    if (ownInodes.length > OWN_FILES_KEPT) ownInodes.shift();
+  };
+  const reread = (current: Stats) => {
+    if (current.ino === 0 || current.ino === seenInode || ownInodes.includes(current.ino)) return;
+    seenInode = current.ino;
+    restore(path, log, { positions: false });
+  };
+  watchFile(path, { interval: REREAD_POLL_MS, persistent: false }, reread);
+  const stopRereading = () => unwatchFile(path, reread);
+  const rereadEnds = setTimeout(stopRereading, REREAD_FOR_MS).unref();
   // Only a process that changed something writes: the query command loads the plugin too, and must never
   // overwrite the running server's file with what it read.
   let written = stateRevision();
@@ -51,7 +80,7 @@ export function keepStateIn(path: string, log: (message: string) => void = () =>
     if (writing !== undefined) await writing;
     const revision = stateRevision();
     if (revision === written) return;
-    writing = writeAtomically(path, JSON.stringify(exportState()))
+    writing = writeAtomically(path, JSON.stringify(exportState()), own)
       .then(
         () => {
           written = revision;
@@ -99,6 +128,8 @@ export function keepStateIn(path: string, log: (message: string) => void = () =>
     stop() {
       clearInterval(every);
       clearTimeout(soon);
+      clearTimeout(rereadEnds);
+      stopRereading();
       process.off("exit", atExit);
     },
   };
@@ -109,13 +140,15 @@ export function keepStateIn(path: string, log: (message: string) => void = () =>
  * both write), flushed to disk, then renamed over it: a reader, or a restart after a crash at any moment, finds
  * either the previous file or the new one, never part of one. A failed write leaves no temporary file behind.
  */
-async function writeAtomically(path: string, text: string): Promise<void> {
+async function writeAtomically(path: string, text: string, own: (inode: number) => void): Promise<void> {
   const temporary = temporaryFor(path);
   try {
     const file = await open(temporary, "wx", 0o600);
     try {
       await file.writeFile(text);
       await file.sync();
+      // Known as this process's own before it is in place, so that no look at the file takes it for another's.
+      own((await file.stat()).ino);
     } finally {
       await file.close();
     }
@@ -130,7 +163,15 @@ function temporaryFor(path: string): string {
   return `${path}.${process.pid}.${randomUUID()}.tmp`;
 }
 
-function restore(path: string, log: (message: string) => void): void {
+function inodeOf(path: string): number {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return 0;
+  }
+}
+
+function restore(path: string, log: (message: string) => void, what: { positions?: boolean } = {}): void {
   let text: string;
   try {
     if (statSync(path).size > MAX_STATE_FILE_BYTES) {
@@ -148,5 +189,5 @@ function restore(path: string, log: (message: string) => void): void {
     log(`ignored unreadable state file ${path}: ${String(error)}`);
     return;
   }
-  importState(parsed, Date.now(), (problem) => log(`${path}: ${problem}`));
+  importState(parsed, Date.now(), (problem) => log(`${path}: ${problem}`), what);
 }

@@ -189,4 +189,37 @@ describe("what the plugin learned survives a restart of its plugin server", () =
     expect(problems).toEqual([]);
     expect(readdirSync(dir)).toEqual(["state.json"]);
   });
+
+  it("reads again what a reload's old server learned after the new one started, but not its rotation positions", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "mbrr-state-")), "state.json");
+    const old = await freshProcess();
+    const oldKept = old.keepStateIn(file);
+    const oldBalancer = old.balancerFor(old.normalizeConfig(raw));
+    expect(models(oldBalancer, 2)).toBe("a a");
+    await oldKept.flush();
+
+    // The new server starts and reads the file; the old one still finishes a request and learns a suspension.
+    const fresh = await freshProcess();
+    const freshKept = fresh.keepStateIn(file);
+    const freshBalancer = fresh.balancerFor(fresh.normalizeConfig(raw));
+    const key = fresh.normalizeConfig(raw).production[0]?.key ?? "";
+    const ref = { pluginId: "kept", env: "production" as const, entryKey: key };
+    expect(fresh.recordOf(ref)?.suspension).toBeUndefined();
+    expect(models(freshBalancer, 1)).toBe("b"); // the rotation goes on from the old server's position
+    expect(models(oldBalancer, 1)).toBe("b"); // the old server's own rotation moves too, on its own
+    oldBalancer.suspend("production", key, 60_000);
+    await oldKept.flush();
+    oldKept.stop();
+
+    await vi.waitFor(
+      () => expect(fresh.recordOf(ref)?.suspension?.untilMs ?? 0).toBeGreaterThan(Date.now()),
+      {
+        timeout: 10_000,
+        interval: 100,
+      },
+    );
+    // Its position is the new server's own: b was just served here, so a's turn (suspended) passes to b again.
+    expect(models(freshBalancer, 2)).toBe("b b");
+    freshKept.stop();
+  });
 });

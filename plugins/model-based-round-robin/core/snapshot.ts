@@ -108,6 +108,7 @@ export function importState(
   snapshot: unknown,
   nowMs = Date.now(),
   log: (message: string) => void = () => {},
+  { positions = true }: { positions?: boolean } = {},
 ): void {
   const rows = rowsOf(snapshot);
   if (typeof rows === "string") {
@@ -123,7 +124,7 @@ export function importState(
       continue;
     }
     if (isConfigured(row.plugin)) {
-      apply(row, nowMs);
+      apply(positions ? row : withoutPosition(row), nowMs);
     } else if (pendingCount < MAX_PENDING_ROWS) {
       const mine = pending.get(row.plugin) ?? [];
       mine.push(row);
@@ -137,6 +138,11 @@ export function importState(
     }
   }
   for (const [problem, n] of problems) log(`skipped ${n} row(s) of the state file: ${problem}`);
+}
+
+function withoutPosition(row: StateRow): StateRow {
+  const { position: _position, ...rest } = row;
+  return rest;
 }
 
 /** Hands a row's fields to the one writer, which checks them against the plugin's configuration. */
