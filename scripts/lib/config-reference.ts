@@ -44,6 +44,12 @@ export function replaceSection(markdown: string, section: string): string {
   return `${markdown.slice(0, start + START_MARKER.length)}\n${section}\n${markdown.slice(end)}`;
 }
 
+/** The fields a record, or an array or set of records, holds; undefined for any other type. */
+export function nestedFields(def: ElementDef): readonly SchemaField[] | undefined {
+  if (def.type === "record") return def.fields;
+  return def.elements?.type === "record" ? def.elements.fields : undefined;
+}
+
 function collectRows(fields: readonly SchemaField[], prefix: string): Row[] {
   const rows: Row[] = [];
   for (const field of fields) {
@@ -57,12 +63,7 @@ function collectRows(fields: readonly SchemaField[], prefix: string): Row[] {
         rules: rulesOf(def),
         description: typeof def.description === "string" ? def.description : "",
       });
-      const nested =
-        def.type === "record"
-          ? def.fields
-          : def.elements?.type === "record"
-            ? def.elements.fields
-            : undefined;
+      const nested = nestedFields(def);
       if (nested !== undefined)
         rows.push(...collectRows(nested, def.type === "record" ? `${path}.` : `${path}[].`));
     }

@@ -9,6 +9,7 @@ import { Schema, type SchemaField } from "../../plugins/model-based-round-robin/
 import {
   CONFIG_REFERENCE_FILE,
   END_MARKER,
+  nestedFields,
   renderConfigReference,
   START_MARKER,
 } from "../../scripts/lib/config-reference";
@@ -33,12 +34,7 @@ function prose(): string {
 function fieldNames(fields: readonly SchemaField[]): string[] {
   return fields.flatMap((field) =>
     Object.entries(field).flatMap(([name, def]) => {
-      const nested =
-        def.type === "record"
-          ? def.fields
-          : def.elements?.type === "record"
-            ? def.elements.fields
-            : undefined;
+      const nested = nestedFields(def);
       return [name, ...(nested === undefined ? [] : fieldNames(nested))];
     }),
   );
