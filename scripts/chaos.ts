@@ -36,6 +36,7 @@ import { type ChaosFigures, chaosLines, linesTable } from "./lib/chaos-lines";
 import { commandArgs, commandFailed } from "./lib/command";
 import { PLUGIN, readStatus, refusalConfig, refuse, stockStatusServerBin } from "./lib/refusals";
 import type { FloodTally } from "./lib/status-flood";
+import { statusListenerUrl } from "./lib/status-url";
 import { type MockProvider, startMockProvider } from "./mock-provider";
 
 const UNROUTED = "http://unrouted.model-based-round-robin.invalid/v1";
@@ -672,18 +673,6 @@ async function deadEndpoints(): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------
 // 6. status flood
 
-/** The status listener's base URL, from the line the plugin server logs once it listens. */
-async function statusBase(kong: KongDouble): Promise<string> {
-  for (let i = 0; i < 1000; i++) {
-    for (const line of kong.logs) {
-      const found = /status listener on (http:\/\/\S+):/.exec(line.message);
-      if (found?.[1] !== undefined) return found[1];
-    }
-    await sleep(10);
-  }
-  throw new Error("the status listener did not start");
-}
-
 /**
  * `count` GETs kept in flight on the status listener by a process of its own (lib/status-flood.ts), so that the
  * flood's sockets weigh on the plugin server, not on the double in this process; `stop()` resolves to its tally.
@@ -722,7 +711,7 @@ async function statusFlood(): Promise<void> {
       chatConfig(UNROUTED, { production_models: [{ model: ROUTED_MODEL, endpoint: `${provider.url}/v1` }] }),
     );
     for (let i = 0; i < 5; i++) await chatOnce(kong);
-    const base = await statusBase(kong);
+    const base = await statusListenerUrl(kong, 10_000);
     const crashesBefore = terminations(kong);
     const run = async (flooded: boolean) => {
       let stopped = false;

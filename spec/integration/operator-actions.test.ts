@@ -8,31 +8,14 @@
 import { request } from "undici";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { KongDouble } from "../../kong-double";
+import { statusListenerUrl } from "../../scripts/lib/status-url";
 import type { MockProvider } from "../../scripts/mock-provider";
-import {
-  type Bed,
-  chat,
-  DIRECT,
-  loadPlugin,
-  PLUGIN_DIR,
-  PLUGIN_NAME,
-  pause,
-  useBed,
-} from "../support/harness";
+import { type Bed, chat, DIRECT, loadPlugin, PLUGIN_DIR, PLUGIN_NAME, useBed } from "../support/harness";
 
 const TOKEN = "operator-token-for-tests-0123456789";
 const HELLO = { model: "client-choice", messages: [{ role: "user", content: "hi" }] };
 
-async function statusUrl(kong: KongDouble): Promise<string> {
-  for (let i = 0; i < 500; i++) {
-    for (const line of kong.logs) {
-      const found = /status listener on (http:\/\/\S+):/.exec(line.message);
-      if (found?.[1] !== undefined) return found[1];
-    }
-    await pause(10);
-  }
-  throw new Error("no status listener line in the plugin server's log");
-}
+const statusUrl = (kong: KongDouble) => statusListenerUrl(kong, 5000);
 
 describe("operator actions on the status listener", () => {
   let bed: Bed;

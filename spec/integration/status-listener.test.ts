@@ -17,6 +17,7 @@ import {
   MAX_CONNECTIONS,
   RENDERS_PER_SECOND,
 } from "../../plugins/model-based-round-robin/status/server";
+import { statusListenerUrl } from "../../scripts/lib/status-url";
 import { type MockProvider, startMockProvider } from "../../scripts/mock-provider";
 import { stopChild } from "../support/double-tests";
 import {
@@ -44,17 +45,7 @@ const BILLING = {
 };
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The listener's base URL, from the line the plugin server logs once it listens. */
-async function statusUrl(kong: KongDouble): Promise<string> {
-  for (let i = 0; i < 200; i++) {
-    for (const line of kong.logs) {
-      const found = /status listener on (http:\/\/\S+):/.exec(line.message);
-      if (found?.[1] !== undefined) return found[1];
-    }
-    await pause(10);
-  }
-  throw new Error(`no status listener line in ${JSON.stringify(kong.logs.map((l) => l.message))}`);
-}
+const statusUrl = (kong: KongDouble) => statusListenerUrl(kong, 2000);
 
 async function get(url: string) {
   const res = await request(url);
