@@ -3,7 +3,7 @@
  */
 import { createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Attempt, send } from "../../plugins/model-based-round-robin/relay/send";
+import { type Attempt, Stop, send } from "../../plugins/model-based-round-robin/relay/send";
 
 let server: Server | undefined;
 afterEach(() => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())));
@@ -32,7 +32,7 @@ const attempt = (port: number, extra: Partial<Attempt> = {}): Attempt => ({
   headTimeoutMs: 5000,
   readTimeoutMs: 5000,
   tlsVerify: true,
-  signal: new AbortController().signal,
+  signal: new Stop(),
   ...extra,
 });
 
@@ -62,13 +62,31 @@ describe("the relay's HTTP client", () => {
     const closed = await new Promise<number>((r) => server?.close(() => r(port)));
     server = undefined;
     expect(await send(attempt(closed))).toMatchObject({ kind: "failed", why: "connect" });
-    const aborted = new AbortController();
+    const aborted = new Stop();
     aborted.abort();
     const other = await rawServer(() => undefined);
-    expect(await send(attempt(other, { signal: aborted.signal }))).toMatchObject({
+    expect(await send(attempt(other, { signal: aborted }))).toMatchObject({
       kind: "failed",
       why: "aborted",
     });
+  });
+
+  it("ends an attempt aborted while it waits for the head, and leaves no listener on the Stop", async () => {
+    const port = await rawServer(() => undefined); // never answers
+    const stop = new Stop();
+    const sent = send(attempt(port, { signal: stop }));
+    setTimeout(() => stop.abort(), 50);
+    expect(await sent).toMatchObject({ kind: "failed", why: "aborted" });
+    expect(stop.listenerCount("abort")).toBe(0);
+  });
+
+  it("leaves no listener on the Stop after an answer, so one Stop serves a request's attempts", async () => {
+    const port = await rawServer((s) => s.end("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"));
+    const stop = new Stop();
+    const sent = await send(attempt(port, { signal: stop }));
+    if (sent.kind === "answer") await sent.body.toArray();
+    expect(sent.kind).toBe("answer");
+    expect(stop.listenerCount("abort")).toBe(0);
   });
 
   it("reports a header it will not send as the request's fault, and never throws", async () => {

@@ -63,16 +63,30 @@ export function attemptHeaders(
   return out;
 }
 
-/** The provider's answer headers Kong gets: all but the hop-by-hop ones, then the plugin's own. */
+/**
+ * The answer's head Kong gets, as a flat list of names and values (Node's writeHead takes one as it is): the
+ * provider's headers but the hop-by-hop ones and those the plugin sets itself (`own`, names and values in turn,
+ * whatever case either side wrote them in), then the plugin's own.
+ */
 export function answerHeaders(
   provider: Record<string, string | string[] | undefined>,
-  own: Record<string, string> | undefined,
-): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(provider)) {
-    if (value !== undefined && !NOT_PASSED_BACK.has(name.toLowerCase())) out[name] = value;
+  own: readonly string[],
+): (string | string[])[] {
+  const out: (string | string[])[] = [];
+  for (const name in provider) {
+    const value = provider[name];
+    if (value === undefined) continue;
+    const lower = name.toLowerCase();
+    if (NOT_PASSED_BACK.has(lower) || namesIn(own, lower)) continue;
+    out.push(name, value);
   }
-  return { ...out, ...own };
+  for (const item of own) out.push(item);
+  return out;
+}
+
+function namesIn(list: readonly string[], lower: string): boolean {
+  for (let i = 0; i < list.length; i += 2) if ((list[i] as string).toLowerCase() === lower) return true;
+  return false;
 }
 
 /** How the last attempt failed, when no provider answered at all. */

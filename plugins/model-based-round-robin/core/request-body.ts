@@ -11,6 +11,8 @@
  * JSON.parse), and a rewrite no longer encodes the whole text again.
  */
 
+import { isUtf8 } from "node:buffer";
+
 /** A body checked to be one JSON object, ready to take any model: checked once, before a model is chosen. */
 export type PreparedBody =
   | {
@@ -24,19 +26,15 @@ export type PreparedBody =
     }
   | { ok: false; problem: string };
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
 export function prepareBody(raw: Buffer): PreparedBody {
   if (raw.length === 0) return { ok: false, problem: "request body is empty; expected a JSON object" };
-  let text: string;
-  try {
-    text = utf8.decode(raw);
-  } catch {
-    return { ok: false, problem: "request body is not valid UTF-8" };
-  }
+  // Checked, then decoded (faster than a fatal TextDecoder); a UTF-8 byte order mark is not JSON: skipped here,
+  // and never sent (below).
+  if (!isUtf8(raw)) return { ok: false, problem: "request body is not valid UTF-8" };
+  const from = raw.length >= 3 && raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf ? 3 : 0;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = JSON.parse(raw.toString("utf8", from));
   } catch (error) {
     return { ok: false, problem: `request body is not valid JSON: ${(error as Error).message}` };
   }
@@ -45,8 +43,6 @@ export function prepareBody(raw: Buffer): PreparedBody {
   }
   const { open, spans } = topLevelModelValues(raw);
   const empty = Object.keys(parsed).length === 0;
-  // The decoder drops a UTF-8 byte order mark, and providers refuse one: the body sent is always without it.
-  const from = raw.length >= 3 && raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf ? 3 : 0;
   return {
     ok: true,
     streaming: (parsed as { stream?: unknown }).stream === true,

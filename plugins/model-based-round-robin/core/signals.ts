@@ -14,8 +14,10 @@ export function firstValues(
   headers: Record<string, string | readonly string[] | undefined>,
 ): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
-  for (const [name, value] of Object.entries(headers))
+  for (const name in headers) {
+    const value = headers[name];
     out[name.toLowerCase()] = typeof value === "string" ? value : value?.[0];
+  }
   return out;
 }
 

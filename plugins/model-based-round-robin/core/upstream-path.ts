@@ -31,6 +31,9 @@ export function joinPath(basePath: string, relative: string): string {
  * OpenAI-compatible API needs none of these.
  */
 export function unsafePathProblem(relative: string): string | undefined {
+  // Nearly every path: letters, digits, `-`, `_` and `~` between single slashes. Nothing in it decodes, no
+  // segment is or folds to a dot, so it is safe as it stands (the checks below would each pass it).
+  if (PLAIN_PATH.test(relative)) return undefined;
   const decoded = decodeUntilStable(relative);
   if (typeof decoded !== "string") return decoded.problem;
   // Control characters: nginx refuses raw ones in the request line, encoded ones would reach the provider.
@@ -47,6 +50,8 @@ export function unsafePathProblem(relative: string): string | undefined {
   }
   return undefined;
 }
+
+const PLAIN_PATH = /^(?:\/[A-Za-z0-9_~-]+)*\/?$/;
 
 /** More decodings than any honest client needs: a path still encoded after them is refused, not decoded on. */
 const MAX_DECODINGS = 4;

@@ -5,6 +5,7 @@
  * to pass the answer on or to read it and move on. Never rejects: a connection failure, a timeout or the
  * budget's end is a `failed` result.
  */
+import { EventEmitter } from "node:events";
 import type { Readable } from "node:stream";
 import { Agent, type Dispatcher } from "undici";
 
@@ -26,7 +27,25 @@ export interface Attempt {
   readTimeoutMs: number;
   tlsVerify: boolean;
   /** Aborts the attempt (the failover budget ran out, or Kong went away). */
-  signal: AbortSignal;
+  signal: Stop;
+}
+
+/**
+ * What aborts a running attempt: an EventEmitter with `abort()`, which undici takes as its signal as it takes an
+ * AbortSignal. An AbortController per request cost about 10 µs of the relay's CPU (an EventTarget built, a
+ * listener added and removed through it) for an abort that almost never comes; this costs an object.
+ */
+export class Stop extends EventEmitter {
+  aborted = false;
+  /** What undici fails the request with (it reads `reason` as it would an AbortSignal's). */
+  reason: Error | undefined;
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = new Error("aborted");
+    this.emit("abort");
+  }
 }
 
 export type Sent =
@@ -91,7 +110,7 @@ export async function send(attempt: Attempt): Promise<Sent> {
   }
 }
 
-function failure(error: unknown, signal: AbortSignal): Sent {
+function failure(error: unknown, signal: Stop): Sent {
   const { code, message } = error as { code?: string; message?: string };
   if (signal.aborted) return { kind: "failed", why: "aborted", message: "aborted" };
   if (code !== undefined && TIMEOUTS.has(code)) {

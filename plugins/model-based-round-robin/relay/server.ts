@@ -52,7 +52,7 @@ import {
 } from "../core/routing";
 import { firstValues } from "../core/signals";
 import { relativeToService, unsafePathProblem } from "../core/upstream-path";
-import { type Sent, send } from "./send";
+import { type Sent, Stop, send } from "./send";
 import { type Decision, TICKET_HEADER, takeTicket } from "./tickets";
 
 /** The largest answer read to decide on it (an error the relay may move on from); larger ones are piped. */
@@ -163,14 +163,14 @@ async function failOver(
   const { env } = decision;
   const settings = config.failover;
   const deadlineMs = Date.now() + settings.budgetMs;
-  // Kong going away (its read timeout, the client's departure) aborts whatever attempt is running. Only then:
-  // an abort builds an error (a DOMException with its stack), which every finished answer would otherwise pay.
+  // Kong going away (its read timeout, the client's departure) aborts whatever attempt is running, and the
+  // budget's end the one waiting for an answer; either ends the loop, so one Stop serves every attempt.
   let gone = false;
-  let running: AbortController | undefined;
+  const stop = new Stop();
   res.on("close", () => {
     if (res.writableFinished) return;
     gone = true;
-    running?.abort();
+    stop.abort();
   });
   const first = firstRoute(config, balancer, decision, request);
   if (first.kind === "refuse") {
@@ -196,8 +196,6 @@ async function failOver(
     const silenceMs = Math.min(settings.attemptMs > 0 ? settings.attemptMs : decision.readTimeoutMs, leftMs);
     const mayMoveOn = attempts <= settings.attempts;
     // The budget bounds the wait for an answer, never an answer already on its way back.
-    const stop = new AbortController();
-    running = stop;
     const budgetTimer = setTimeout(() => stop.abort(), leftMs);
     const sent = await send({
       scheme: route.entry.scheme,
@@ -211,7 +209,7 @@ async function failOver(
       headTimeoutMs: silenceMs,
       readTimeoutMs: decision.readTimeoutMs,
       tlsVerify: settings.tlsVerify,
-      signal: stop.signal,
+      signal: stop,
     });
     if (gone) {
       clearTimeout(budgetTimer);
@@ -398,8 +396,7 @@ function commit(
   config: RoundRobinConfig,
   observe: (observed: Parameters<typeof outcomeOf>[1], why?: string) => void,
 ): void {
-  const own = { ...modelHeaders(config.modelHeaders, route), ...attemptsHeader(config, attempts) };
-  res.writeHead(answerOf.status, answerHeaders(answerOf.headers, own));
+  res.writeHead(answerOf.status, answerHeaders(answerOf.headers, ownHeaders(config, route, attempts)));
   for (const chunk of answerOf.prefix) res.write(chunk);
   const rest = answerOf.rest;
   if (rest === undefined) {
@@ -421,13 +418,20 @@ function commit(
 }
 
 function giveHeld(res: ServerResponse, held: Held, attempts: number, config: RoundRobinConfig): void {
-  const own = { ...modelHeaders(config.modelHeaders, held.route), ...attemptsHeader(config, attempts) };
-  const headers = answerHeaders(held.headers, own);
+  const own = ownHeaders(config, held.route, attempts);
   // The body read whole goes back whole, whatever framing the provider used.
-  for (const name of Object.keys(headers)) if (name.toLowerCase() === "content-length") delete headers[name];
-  headers["content-length"] = String(held.body.length);
-  res.writeHead(held.status, headers);
+  own.push("content-length", String(held.body.length));
+  res.writeHead(held.status, answerHeaders(held.headers, own));
   res.end(held.body);
+}
+
+/** The plugin's own answer headers (the served and requested model, the attempts), names and values in turn. */
+function ownHeaders(config: RoundRobinConfig, route: Route, attempts: number): string[] {
+  const own: string[] = [];
+  const models = modelHeaders(config.modelHeaders, route);
+  if (models !== undefined) for (const name in models) own.push(name, models[name] as string);
+  if (config.modelHeaders !== undefined) own.push(ATTEMPTS_HEADER, String(attempts));
+  return own;
 }
 
 function attemptsHeader(config: RoundRobinConfig, attempts: number): Record<string, string> {

@@ -53,13 +53,23 @@ describe("the answer's headers", () => {
         "transfer-encoding": "chunked",
         "x-request-id": "r",
       },
-      { "X-Kong-LLM-Model": "m" },
+      ["X-Kong-LLM-Model", "m"],
     );
-    expect(out).toEqual({
-      "content-type": "text/event-stream",
-      "x-request-id": "r",
-      "X-Kong-LLM-Model": "m",
-    });
+    expect(out).toEqual([
+      ...["content-type", "text/event-stream", "x-request-id", "r"],
+      ...["X-Kong-LLM-Model", "m"],
+    ]);
+  });
+
+  it("lets the plugin's own header replace the provider's of the same name, whatever the case", () => {
+    const out = answerHeaders(
+      { "x-kong-llm-model": "forged", "content-length": "99", "set-cookie": ["a=1", "b=2"] },
+      ["X-Kong-LLM-Model", "m", "content-length", "12"],
+    );
+    expect(out).toEqual([
+      ...["set-cookie", ["a=1", "b=2"]],
+      ...["X-Kong-LLM-Model", "m", "content-length", "12"],
+    ]);
   });
 });
 
