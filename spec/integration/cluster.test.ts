@@ -530,9 +530,11 @@ describe("policy redis: two Kong nodes share suspensions through one Redis", () 
       const id = await configure();
       expect(await next(a)).toBe("m-a");
       expect(await next(b)).toBe("m-a");
-      // Both nodes send to m-a at once; the first answer says 30 s, the second (later) says 2 s.
-      rateLimit("m-a", "30");
-      rateLimit("m-a", "2", { delayMs: 300 });
+      // Both nodes send to m-a at once; the first answer says 30 s, the second (later) says 2 s. Neither answers
+      // at once: on a busy machine one node's access can come after the other's 429 has reached it through
+      // Redis, and it would rightly send elsewhere (seen: [429, 200] beside another test suite).
+      rateLimit("m-a", "30", { delayMs: 1000 });
+      rateLimit("m-a", "2", { delayMs: 1300 });
       const replies = await Promise.all([chat(a.kong, HELLO), chat(b.kong, HELLO)]);
       await Promise.all([a.kong.settled(), b.kong.settled()]);
       expect(replies.map((r) => r.status)).toEqual([429, 429]);
