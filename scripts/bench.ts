@@ -543,10 +543,6 @@ async function main(): Promise<void> {
         rounds: sizeRounds,
         seconds: sizeSeconds,
         clients: connections,
-        forget: () => {
-          a.clearRequests();
-          b.clearRequests();
-        },
         progress,
       });
     }

@@ -40,8 +40,6 @@ export interface SizeBenchOptions {
   rounds: number;
   seconds: number;
   clients: number;
-  /** Called often during the runs: the mock providers keep every request they get (1 MB each here). */
-  forget: () => void;
   progress: (what: string) => void;
 }
 
@@ -96,7 +94,7 @@ export function chatBody(bytes: number): string {
 
 /** Runs the section: a warm-up of every scenario at every size, then the rounds. */
 export async function sizeBench(options: SizeBenchOptions): Promise<SizeRun[]> {
-  const { root, kong, scenarios, sizes, rounds, seconds, clients, forget, progress } = options;
+  const { root, kong, scenarios, sizes, rounds, seconds, clients, progress } = options;
   const directory = mkdtempSync(join(tmpdir(), "bench-bodies-"));
   const files = new Map<number, string>();
   for (const bytes of sizes) {
@@ -104,7 +102,6 @@ export async function sizeBench(options: SizeBenchOptions): Promise<SizeRun[]> {
     writeFileSync(file, chatBody(bytes));
     files.set(bytes, file);
   }
-  const forgetting = setInterval(forget, 200);
   const runs: SizeRun[] = [];
   try {
     // Runs of a request count, never of a duration: a duration run ends with requests in flight, whose PDK calls
@@ -163,8 +160,6 @@ export async function sizeBench(options: SizeBenchOptions): Promise<SizeRun[]> {
       }
     }
   } finally {
-    clearInterval(forgetting);
-    forget();
     rmSync(directory, { recursive: true, force: true });
   }
   return runs;

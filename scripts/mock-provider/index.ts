@@ -1,8 +1,10 @@
 /**
  * A mock OpenAI-compatible provider on a real HTTP listener: `POST .../chat/completions` answers JSON or SSE
  * (`"stream": true`, chunks spaced in time) and echoes the model it was asked for; failures (429 with given
- * headers and body, 5xx, delays) can be queued; every request is recorded for assertions. The same control
- * functions are reachable over HTTP under /__mock/ for the docker-compose demo.
+ * headers and body, 5xx, delays) can be queued; requests are recorded for assertions, the newest ones up to
+ * `recordBytes` of bodies (a load run would otherwise keep every body: at 1 MB each the process spent its time in
+ * garbage collection within a minute and slowed whatever it was measured against). The same control functions
+ * are reachable over HTTP under /__mock/ for the docker-compose demo.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -37,7 +39,11 @@ export interface MockProviderOptions {
   port?: number;
   host?: string;
   streamChunkDelayMs?: number;
+  /** Bodies kept in `requests`, newest first to stay (default 64 MiB; the oldest go past it). */
+  recordBytes?: number;
 }
+
+const DEFAULT_RECORD_BYTES = 64 * 1024 * 1024;
 
 export interface MockProvider {
   readonly name: string;
@@ -55,6 +61,8 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
   const name = opts.name ?? "mock-provider";
   const streamChunkDelayMs = opts.streamChunkDelayMs ?? 50;
   const requests: RecordedRequest[] = [];
+  const recordBytes = opts.recordBytes ?? DEFAULT_RECORD_BYTES;
+  let recordedBytes = 0;
   let failures: (Failure & { left: number })[] = [];
   let defaults: { headers?: Record<string, string>; delayMs?: number } = {};
   const sockets = new Set<Socket>();
@@ -72,8 +80,19 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     },
     clearRequests() {
       requests.length = 0;
+      recordedBytes = 0;
     },
   };
+
+  /** Drops the oldest requests until the bodies kept fit (the newest always stays), in one splice. */
+  function forgetOldest(): void {
+    let drop = 0;
+    while (recordedBytes > recordBytes && drop < requests.length - 1) {
+      recordedBytes -= (requests[drop] as RecordedRequest).body.length;
+      drop++;
+    }
+    requests.splice(0, drop);
+  }
 
   async function handle(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
     const url = new URL(req.url ?? "/", "http://mock");
@@ -96,6 +115,8 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       ...(json !== undefined && { json }),
       receivedAt: Date.now(),
     });
+    recordedBytes += body.length;
+    if (recordedBytes > recordBytes) forgetOldest();
 
     const model =
       typeof (json as { model?: unknown })?.model === "string" ? (json as { model: string }).model : "";
