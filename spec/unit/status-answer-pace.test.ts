@@ -23,16 +23,20 @@ function manualClock() {
   return { clock, advance, timers: () => timers.length };
 }
 
+/** Requests queued on the pace, each noting its name when answered; `gone` says whether its connection left. */
+function requests(pace: ReturnType<typeof answerPace>) {
+  const answered: (string | number)[] = [];
+  const queue = (name: string | number, gone: () => boolean = () => false) =>
+    pace.turn(() => answered.push(name), gone);
+  return { answered, queue };
+}
+
 describe("status listener answer pace", () => {
   it("answers a burst at once, then the rest in arrival order at its pace", () => {
     const { clock, advance } = manualClock();
     const pace = answerPace(10, 3, clock);
-    const answered: number[] = [];
-    for (let i = 0; i < 8; i++)
-      pace.turn(
-        () => answered.push(i),
-        () => false,
-      );
+    const { answered, queue } = requests(pace);
+    for (let i = 0; i < 8; i++) queue(i);
     expect(answered).toEqual([0, 1, 2]);
     expect(pace.waiting).toBe(5);
     advance(100); // one answer's worth
@@ -45,20 +49,11 @@ describe("status listener answer pace", () => {
   it("keeps a newcomer behind those already waiting, even when a token is back", () => {
     const { clock, advance } = manualClock();
     const pace = answerPace(10, 1, clock);
-    const answered: string[] = [];
-    pace.turn(
-      () => answered.push("a"),
-      () => false,
-    );
-    pace.turn(
-      () => answered.push("b"),
-      () => false,
-    );
+    const { answered, queue } = requests(pace);
+    queue("a");
+    queue("b");
     advance(50);
-    pace.turn(
-      () => answered.push("c"),
-      () => false,
-    );
+    queue("c");
     expect(answered).toEqual(["a"]);
     advance(50);
     expect(answered).toEqual(["a", "b"]);
@@ -69,20 +64,11 @@ describe("status listener answer pace", () => {
   it("skips a waiting request whose connection went away, without spending its turn", () => {
     const { clock, advance } = manualClock();
     const pace = answerPace(10, 1, clock);
-    const answered: string[] = [];
-    pace.turn(
-      () => answered.push("first"),
-      () => false,
-    );
+    const { answered, queue } = requests(pace);
+    queue("first");
     let gone = false;
-    pace.turn(
-      () => answered.push("gone"),
-      () => gone,
-    );
-    pace.turn(
-      () => answered.push("next"),
-      () => false,
-    );
+    queue("gone", () => gone);
+    queue("next");
     gone = true;
     advance(100);
     expect(answered).toEqual(["first", "next"]);
@@ -92,12 +78,8 @@ describe("status listener answer pace", () => {
     const { clock, advance, timers } = manualClock();
     const pace = answerPace(10, 2, clock);
     advance(60_000);
-    const answered: number[] = [];
-    for (let i = 0; i < 3; i++)
-      pace.turn(
-        () => answered.push(i),
-        () => false,
-      );
+    const { answered, queue } = requests(pace);
+    for (let i = 0; i < 3; i++) queue(i);
     expect(answered).toEqual([0, 1]);
     expect(timers()).toBe(1);
     advance(100);
